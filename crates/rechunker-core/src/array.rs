@@ -1,0 +1,67 @@
+//! The traits every format adapter implements. The executor moves plain bytes (native-endian,
+//! C order) plus a [`DataType`](crate::DataType), so one executor serves every format pair.
+
+use crate::error::Result;
+use crate::meta::{ArrayMeta, DatasetMeta};
+use crate::region::Region;
+use std::sync::Arc;
+
+/// A chunked N-d array that can be read by region.
+pub trait ChunkedArray: Send + Sync {
+    fn meta(&self) -> &ArrayMeta;
+
+    /// Reads `region` into `out`, which holds exactly `region.num_elements() * item_size` bytes,
+    /// C order, native endian. Unwritten chunks read as the fill value. Called concurrently from
+    /// several threads with disjoint or overlapping regions.
+    fn read_region(&self, region: &Region, out: &mut [u8]) -> Result<()>;
+
+    /// Bytes this array allocates beyond `out` while reading a region (encoded chunk and decode
+    /// buffers). The planner reserves them, so the whole process stays within its budget.
+    fn read_overhead(&self) -> u64 {
+        2 * self.meta().max_chunk_bytes()
+    }
+}
+
+/// An array that can also be written, one union of whole chunks at a time.
+pub trait ChunkedArrayMut: ChunkedArray {
+    /// Writes `data` (laid out like [`ChunkedArray::read_region`]'s `out`) to `region`, which is a
+    /// union of whole chunks of this array. Each chunk must be stored whole and atomically: a
+    /// crash leaves either the old chunk or the new one. Disjoint regions are written concurrently.
+    fn write_region(&self, region: &Region, data: &[u8]) -> Result<()>;
+
+    /// Bytes this array allocates beyond `data` while writing a region (chunk copy and encoded
+    /// output).
+    fn write_overhead(&self) -> u64 {
+        2 * self.meta().max_chunk_bytes()
+    }
+}
+
+/// A readable dataset: several arrays with shared dimensions and global attributes.
+pub trait DatasetSource: Send + Sync {
+    /// Where the dataset lives, for messages.
+    fn location(&self) -> &str;
+
+    fn meta(&self) -> &DatasetMeta;
+
+    fn open_array(&self, name: &str) -> Result<Arc<dyn ChunkedArray>>;
+}
+
+/// A dataset being written. Arrays are created first, filled by the executor, and the dataset is
+/// made visible as complete only by [`DatasetTarget::finalize`].
+pub trait DatasetTarget: Send + Sync {
+    fn location(&self) -> &str;
+
+    /// Creates the array `meta` describes (its grid is the target chunking), or reopens it when a
+    /// run resumes. The adapter chooses its codecs; `meta.codecs` is ignored.
+    fn create_array(&self, meta: &ArrayMeta) -> Result<Arc<dyn ChunkedArrayMut>>;
+
+    /// What [`ChunkedArrayMut::write_overhead`] will be for an array of `meta`, known before
+    /// the array exists so the planner can budget for it.
+    fn write_overhead(&self, meta: &ArrayMeta) -> u64 {
+        2 * meta.max_chunk_bytes()
+    }
+
+    /// Writes the dataset-level metadata last, so that no reader sees a half-written dataset as
+    /// complete.
+    fn finalize(&self, meta: &DatasetMeta) -> Result<()>;
+}

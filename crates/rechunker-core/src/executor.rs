@@ -1,0 +1,296 @@
+//! The executor: runs a plan's stages on a thread pool within a whole-process memory budget,
+//! journaling each finished task so an interrupted run resumes where it stopped.
+
+use crate::array::{ChunkedArray, ChunkedArrayMut};
+use crate::error::{Error, Result};
+use crate::layout::{buffer_len, copy_box};
+use crate::planner::{Endpoint, Plan};
+use crate::region::Region;
+use crate::scratch::{decode_piece, encode_piece, ScratchCodec, ScratchStore};
+use rayon::prelude::*;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+/// Bytes tasks may reserve, shared by all running tasks: a task starts only when its reservation
+/// fits, so the sum of live task buffers never exceeds the budget.
+pub struct MemoryBudget {
+    total: u64,
+    available: Mutex<u64>,
+    freed: Condvar,
+}
+
+impl MemoryBudget {
+    pub fn new(total: u64) -> Self {
+        MemoryBudget { total, available: Mutex::new(total), freed: Condvar::new() }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Blocks until `bytes` (capped at the total, so one oversized task can still run alone)
+    /// are free, then holds them until the permit drops.
+    pub fn acquire(&self, bytes: u64) -> Permit<'_> {
+        let bytes = bytes.min(self.total);
+        let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
+        while *available < bytes {
+            available = self.freed.wait(available).unwrap_or_else(|p| p.into_inner());
+        }
+        *available -= bytes;
+        Permit { budget: self, bytes }
+    }
+}
+
+/// A reservation in a [`MemoryBudget`], released on drop.
+pub struct Permit<'a> {
+    budget: &'a MemoryBudget,
+    bytes: u64,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut available = self.budget.available.lock().unwrap_or_else(|p| p.into_inner());
+        *available += self.bytes;
+        self.budget.freed.notify_all();
+    }
+}
+
+/// A stage about to run.
+#[derive(Clone, Debug)]
+pub struct StageStart {
+    pub array: String,
+    pub stage: usize,
+    pub stages: usize,
+    pub tasks: u64,
+    /// Tasks the journal shows finished by an earlier run.
+    pub already_done: u64,
+    /// Uncompressed bytes the stage moves.
+    pub bytes: u64,
+}
+
+/// What a stage did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageReport {
+    pub tasks_run: u64,
+    pub tasks_skipped: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+}
+
+/// Receives progress events; the CLI draws bars from them. Called from worker threads.
+pub trait Progress: Send + Sync {
+    fn stage_started(&self, _stage: &StageStart) {}
+    fn task_finished(&self, _bytes: u64) {}
+    fn stage_finished(&self, _stage: &StageStart, _report: &StageReport) {}
+}
+
+/// Progress that goes nowhere.
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// One array to copy under a plan.
+pub struct ArrayJob<'a> {
+    /// Name for messages.
+    pub name: &'a str,
+    /// Prefix of this array's objects in the scratch store (ends with `/`).
+    pub scratch_prefix: String,
+    pub plan: &'a Plan,
+    pub source: &'a dyn ChunkedArray,
+    pub target: &'a dyn ChunkedArrayMut,
+}
+
+pub struct ExecutorOptions {
+    pub threads: usize,
+    /// Bytes all tasks together may hold (the process budget minus its own footprint).
+    pub task_memory: u64,
+    pub codec: ScratchCodec,
+    /// Skip tasks the journal records as finished.
+    pub resume: bool,
+    /// Test hook: fail this (stage, task) to simulate a crash mid-run.
+    pub fail_task: Option<(usize, u64)>,
+}
+
+pub struct Executor {
+    pool: rayon::ThreadPool,
+    memory: MemoryBudget,
+    scratch: Arc<dyn ScratchStore>,
+    progress: Arc<dyn Progress>,
+    codec: ScratchCodec,
+    resume: bool,
+    fail_task: Option<(usize, u64)>,
+}
+
+impl Executor {
+    pub fn new(options: ExecutorOptions, scratch: Arc<dyn ScratchStore>, progress: Arc<dyn Progress>) -> Result<Self> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(options.threads.max(1))
+            .thread_name(|i| format!("rechunk-{i}"))
+            .build()
+            .map_err(|e| Error::Invalid(format!("cannot start {} worker threads: {e}", options.threads)))?;
+        Ok(Executor {
+            pool,
+            memory: MemoryBudget::new(options.task_memory),
+            scratch,
+            progress,
+            codec: options.codec,
+            resume: options.resume,
+            fail_task: options.fail_task,
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.current_num_threads()
+    }
+
+    pub fn scratch(&self) -> &dyn ScratchStore {
+        self.scratch.as_ref()
+    }
+
+    /// Runs every stage of `job.plan` in order.
+    pub fn run_array(&self, job: &ArrayJob<'_>) -> Result<Vec<StageReport>> {
+        (0..job.plan.stages.len()).map(|k| self.run_stage(job, k)).collect()
+    }
+
+    fn journal_prefix(job: &ArrayJob<'_>, stage: usize) -> String {
+        format!("{}journal/{stage}/", job.scratch_prefix)
+    }
+
+    fn piece_key(job: &ArrayJob<'_>, boundary: usize, piece: &Region) -> String {
+        // Grouped in folders by the first coordinate so no folder grows huge.
+        let coords: Vec<String> = piece.start.iter().map(u64::to_string).collect();
+        match coords.split_first() {
+            Some((first, rest)) if !rest.is_empty() => {
+                format!("{}pieces/{boundary}/{first}/{}", job.scratch_prefix, rest.join("."))
+            }
+            Some((first, _)) => format!("{}pieces/{boundary}/{first}", job.scratch_prefix),
+            None => format!("{}pieces/{boundary}/scalar", job.scratch_prefix),
+        }
+    }
+
+    /// Tasks of `stage` recorded as finished.
+    pub fn finished_tasks(&self, job: &ArrayJob<'_>, stage: usize) -> Result<HashSet<u64>> {
+        let keys = self.scratch.list(&Self::journal_prefix(job, stage))?;
+        Ok(keys.iter().filter_map(|k| k.parse().ok()).collect())
+    }
+
+    /// Runs one stage, skipping journaled tasks when resuming. The first failing task stops it.
+    pub fn run_stage(&self, job: &ArrayJob<'_>, stage: usize) -> Result<StageReport> {
+        let started = Instant::now();
+        let plan = job.plan;
+        let tasks = plan.num_tasks(stage);
+        let done = if self.resume { self.finished_tasks(job, stage)? } else { HashSet::new() };
+        let start = StageStart {
+            array: job.name.to_string(),
+            stage,
+            stages: plan.stages.len(),
+            tasks,
+            already_done: done.len() as u64,
+            bytes: plan.array_bytes(),
+        };
+        self.progress.stage_started(&start);
+        let failed = AtomicBool::new(false);
+        let (run, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
+        let result = self.pool.install(|| {
+            (0..tasks).into_par_iter().try_for_each(|task| {
+                if done.contains(&task) || failed.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let region = plan.task_region(stage, task);
+                match self.run_task(job, stage, task, &region) {
+                    Ok(n) => {
+                        run.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(n, Ordering::Relaxed);
+                        self.progress.task_finished(n);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        Err(Error::Task {
+                            variable: job.name.to_string(),
+                            stage,
+                            task,
+                            region,
+                            source: Box::new(e),
+                        })
+                    }
+                }
+            })
+        });
+        let report = StageReport {
+            tasks_run: run.into_inner(),
+            tasks_skipped: done.len() as u64,
+            bytes: bytes.into_inner(),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        result?;
+        self.progress.stage_finished(&start, &report);
+        Ok(report)
+    }
+
+    /// Reads one block from the stage's input and writes it to the stage's output; returns the
+    /// bytes moved.
+    fn run_task(&self, job: &ArrayJob<'_>, stage: usize, task: u64, region: &Region) -> Result<u64> {
+        if self.fail_task == Some((stage, task)) {
+            return Err(Error::Invalid("failure injected by RECHUNKER_FAIL_TASK".into()));
+        }
+        let plan = job.plan;
+        let item = plan.item_size as usize;
+        let len = buffer_len(&region.shape, item)
+            .ok_or_else(|| Error::Invalid(format!("block {region} does not fit in memory")))?;
+        let _permit = self.memory.acquire(plan.stages[stage].task_memory);
+        let mut block = vec![0u8; len];
+        match plan.input(stage) {
+            Endpoint::Source => job.source.read_region(region, &mut block)?,
+            Endpoint::Pieces(boundary) => {
+                for piece in plan.pieces_in(boundary, region) {
+                    self.read_piece(job, boundary, &piece, region, &mut block)?;
+                }
+            }
+            Endpoint::Target => unreachable!("no stage reads the target"),
+        }
+        match plan.output(stage) {
+            Endpoint::Target => job.target.write_region(region, &block)?,
+            Endpoint::Pieces(boundary) => {
+                for piece in plan.pieces_in(boundary, region) {
+                    self.write_piece(job, boundary, &piece, region, &block)?;
+                }
+            }
+            Endpoint::Source => unreachable!("no stage writes the source"),
+        }
+        self.scratch.put(&format!("{}{task}", Self::journal_prefix(job, stage)), b"")?;
+        Ok(len as u64)
+    }
+
+    fn write_piece(&self, job: &ArrayJob<'_>, boundary: usize, piece: &Region, block: &Region, data: &[u8]) -> Result<()> {
+        let item = job.plan.item_size as usize;
+        let encoded = if piece == block {
+            encode_piece(data, self.codec)
+        } else {
+            let mut raw = vec![0u8; buffer_len(&piece.shape, item).unwrap_or(0)];
+            copy_box(data, &block.shape, &piece.offset_in(block), &mut raw, &piece.shape, &vec![0; piece.ndim()], &piece.shape, item);
+            encode_piece(&raw, self.codec)
+        };
+        self.scratch.put(&Self::piece_key(job, boundary, piece), &encoded)
+    }
+
+    fn read_piece(&self, job: &ArrayJob<'_>, boundary: usize, piece: &Region, block: &Region, out: &mut [u8]) -> Result<()> {
+        let item = job.plan.item_size as usize;
+        let key = Self::piece_key(job, boundary, piece);
+        let location = || format!("{}/{key}", self.scratch.location());
+        let encoded = self.scratch.get(&key)?.ok_or_else(|| {
+            Error::scratch(location(), "piece is missing although the previous stage finished; rerun without --resume")
+        })?;
+        let bad = |m: String| Error::scratch(location(), format!("{m}; rerun without --resume"));
+        if piece == block {
+            decode_piece(&encoded, out).map_err(bad)?;
+        } else {
+            let mut raw = vec![0u8; buffer_len(&piece.shape, item).unwrap_or(0)];
+            decode_piece(&encoded, &mut raw).map_err(bad)?;
+            drop(encoded);
+            copy_box(&raw, &piece.shape, &vec![0; piece.ndim()], out, &block.shape, &piece.offset_in(block), &piece.shape, item);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! Whole-dataset jobs: plan every array of a source dataset into a target, run the plans, and
+//! finalize the target. This is what `rechunk` does; the CLI only parses arguments around it.
+
+use crate::array::{DatasetSource, DatasetTarget};
+use crate::error::{Error, Result};
+use crate::executor::{ArrayJob, Executor, StageReport};
+use crate::grid::ChunkGrid;
+use crate::meta::{ArrayMeta, DatasetMeta};
+use crate::planner::{self, CostModel, Plan, PlanError, PlanRequest};
+use crate::spec::ChunkSpec;
+use crate::units::format_bytes;
+use serde::{Deserialize, Serialize};
+
+/// Identifies our plan files.
+pub const PLAN_FORMAT: &str = "rechunker-plan";
+/// Bumped whenever a plan file's meaning changes.
+pub const PLAN_VERSION: u32 = 1;
+
+/// What the user asked for.
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    pub chunks: ChunkSpec,
+    /// Peak memory of the whole process.
+    pub max_mem: u64,
+    /// Memory the process needs besides task buffers (binary, libraries, threads, allocator).
+    pub memory_reserve: u64,
+    pub threads: usize,
+    pub min_io: u64,
+    pub cost: CostModel,
+}
+
+impl JobOptions {
+    /// Bytes left for task buffers.
+    pub fn task_memory(&self) -> Result<u64> {
+        self.max_mem.checked_sub(self.memory_reserve).filter(|&m| m > 0).ok_or_else(|| {
+            Error::Invalid(format!(
+                "--max-mem {} is below the {} this process needs before it holds any data; use --max-mem {} or more",
+                format_bytes(self.max_mem),
+                format_bytes(self.memory_reserve),
+                suggest(self.memory_reserve + (64 << 20))
+            ))
+        })
+    }
+}
+
+/// A size rounded up to a friendly figure, in the syntax `--max-mem` accepts.
+fn suggest(bytes: u64) -> String {
+    let mib = bytes.div_ceil(1 << 20);
+    if mib >= 1024 {
+        format!("{:.1}GiB", (mib as f64 / 1024.0 * 10.0).ceil() / 10.0)
+    } else {
+        format!("{}MiB", mib.div_ceil(16) * 16)
+    }
+}
+
+/// The plan of one array of the dataset.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArrayPlan {
+    /// The target array: the source's metadata with the new chunk grid.
+    pub target: ArrayMeta,
+    /// Tasks that may run at once within the memory budget.
+    pub parallelism: u64,
+    pub plan: Plan,
+}
+
+/// A self-contained, versioned plan for a whole dataset, as written by `rechunk plan -o`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatasetPlan {
+    pub format: String,
+    pub version: u32,
+    pub source: String,
+    pub target: String,
+    pub chunks: String,
+    pub max_mem: u64,
+    pub memory_reserve: u64,
+    pub threads: usize,
+    pub arrays: Vec<ArrayPlan>,
+    pub attrs: crate::meta::Attributes,
+}
+
+impl DatasetPlan {
+    /// The target dataset's metadata.
+    pub fn target_meta(&self) -> DatasetMeta {
+        DatasetMeta { arrays: self.arrays.iter().map(|a| a.target.clone()).collect(), attrs: self.attrs.clone() }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not a plan file: {e}"))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
+            return Err("not a rechunker plan file".into());
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == PLAN_VERSION as u64 => {}
+            other => return Err(format!("plan version {other:?} is not supported; this rechunk reads version {PLAN_VERSION}")),
+        }
+        serde_json::from_value(value).map_err(|e| format!("malformed plan file: {e}"))
+    }
+}
+
+/// Plans one array: tries the most parallel per-task budget first, then fewer, larger tasks.
+fn plan_array(
+    source_meta: &ArrayMeta,
+    read_overhead: u64,
+    target: &dyn DatasetTarget,
+    options: &JobOptions,
+    location: &str,
+) -> Result<ArrayPlan> {
+    let chunks = options.chunks.resolve(source_meta, location)?;
+    let mut target_meta = source_meta.clone();
+    target_meta.grid = ChunkGrid::regular(&source_meta.shape(), &chunks);
+    target_meta.codecs.clear();
+    let pool = options.task_memory()?;
+    let threads = options.threads.max(1) as u64;
+    let mut request = PlanRequest {
+        item_size: source_meta.item_size() as u64,
+        source: source_meta.grid.clone(),
+        target: target_meta.grid.clone(),
+        task_budget: pool / threads,
+        source_read_overhead: read_overhead,
+        target_write_overhead: target.write_overhead(&target_meta),
+        min_io: options.min_io,
+        parallelism: threads,
+        cost: options.cost,
+    };
+    let mut last_error = None;
+    for parallelism in (1..=threads).rev() {
+        request.task_budget = pool / parallelism;
+        request.parallelism = parallelism;
+        match planner::plan(&request) {
+            Ok(plan) => return Ok(ArrayPlan { target: target_meta, parallelism, plan }),
+            Err(e @ PlanError::ShapeMismatch { .. }) => return Err(e.into()),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let error = last_error.unwrap_or(PlanError::BudgetTooSmall { needed: pool + 1, budget: pool });
+    let needed = error.needed().unwrap_or(pool + 1).max(planner::minimum_task_budget(&request));
+    let what = match &error {
+        PlanError::SourceChunkTooLarge { chunk, .. } => format!("its source chunks {chunk:?}"),
+        PlanError::TargetChunkTooLarge { chunk, .. } => format!("target chunks {chunk:?}"),
+        _ => "the smallest task".to_string(),
+    };
+    Err(Error::Invalid(format!(
+        "`{}` in {location}: {what} need {} per task, but --max-mem {} leaves {} for data; use --max-mem {} or more{}",
+        source_meta.name,
+        format_bytes(needed),
+        format_bytes(options.max_mem),
+        format_bytes(pool),
+        suggest(needed + options.memory_reserve),
+        if matches!(error, PlanError::TargetChunkTooLarge { .. }) { ", or smaller target chunks" } else { "" }
+    )))
+}
+
+/// Plans every array of `source` for writing to `target`.
+pub fn plan_dataset(source: &dyn DatasetSource, target: &dyn DatasetTarget, options: &JobOptions) -> Result<DatasetPlan> {
+    let meta = source.meta();
+    options.chunks.validate(meta, source.location())?;
+    let arrays = meta
+        .arrays
+        .iter()
+        .map(|a| {
+            let overhead = source.open_array(&a.name)?.read_overhead();
+            plan_array(a, overhead, target, options, source.location())
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(DatasetPlan {
+        format: PLAN_FORMAT.into(),
+        version: PLAN_VERSION,
+        source: source.location().into(),
+        target: target.location().into(),
+        chunks: options.chunks.to_string(),
+        max_mem: options.max_mem,
+        memory_reserve: options.memory_reserve,
+        threads: options.threads,
+        arrays,
+        attrs: meta.attrs.clone(),
+    })
+}
+
+/// What a run did, per array and stage.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    pub arrays: Vec<(String, Vec<StageReport>)>,
+}
+
+impl RunReport {
+    pub fn tasks_run(&self) -> u64 {
+        self.arrays.iter().flat_map(|(_, s)| s).map(|s| s.tasks_run).sum()
+    }
+
+    pub fn tasks_skipped(&self) -> u64 {
+        self.arrays.iter().flat_map(|(_, s)| s).map(|s| s.tasks_skipped).sum()
+    }
+}
+
+const PLAN_KEY: &str = "plan.json";
+
+/// Runs `plan` from `source` into `target`, then finalizes the target and removes the scratch
+/// data. With `executor`'s resume option, a scratch store holding the same plan continues it.
+pub fn run_dataset(
+    plan: &DatasetPlan,
+    source: &dyn DatasetSource,
+    target: &dyn DatasetTarget,
+    executor: &Executor,
+    resume: bool,
+) -> Result<RunReport> {
+    let scratch = executor.scratch();
+    let plan_json = plan.to_json();
+    match scratch.get(PLAN_KEY)? {
+        Some(existing) if resume => {
+            let existing = DatasetPlan::from_json(&String::from_utf8_lossy(&existing))
+                .map_err(|e| Error::scratch(scratch.location(), e))?;
+            if existing != *plan {
+                return Err(Error::scratch(
+                    scratch.location(),
+                    "holds a run with a different plan (other chunks, budget or threads); repeat the original command, or remove the scratch folder to start over",
+                ));
+            }
+        }
+        Some(_) => {
+            return Err(Error::scratch(
+                scratch.location(),
+                "holds an unfinished run; add --resume to continue it, or --overwrite to start over",
+            ))
+        }
+        None => scratch.put(PLAN_KEY, plan_json.as_bytes())?,
+    }
+    let mut report = RunReport::default();
+    for (index, array_plan) in plan.arrays.iter().enumerate() {
+        let name = &array_plan.target.name;
+        let src = source.open_array(name)?;
+        let dst = target.create_array(&array_plan.target)?;
+        let job = ArrayJob {
+            name,
+            scratch_prefix: format!("arrays/{index}/"),
+            plan: &array_plan.plan,
+            source: src.as_ref(),
+            target: dst.as_ref(),
+        };
+        let stages = executor.run_array(&job)?;
+        report.arrays.push((name.clone(), stages));
+    }
+    target.finalize(&plan.target_meta())?;
+    scratch.remove_prefix("")?;
+    Ok(report)
+}

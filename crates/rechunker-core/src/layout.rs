@@ -1,0 +1,149 @@
+//! Moving boxes of elements between C-order buffers: the one hot loop every stage shares.
+
+/// Byte strides of a C-order array of `shape` with `item`-byte elements.
+fn strides(shape: &[u64], item: usize) -> Vec<usize> {
+    let mut out = vec![item; shape.len()];
+    for d in (0..shape.len().saturating_sub(1)).rev() {
+        out[d] = out[d + 1] * shape[d + 1] as usize;
+    }
+    out
+}
+
+/// Copies the box of `copy_shape` elements at `src_offset` of the C-order buffer `src` (of shape
+/// `src_shape`) to `dst_offset` of `dst` (of shape `dst_shape`). Trailing dimensions that are
+/// whole in both buffers are merged, so the inner loop is one `memcpy` per contiguous run.
+///
+/// # Panics
+/// If the box does not fit either buffer; callers derive all shapes from one plan.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_box(
+    src: &[u8],
+    src_shape: &[u64],
+    src_offset: &[u64],
+    dst: &mut [u8],
+    dst_shape: &[u64],
+    dst_offset: &[u64],
+    copy_shape: &[u64],
+    item: usize,
+) {
+    let ndim = copy_shape.len();
+    debug_assert!(src_shape.len() == ndim && dst_shape.len() == ndim);
+    if copy_shape.iter().any(|&n| n == 0) {
+        return;
+    }
+    if ndim == 0 {
+        dst[..item].copy_from_slice(&src[..item]);
+        return;
+    }
+    let src_strides = strides(src_shape, item);
+    let dst_strides = strides(dst_shape, item);
+    // Merge trailing dimensions that are copied whole on both sides into one contiguous run.
+    let mut inner = ndim - 1;
+    let mut run = copy_shape[inner] as usize * item;
+    while inner > 0 && copy_shape[inner] == src_shape[inner] && copy_shape[inner] == dst_shape[inner] {
+        inner -= 1;
+        run *= copy_shape[inner] as usize;
+    }
+    let mut src_pos: usize = (0..ndim).map(|d| src_offset[d] as usize * src_strides[d]).sum();
+    let mut dst_pos: usize = (0..ndim).map(|d| dst_offset[d] as usize * dst_strides[d]).sum();
+    if inner == 0 {
+        dst[dst_pos..dst_pos + run].copy_from_slice(&src[src_pos..src_pos + run]);
+        return;
+    }
+    // Odometer over the outer dimensions 0..inner.
+    let mut index = vec![0u64; inner];
+    loop {
+        dst[dst_pos..dst_pos + run].copy_from_slice(&src[src_pos..src_pos + run]);
+        let mut d = inner;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            index[d] += 1;
+            src_pos += src_strides[d];
+            dst_pos += dst_strides[d];
+            if index[d] < copy_shape[d] {
+                break;
+            }
+            src_pos -= src_strides[d] * copy_shape[d] as usize;
+            dst_pos -= dst_strides[d] * copy_shape[d] as usize;
+            index[d] = 0;
+        }
+    }
+}
+
+/// Fills `buf` with repetitions of one element's bytes (a fill value).
+pub fn fill_elements(buf: &mut [u8], element: &[u8]) {
+    if element.iter().all(|&b| b == 0) {
+        buf.fill(0);
+    } else if !element.is_empty() {
+        for chunk in buf.chunks_exact_mut(element.len()) {
+            chunk.copy_from_slice(element);
+        }
+    }
+}
+
+/// Byte length of a C-order buffer of `shape` with `item`-byte elements, checked against
+/// overflow of the address space.
+pub fn buffer_len(shape: &[u64], item: usize) -> Option<usize> {
+    shape
+        .iter()
+        .try_fold(item as u64, |acc, &n| acc.checked_mul(n))
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(
+        src: &[u8],
+        ss: &[u64],
+        so: &[u64],
+        dst: &mut [u8],
+        ds: &[u64],
+        dof: &[u64],
+        cs: &[u64],
+    ) {
+        for idx in crate::region::indices(cs) {
+            let s: Vec<u64> = idx.iter().zip(so).map(|(a, b)| a + b).collect();
+            let d: Vec<u64> = idx.iter().zip(dof).map(|(a, b)| a + b).collect();
+            dst[crate::region::ravel(&d, ds) as usize] = src[crate::region::ravel(&s, ss) as usize];
+        }
+    }
+
+    #[test]
+    fn copy_matches_naive() {
+        let ss = [4u64, 5, 6];
+        let src: Vec<u8> = (0..120).map(|i| i as u8).collect();
+        for (so, cs, ds, dof) in [
+            ([1u64, 2, 0], [2u64, 3, 6], [3u64, 3, 6], [1u64, 0, 0]),
+            ([0, 0, 0], [4, 5, 6], [4, 5, 6], [0, 0, 0]),
+            ([3, 4, 5], [1, 1, 1], [2, 2, 2], [1, 1, 1]),
+            ([0, 1, 2], [4, 4, 3], [5, 4, 4], [1, 0, 1]),
+        ] {
+            let n = buffer_len(&ds, 1).unwrap();
+            let mut a = vec![0u8; n];
+            let mut b = vec![0u8; n];
+            copy_box(&src, &ss, &so, &mut a, &ds, &dof, &cs, 1);
+            naive(&src, &ss, &so, &mut b, &ds, &dof, &cs);
+            assert_eq!(a, b, "{so:?} {cs:?}");
+        }
+    }
+
+    #[test]
+    fn copy_zero_d_and_empty() {
+        let mut d = [0u8; 4];
+        copy_box(&[1, 2, 3, 4], &[], &[], &mut d, &[], &[], &[], 4);
+        assert_eq!(d, [1, 2, 3, 4]);
+        copy_box(&[], &[0], &[0], &mut [], &[0], &[0], &[0], 4);
+    }
+
+    #[test]
+    fn fill_repeats_pattern() {
+        let mut b = [0u8; 6];
+        fill_elements(&mut b, &[1, 2]);
+        assert_eq!(b, [1, 2, 1, 2, 1, 2]);
+    }
+}

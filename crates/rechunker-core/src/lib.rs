@@ -1,0 +1,28 @@
+//! Format-agnostic core of rechunker.
+//!
+//! Data flows one way: a source adapter ([`ChunkedArray`]) → the [`planner`] → the [`executor`] →
+//! a target adapter ([`ChunkedArrayMut`]). The core knows no file format.
+
+pub mod array;
+pub mod dtype;
+pub mod error;
+pub mod executor;
+pub mod grid;
+pub mod job;
+pub mod layout;
+pub mod mem;
+pub mod meta;
+pub mod planner;
+pub mod region;
+pub mod scratch;
+pub mod spec;
+pub mod units;
+
+pub use array::{ChunkedArray, ChunkedArrayMut, DatasetSource, DatasetTarget};
+pub use dtype::{DataType, Scalar};
+pub use error::{BoxError, Error, Result};
+pub use grid::{ChunkGrid, DimGrid};
+pub use meta::{ArrayMeta, AttrValue, Attributes, DatasetMeta};
+pub use planner::{plan, CostModel, Plan, PlanError, PlanRequest};
+pub use region::Region;
+pub use spec::{ChunkSize, ChunkSpec};

@@ -1,0 +1,584 @@
+//! The planner: pure functions from shapes, chunk grids and a memory budget to a [`Plan`].
+//!
+//! A plan is a chain of block grids `B_0 .. B_m`. Stage `k` runs one task per block of `B_k`.
+//! Stage 0 reads the source (its blocks are unions of whole source chunks, so each source chunk is
+//! decoded by exactly one task); the last stage writes the target (its blocks are unions of whole
+//! target chunks, so each target chunk is written whole by exactly one task). Between stages `k`
+//! and `k + 1` the data sits in the scratch store as *pieces* `B_k ∩ B_{k+1}`: each piece lies in
+//! one block of each grid, so it is written whole once and read once. One grid is a direct copy,
+//! two grids the classic push/pull through an intermediate, more grids a multi-stage plan whose
+//! middle grids step geometrically from read blocks to write blocks so that pieces stay large.
+//!
+//! Tasks are never materialized: a task is a linear index into its stage's block grid.
+
+use crate::grid::{ChunkGrid, DimGrid};
+use crate::region::Region;
+use crate::units::format_bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Most stages a plan may have (two intermediates between read and write blocks).
+pub const MAX_STAGES: usize = 4;
+
+/// Direct (single-stage) blocks grow until about this size; bigger brings nothing but fewer tasks.
+const DIRECT_BLOCK_TARGET: u64 = 64 << 20;
+
+/// Scratch bytes a task holds per piece in flight: the gathered piece and its encoded copy.
+pub fn piece_overhead(piece_bytes: u64) -> u64 {
+    if piece_bytes == 0 {
+        0
+    } else {
+        2 * piece_bytes + piece_bytes / 128 + 1024
+    }
+}
+
+/// Prices a plan in seconds so candidates can be compared: bytes cost throughput, every object
+/// read or written costs a fixed latency.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CostModel {
+    /// Bytes per second one thread moves through read + decode or encode + write.
+    pub bytes_per_second: f64,
+    /// Fixed cost of one object read or write (open, syscalls, metadata; a request on S3).
+    pub seconds_per_op: f64,
+}
+
+impl Default for CostModel {
+    /// Local disk with a fast codec on one core of a typical machine.
+    fn default() -> Self {
+        CostModel { bytes_per_second: 400e6, seconds_per_op: 2e-4 }
+    }
+}
+
+/// What the planner needs to know about one array copy.
+#[derive(Clone, Debug)]
+pub struct PlanRequest {
+    pub item_size: u64,
+    pub source: ChunkGrid,
+    pub target: ChunkGrid,
+    /// Bytes one task may hold at its peak.
+    pub task_budget: u64,
+    /// Memory the source adapter needs beyond the block while reading.
+    pub source_read_overhead: u64,
+    /// Memory the target adapter needs beyond the block while writing.
+    pub target_write_overhead: u64,
+    /// Scratch pieces smaller than this are worth an extra stage to avoid, if the cost model agrees.
+    pub min_io: u64,
+    /// Tasks that will run at once; blocks stop growing before a stage has fewer tasks than this.
+    pub parallelism: u64,
+    pub cost: CostModel,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("source and target chunk grids cover different shapes: {source_shape:?} vs {target_shape:?}")]
+    ShapeMismatch { source_shape: Vec<u64>, target_shape: Vec<u64> },
+    #[error("one source chunk {chunk:?} needs {} per task with its decode buffers, but a task may use only {}", format_bytes(*needed), format_bytes(*budget))]
+    SourceChunkTooLarge { chunk: Vec<u64>, needed: u64, budget: u64 },
+    #[error("one target chunk {chunk:?} needs {} per task with its encode buffers, but a task may use only {}", format_bytes(*needed), format_bytes(*budget))]
+    TargetChunkTooLarge { chunk: Vec<u64>, needed: u64, budget: u64 },
+    #[error("the smallest possible task needs {} (one chunk plus scratch pieces), but a task may use only {}", format_bytes(*needed), format_bytes(*budget))]
+    BudgetTooSmall { needed: u64, budget: u64 },
+}
+
+impl PlanError {
+    /// The per-task budget that would have made planning succeed, where one is known.
+    pub fn needed(&self) -> Option<u64> {
+        match self {
+            PlanError::ShapeMismatch { .. } => None,
+            PlanError::SourceChunkTooLarge { needed, .. }
+            | PlanError::TargetChunkTooLarge { needed, .. }
+            | PlanError::BudgetTooSmall { needed, .. } => Some(*needed),
+        }
+    }
+}
+
+/// One stage: a task per block of `blocks`, each holding at most `task_memory` bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub blocks: ChunkGrid,
+    pub task_memory: u64,
+}
+
+/// A complete, serializable plan for copying one array into a new chunking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub item_size: u64,
+    pub source: ChunkGrid,
+    pub target: ChunkGrid,
+    pub task_budget: u64,
+    pub stages: Vec<Stage>,
+}
+
+/// Where a stage's data comes from or goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Source,
+    Target,
+    /// Scratch pieces between stage `k` and stage `k + 1`.
+    Pieces(usize),
+}
+
+/// Figures of one stage, for `rechunk plan` and the cost model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StageSummary {
+    pub tasks: u64,
+    pub block_shape: Vec<u64>,
+    pub task_memory: u64,
+    pub reads: u64,
+    pub writes: u64,
+    pub bytes: u64,
+    pub max_piece_bytes: Option<u64>,
+}
+
+impl Plan {
+    pub fn ndim(&self) -> usize {
+        self.source.ndim()
+    }
+
+    pub fn shape(&self) -> Vec<u64> {
+        self.source.shape()
+    }
+
+    /// Uncompressed bytes of the array.
+    pub fn array_bytes(&self) -> u64 {
+        self.shape().iter().product::<u64>() * self.item_size
+    }
+
+    pub fn num_tasks(&self, stage: usize) -> u64 {
+        self.stages[stage].blocks.num_chunks()
+    }
+
+    pub fn total_tasks(&self) -> u64 {
+        (0..self.stages.len()).map(|k| self.num_tasks(k)).sum()
+    }
+
+    /// The block task `task` of `stage` works on.
+    pub fn task_region(&self, stage: usize, task: u64) -> Region {
+        self.stages[stage].blocks.chunk_region_linear(task)
+    }
+
+    pub fn input(&self, stage: usize) -> Endpoint {
+        if stage == 0 {
+            Endpoint::Source
+        } else {
+            Endpoint::Pieces(stage - 1)
+        }
+    }
+
+    pub fn output(&self, stage: usize) -> Endpoint {
+        if stage + 1 == self.stages.len() {
+            Endpoint::Target
+        } else {
+            Endpoint::Pieces(stage)
+        }
+    }
+
+    /// The scratch pieces between stage `boundary` and `boundary + 1` that lie in `block` (a
+    /// block of either stage), in C order.
+    pub fn pieces_in(&self, boundary: usize, block: &Region) -> Vec<Region> {
+        let (a, b) = (&self.stages[boundary].blocks, &self.stages[boundary + 1].blocks);
+        // Per dimension, the cuts of both grids inside the block; pieces are their product.
+        let cuts: Vec<Vec<u64>> = (0..block.ndim())
+            .map(|d| {
+                let (lo, hi) = (block.start[d], block.end(d));
+                let mut c = vec![lo, hi];
+                for g in [&a.dims[d], &b.dims[d]] {
+                    for i in g.chunks_overlapping(lo..hi) {
+                        let r = g.chunk_range(i);
+                        c.extend([r.start.max(lo), r.end.min(hi)]);
+                    }
+                }
+                c.sort_unstable();
+                c.dedup();
+                c
+            })
+            .collect();
+        let counts: Vec<u64> = cuts.iter().map(|c| c.len() as u64 - 1).collect();
+        crate::region::indices(&counts)
+            .map(|idx| {
+                let (start, shape) = idx
+                    .iter()
+                    .zip(&cuts)
+                    .map(|(&i, c)| (c[i as usize], c[i as usize + 1] - c[i as usize]))
+                    .unzip();
+                Region::new(start, shape)
+            })
+            .collect()
+    }
+
+    /// Number of pieces between stage `boundary` and `boundary + 1`.
+    pub fn num_pieces(&self, boundary: usize) -> u64 {
+        count_pieces(&self.stages[boundary].blocks, &self.stages[boundary + 1].blocks)
+    }
+
+    pub fn summary(&self) -> Vec<StageSummary> {
+        (0..self.stages.len())
+            .map(|k| {
+                let stage = &self.stages[k];
+                let reads = match self.input(k) {
+                    Endpoint::Source => self.source.num_chunks(),
+                    Endpoint::Pieces(b) => self.num_pieces(b),
+                    Endpoint::Target => 0,
+                };
+                let writes = match self.output(k) {
+                    Endpoint::Target => self.target.num_chunks(),
+                    Endpoint::Pieces(b) => self.num_pieces(b),
+                    Endpoint::Source => 0,
+                };
+                let max_piece_bytes = match self.output(k) {
+                    Endpoint::Pieces(b) => Some(max_piece_elements(&self.stages[b].blocks, &self.stages[b + 1].blocks) * self.item_size),
+                    _ => None,
+                };
+                StageSummary {
+                    tasks: stage.blocks.num_chunks(),
+                    block_shape: stage.blocks.nominal_chunk_shape(),
+                    task_memory: stage.task_memory,
+                    reads,
+                    writes,
+                    bytes: self.array_bytes(),
+                    max_piece_bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// Estimated seconds on one thread under `cost`.
+    pub fn cost(&self, cost: &CostModel) -> f64 {
+        self.summary()
+            .iter()
+            .map(|s| {
+                2.0 * s.bytes as f64 / cost.bytes_per_second + (s.reads + s.writes + s.tasks) as f64 * cost.seconds_per_op
+            })
+            .sum()
+    }
+}
+
+/// Lowest common multiple, or `None` on overflow.
+fn lcm(a: u64, b: u64) -> Option<u64> {
+    fn gcd(mut a: u64, mut b: u64) -> u64 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+    (a / gcd(a, b)).checked_mul(b)
+}
+
+/// Chunk boundaries of a grid strictly inside `(0, len)`.
+fn interior_bounds(g: &DimGrid) -> Vec<u64> {
+    (1..g.num_chunks()).map(|i| g.chunk_range(i).start).collect()
+}
+
+/// Number of intervals when both grids' boundaries cut one dimension.
+fn count_union(a: &DimGrid, b: &DimGrid) -> u64 {
+    let len = a.len();
+    if len == 0 {
+        return 0;
+    }
+    match (a, b) {
+        (DimGrid::Regular { chunk: ca, .. }, DimGrid::Regular { chunk: cb, .. }) => {
+            let inner = len - 1;
+            let both = lcm(*ca, *cb).map_or(0, |l| inner / l);
+            1 + inner / ca + inner / cb - both
+        }
+        _ => {
+            let (x, y) = (interior_bounds(a), interior_bounds(b));
+            let (mut i, mut j, mut n) = (0, 0, 0u64);
+            while i < x.len() || j < y.len() {
+                match (x.get(i), y.get(j)) {
+                    (Some(p), Some(q)) if p == q => (i, j) = (i + 1, j + 1),
+                    (Some(p), Some(q)) if p < q => i += 1,
+                    (Some(_), None) => i += 1,
+                    _ => j += 1,
+                }
+                n += 1;
+            }
+            n + 1
+        }
+    }
+}
+
+fn count_pieces(a: &ChunkGrid, b: &ChunkGrid) -> u64 {
+    a.dims.iter().zip(&b.dims).map(|(x, y)| count_union(x, y)).product()
+}
+
+/// Elements of the largest possible piece of `a ∩ b` (an upper bound).
+fn max_piece_elements(a: &ChunkGrid, b: &ChunkGrid) -> u64 {
+    a.dims.iter().zip(&b.dims).map(|(x, y)| x.max_chunk_len().min(y.max_chunk_len())).product()
+}
+
+/// The coarsest grid whose chunks are unions of whole chunks of both `a` and `b`.
+fn common_coarsening(a: &DimGrid, b: &DimGrid) -> DimGrid {
+    let len = a.len();
+    match (a, b) {
+        (DimGrid::Regular { chunk: ca, .. }, DimGrid::Regular { chunk: cb, .. }) => {
+            DimGrid::regular(len, lcm(*ca, *cb).unwrap_or(len).min(len.max(1)))
+        }
+        _ => {
+            let y = interior_bounds(b);
+            let shared = interior_bounds(a).into_iter().filter(|x| y.binary_search(x).is_ok());
+            let mut bounds = vec![0];
+            bounds.extend(shared);
+            bounds.push(len);
+            bounds.dedup();
+            DimGrid::Explicit { bounds: Arc::new(bounds) }.simplified()
+        }
+    }
+}
+
+/// Peak bytes of a task of stage `k` in the chain `blocks`.
+fn stage_memory(req: &PlanRequest, blocks: &[ChunkGrid], k: usize) -> u64 {
+    let block = blocks[k].max_chunk_elements() * req.item_size;
+    let input = if k == 0 {
+        req.source_read_overhead
+    } else {
+        piece_overhead(max_piece_elements(&blocks[k - 1], &blocks[k]) * req.item_size)
+    };
+    let output = if k + 1 == blocks.len() {
+        req.target_write_overhead
+    } else {
+        piece_overhead(max_piece_elements(&blocks[k], &blocks[k + 1]) * req.item_size)
+    };
+    block + input.max(output)
+}
+
+fn fits(req: &PlanRequest, blocks: &[ChunkGrid]) -> bool {
+    (0..blocks.len()).all(|k| stage_memory(req, blocks, k) <= req.task_budget)
+}
+
+/// Enough blocks to keep `parallelism` tasks busy (or as many as the finest grid allows).
+fn parallel_enough(req: &PlanRequest, blocks: &ChunkGrid, finest: &ChunkGrid) -> bool {
+    blocks.num_chunks() >= req.parallelism.min(finest.num_chunks())
+}
+
+fn into_plan(req: &PlanRequest, blocks: Vec<ChunkGrid>) -> Plan {
+    let stages = (0..blocks.len())
+        .map(|k| Stage { task_memory: stage_memory(req, &blocks, k), blocks: blocks[k].clone() })
+        .collect();
+    Plan {
+        item_size: req.item_size,
+        source: req.source.clone(),
+        target: req.target.clone(),
+        task_budget: req.task_budget,
+        stages,
+    }
+}
+
+/// Largest `f` in `1..=max` with `ok(f)`, assuming `ok` is monotone (true, then false).
+fn largest_factor(max: u64, ok: impl Fn(u64) -> bool) -> u64 {
+    let (mut lo, mut hi) = (1u64, max.max(1));
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if ok(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
+/// Single stage: blocks that are unions of whole source chunks and whole target chunks.
+fn direct_candidate(req: &PlanRequest) -> Option<Plan> {
+    let common: Vec<DimGrid> = req.source.dims.iter().zip(&req.target.dims).map(|(a, b)| common_coarsening(a, b)).collect();
+    let mut blocks = ChunkGrid::new(common.clone());
+    if !fits(req, std::slice::from_ref(&blocks)) {
+        return None;
+    }
+    let finest = blocks.clone();
+    for d in (0..blocks.ndim()).rev() {
+        let max = common[d].num_chunks();
+        let f = largest_factor(max, |f| {
+            let mut g = blocks.clone();
+            g.dims[d] = common[d].consolidate(f);
+            g.max_chunk_elements() * req.item_size <= DIRECT_BLOCK_TARGET.max(finest.max_chunk_elements() * req.item_size)
+                && fits(req, std::slice::from_ref(&g))
+                && parallel_enough(req, &g, &finest)
+        });
+        blocks.dims[d] = common[d].consolidate(f);
+    }
+    Some(into_plan(req, vec![blocks]))
+}
+
+/// Two stages: read blocks grown from source chunks towards the target chunk shape, write blocks
+/// grown from target chunks towards the read block shape, pieces where they meet.
+fn two_stage_grids(req: &PlanRequest) -> Option<(ChunkGrid, ChunkGrid)> {
+    let ndim = req.source.ndim();
+    let mut read = req.source.clone();
+    let mut write = req.target.clone();
+    if !fits(req, &[read.clone(), write.clone()]) {
+        return None;
+    }
+    // Grow read blocks along dimensions where target chunks are longer: that lengthens pieces.
+    for d in (0..ndim).rev() {
+        let (s, t) = (req.source.dims[d].nominal_chunk(), req.target.dims[d].nominal_chunk());
+        if s >= t {
+            continue;
+        }
+        let max = t.div_ceil(s).min(req.source.dims[d].num_chunks());
+        let f = largest_factor(max, |f| {
+            let mut r = read.clone();
+            r.dims[d] = req.source.dims[d].consolidate(f);
+            fits(req, &[r.clone(), write.clone()]) && parallel_enough(req, &r, &req.source)
+        });
+        read.dims[d] = req.source.dims[d].consolidate(f);
+    }
+    // Then write blocks along dimensions where read blocks are longer.
+    for d in (0..ndim).rev() {
+        let (r, t) = (read.dims[d].nominal_chunk(), req.target.dims[d].nominal_chunk());
+        if t >= r {
+            continue;
+        }
+        let max = r.div_ceil(t).min(req.target.dims[d].num_chunks());
+        let f = largest_factor(max, |f| {
+            let mut w = write.clone();
+            w.dims[d] = req.target.dims[d].consolidate(f);
+            fits(req, &[read.clone(), w.clone()]) && parallel_enough(req, &w, &req.target)
+        });
+        write.dims[d] = req.target.dims[d].consolidate(f);
+    }
+    Some((read, write))
+}
+
+/// `intermediates` grids stepping geometrically from `read` to `write`, shrunk until they fit.
+fn multi_stage_candidate(req: &PlanRequest, read: &ChunkGrid, write: &ChunkGrid, intermediates: usize) -> Option<Plan> {
+    let shape = req.source.shape();
+    let (r, w) = (read.nominal_chunk_shape(), write.nominal_chunk_shape());
+    let mut blocks = vec![read.clone()];
+    for i in 1..=intermediates {
+        let t = i as f64 / (intermediates + 1) as f64;
+        let chunk: Vec<u64> = (0..shape.len())
+            .map(|d| {
+                let g = ((r[d] as f64).ln() * (1.0 - t) + (w[d] as f64).ln() * t).exp();
+                (g.round() as u64).clamp(1, shape[d].max(1))
+            })
+            .collect();
+        blocks.push(ChunkGrid::regular(&shape, &chunk));
+    }
+    blocks.push(write.clone());
+    // Halve the longest dimension of the largest intermediate until every stage fits.
+    for _ in 0..64 * shape.len().max(1) {
+        if fits(req, &blocks) {
+            return Some(into_plan(req, blocks));
+        }
+        let k = (1..=intermediates).max_by_key(|&k| blocks[k].max_chunk_elements())?;
+        let mut chunk = blocks[k].nominal_chunk_shape();
+        let d = (0..chunk.len()).max_by_key(|&d| chunk[d])?;
+        if chunk[d] <= 1 {
+            return None;
+        }
+        chunk[d] = chunk[d].div_ceil(2);
+        blocks[k] = ChunkGrid::regular(&shape, &chunk);
+    }
+    None
+}
+
+/// Plans copying an array from `req.source` chunks to `req.target` chunks within the budget.
+pub fn plan(req: &PlanRequest) -> Result<Plan, PlanError> {
+    let (shape, target_shape) = (req.source.shape(), req.target.shape());
+    if shape != target_shape {
+        return Err(PlanError::ShapeMismatch { source_shape: shape, target_shape });
+    }
+    let budget = req.task_budget;
+    let source_chunk = req.source.max_chunk_elements() * req.item_size + req.source_read_overhead;
+    if source_chunk > budget {
+        return Err(PlanError::SourceChunkTooLarge { chunk: req.source.nominal_chunk_shape(), needed: source_chunk, budget });
+    }
+    let target_chunk = req.target.max_chunk_elements() * req.item_size + req.target_write_overhead;
+    if target_chunk > budget {
+        return Err(PlanError::TargetChunkTooLarge { chunk: req.target.nominal_chunk_shape(), needed: target_chunk, budget });
+    }
+
+    let mut candidates: Vec<Plan> = direct_candidate(req).into_iter().collect();
+    match two_stage_grids(req) {
+        Some((read, write)) => {
+            let two = into_plan(req, vec![read.clone(), write.clone()]);
+            let piece = max_piece_elements(&read, &write) * req.item_size;
+            if piece < req.min_io {
+                for n in 1..=MAX_STAGES - 2 {
+                    candidates.extend(multi_stage_candidate(req, &read, &write, n));
+                }
+            }
+            candidates.push(two);
+        }
+        None if candidates.is_empty() => {
+            let needed = (0..2).map(|k| stage_memory(req, &[req.source.clone(), req.target.clone()], k)).max().unwrap_or(0);
+            return Err(PlanError::BudgetTooSmall { needed, budget });
+        }
+        None => {}
+    }
+    let best = candidates
+        .into_iter()
+        .map(|p| (p.cost(&req.cost), p))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, p)| p);
+    best.ok_or(PlanError::BudgetTooSmall { needed: budget + 1, budget })
+}
+
+/// The smallest per-task budget with which `req` can be planned at all.
+pub fn minimum_task_budget(req: &PlanRequest) -> u64 {
+    let pair = [req.source.clone(), req.target.clone()];
+    let two = (0..2).map(|k| stage_memory(req, &pair, k)).max().unwrap_or(0);
+    let direct: Vec<DimGrid> = req.source.dims.iter().zip(&req.target.dims).map(|(a, b)| common_coarsening(a, b)).collect();
+    two.min(stage_memory(req, &[ChunkGrid::new(direct)], 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(shape: &[u64], s: &[u64], t: &[u64], item: u64, budget: u64) -> PlanRequest {
+        let source = ChunkGrid::regular(shape, s);
+        let target = ChunkGrid::regular(shape, t);
+        PlanRequest {
+            item_size: item,
+            source_read_overhead: 2 * source.max_chunk_elements() * item,
+            target_write_overhead: 2 * target.max_chunk_elements() * item,
+            source,
+            target,
+            task_budget: budget,
+            min_io: 1 << 20,
+            parallelism: 2,
+            cost: CostModel::default(),
+        }
+    }
+
+    #[test]
+    fn canonical_case_is_two_stage_with_large_pieces() {
+        let req = request(&[87600, 721, 1440], &[1, 721, 1440], &[87600, 24, 24], 4, 512 << 20);
+        let err = plan(&req).unwrap_err();
+        assert!(matches!(err, PlanError::TargetChunkTooLarge { .. }), "{err}");
+        let req = request(&[87600, 721, 1440], &[1, 721, 1440], &[87600, 24, 24], 4, 4 << 30);
+        let p = plan(&req).unwrap();
+        assert!(p.stages.len() >= 2);
+        for s in &p.stages {
+            assert!(s.task_memory <= 4 << 30);
+        }
+        let read = p.stages[0].blocks.nominal_chunk_shape();
+        assert_eq!(&read[1..], &[721, 1440]);
+        assert!(read[0] > 1);
+    }
+
+    #[test]
+    fn identical_chunks_copy_directly() {
+        let req = request(&[100, 100], &[10, 10], &[10, 10], 8, 64 << 20);
+        let p = plan(&req).unwrap();
+        assert_eq!(p.stages.len(), 1);
+    }
+
+    #[test]
+    fn piece_counts() {
+        assert_eq!(count_union(&DimGrid::regular(10, 4), &DimGrid::regular(10, 6)), 4); // 0 4 6 8 10
+        assert_eq!(count_union(&DimGrid::regular(12, 4), &DimGrid::from_lengths([5, 7])), 4); // 0 4 5 8 12
+        assert_eq!(common_coarsening(&DimGrid::regular(12, 4), &DimGrid::regular(12, 6)), DimGrid::regular(12, 12));
+        assert_eq!(lcm(4, 6), Some(12));
+    }
+
+    #[test]
+    fn zero_d_and_empty_arrays_plan() {
+        let p = plan(&request(&[], &[], &[], 4, 1 << 20)).unwrap();
+        assert_eq!(p.total_tasks(), 1);
+        let p = plan(&request(&[0, 5], &[1, 5], &[3, 1], 4, 1 << 20)).unwrap();
+        assert_eq!(p.total_tasks(), 0);
+    }
+}

@@ -1,0 +1,268 @@
+//! The scratch store holds intermediate pieces and the task journal between stages.
+//!
+//! Every object is written whole and atomically (a reader sees the old object, the new one or
+//! none), so a task that dies midway leaves nothing that a resumed run could mistake for done.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Object storage for scratch data. Keys are `/`-separated relative paths.
+pub trait ScratchStore: Send + Sync {
+    /// Where the store lives, for messages.
+    fn location(&self) -> String;
+
+    /// Stores `data` under `key`, atomically replacing any previous object.
+    fn put(&self, key: &str, data: &[u8]) -> Result<()>;
+
+    /// Stores `data` under `key` unless an object is already there; returns whether it wrote.
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool>;
+
+    /// The object under `key`, or `None` if there is none.
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Keys directly or indirectly below `prefix` (a `/`-terminated folder), relative to it.
+    fn list(&self, prefix: &str) -> Result<Vec<String>>;
+
+    /// Removes everything below `prefix` ("" for the whole store).
+    fn remove_prefix(&self, prefix: &str) -> Result<()>;
+}
+
+/// A scratch store in a local directory.
+pub struct LocalScratch {
+    root: PathBuf,
+    sequence: AtomicU64,
+}
+
+impl LocalScratch {
+    /// Opens (creating if needed) the directory `root`, checking that it is writable.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
+        let root = root.into();
+        let store = LocalScratch { root, sequence: AtomicU64::new(0) };
+        fs::create_dir_all(&store.root).map_err(|e| store.io_error("cannot create the scratch directory", e))?;
+        let probe = store.root.join(format!(".write-test-{}", std::process::id()));
+        fs::write(&probe, b"").map_err(|e| store.io_error("cannot write to the scratch directory", e))?;
+        let _ = fs::remove_file(probe);
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn io_error(&self, what: &str, e: std::io::Error) -> Error {
+        Error::scratch(
+            self.root.display().to_string(),
+            format!("{what}: {e}; choose a writable place with --scratch DIR"),
+        )
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    /// Writes `data` to a unique temporary file beside `path`, ready to be renamed into place.
+    fn write_temp(&self, path: &Path, data: &[u8]) -> Result<PathBuf> {
+        let parent = path.parent().unwrap_or(&self.root);
+        fs::create_dir_all(parent).map_err(|e| self.io_error("cannot create a folder", e))?;
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+        let mut f = fs::File::create(&tmp).map_err(|e| self.io_error("cannot create a file", e))?;
+        f.write_all(data).map_err(|e| self.io_error("cannot write a file", e))?;
+        Ok(tmp)
+    }
+}
+
+impl ScratchStore for LocalScratch {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(key);
+        let tmp = self.write_temp(&path, data)?;
+        fs::rename(&tmp, &path).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.io_error("cannot rename a file into place", e)
+        })
+    }
+
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
+        let path = self.path(key);
+        let tmp = self.write_temp(&path, data)?;
+        // A hard link fails if the target exists: an atomic create-if-absent with full content.
+        let result = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match result {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(self.io_error("cannot link a file into place", e)),
+        }
+    }
+
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match fs::read(self.path(key)) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io_error(&format!("cannot read `{key}`"), e)),
+        }
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>> {
+        fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                if entry.file_type()?.is_dir() {
+                    walk(&entry.path(), &key, out)?;
+                } else {
+                    out.push(key);
+                }
+            }
+            Ok(())
+        }
+        let mut out = Vec::new();
+        walk(&self.path(prefix), "", &mut out).map_err(|e| self.io_error("cannot list", e))?;
+        Ok(out)
+    }
+
+    fn remove_prefix(&self, prefix: &str) -> Result<()> {
+        let path = self.path(prefix);
+        match fs::remove_dir_all(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_error("cannot remove scratch data", e)),
+        }
+    }
+}
+
+/// How scratch pieces are compressed. Scratch data lives minutes, so speed beats ratio.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScratchCodec {
+    None,
+    #[default]
+    Lz4,
+}
+
+impl std::str::FromStr for ScratchCodec {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "none" => Ok(ScratchCodec::None),
+            "lz4" => Ok(ScratchCodec::Lz4),
+            other => Err(format!("unknown scratch codec `{other}`; use lz4 or none")),
+        }
+    }
+}
+
+const MAGIC: &[u8; 4] = b"RCP1";
+const HEADER: usize = 4 + 1 + 8 + 4;
+
+/// Frames `raw` as a scratch piece: magic, codec, raw length, CRC-32 of the payload, payload.
+/// Falls back to storing raw bytes when compression does not pay.
+pub fn encode_piece(raw: &[u8], codec: ScratchCodec) -> Vec<u8> {
+    let mut out;
+    let mut used = ScratchCodec::None;
+    if codec == ScratchCodec::Lz4 {
+        out = vec![0u8; HEADER + lz4_flex::block::get_maximum_output_size(raw.len())];
+        if let Ok(n) = lz4_flex::block::compress_into(raw, &mut out[HEADER..]) {
+            if n < raw.len() - raw.len() / 16 {
+                out.truncate(HEADER + n);
+                used = ScratchCodec::Lz4;
+            }
+        }
+        if used == ScratchCodec::None {
+            out.truncate(HEADER);
+            out.extend_from_slice(raw);
+        }
+    } else {
+        out = Vec::with_capacity(HEADER + raw.len());
+        out.resize(HEADER, 0);
+        out.extend_from_slice(raw);
+    }
+    let crc = crc32fast::hash(&out[HEADER..]);
+    out[..4].copy_from_slice(MAGIC);
+    out[4] = used as u8;
+    out[5..13].copy_from_slice(&(raw.len() as u64).to_le_bytes());
+    out[13..17].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Checks and decodes a scratch piece into `out`, which must have the piece's raw length.
+pub fn decode_piece(data: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
+    if data.len() < HEADER || &data[..4] != MAGIC {
+        return Err("not a scratch piece (bad header)".into());
+    }
+    let raw_len = u64::from_le_bytes(data[5..13].try_into().unwrap_or_default());
+    if raw_len != out.len() as u64 {
+        return Err(format!("holds {raw_len} bytes where {} were expected", out.len()));
+    }
+    let crc = u32::from_le_bytes(data[13..17].try_into().unwrap_or_default());
+    let payload = &data[HEADER..];
+    if crc32fast::hash(payload) != crc {
+        return Err("checksum mismatch: the piece is corrupt".into());
+    }
+    match data[4] {
+        0 if payload.len() == out.len() => {
+            out.copy_from_slice(payload);
+            Ok(())
+        }
+        1 => match lz4_flex::block::decompress_into(payload, out) {
+            Ok(n) if n == out.len() => Ok(()),
+            Ok(n) => Err(format!("decompressed to {n} bytes where {} were expected", out.len())),
+            Err(e) => Err(format!("cannot decompress: {e}")),
+        },
+        _ => Err("unknown codec or wrong length".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_round_trip_and_detect_corruption() {
+        let raw: Vec<u8> = (0..10_000u32).flat_map(|i| (i / 7).to_ne_bytes()).collect();
+        for codec in [ScratchCodec::None, ScratchCodec::Lz4] {
+            let enc = encode_piece(&raw, codec);
+            let mut out = vec![0u8; raw.len()];
+            decode_piece(&enc, &mut out).unwrap();
+            assert_eq!(out, raw);
+            let mut bad = enc.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(decode_piece(&bad, &mut out).unwrap_err().contains("checksum"));
+        }
+        assert!(encode_piece(&raw, ScratchCodec::Lz4).len() < raw.len());
+    }
+
+    #[test]
+    fn local_store_basics() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = LocalScratch::open(dir.path().join("s")).unwrap();
+        s.put("a/b/c", b"xyz").unwrap();
+        assert_eq!(s.get("a/b/c").unwrap().unwrap(), b"xyz");
+        assert!(s.get("a/nothing").unwrap().is_none());
+        assert!(s.put_if_absent("a/j", b"1").unwrap());
+        assert!(!s.put_if_absent("a/j", b"2").unwrap());
+        let mut keys = s.list("a/").unwrap();
+        keys.sort();
+        assert_eq!(keys, ["b/c", "j"]);
+        s.remove_prefix("a").unwrap();
+        assert!(s.list("a/").unwrap().is_empty());
+    }
+}
