@@ -1,1 +1,67 @@
-fn main() {}
+//! `cargo xtask ...`: the project's automation, so a fresh machine needs only cargo.
+//!
+//! - `demo`: make an example dataset, show the plan, rechunk it with progress, verify the result.
+//! - `test`: install what the tests need, then run formatting, lints and the whole test suite.
+//! - `bench`: the benchmarks (peak memory under `--max-mem`, planning cost), written to
+//!   `docs/benchmarks.md`.
+//! - `setup`: only the installation step.
+
+mod bench;
+mod demo;
+mod synth;
+mod util;
+
+use anyhow::{bail, Result};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (command, rest) = args
+        .split_first()
+        .map(|(c, r)| (c.as_str(), r))
+        .unwrap_or(("help", &[]));
+    match command {
+        "demo" => demo::run(rest),
+        "test" => test(rest),
+        "bench" => bench::run(rest),
+        "setup" => setup(),
+        "help" | "-h" | "--help" => {
+            println!("usage: cargo xtask <demo | test | bench | setup>");
+            println!("  demo   make an example dataset and rechunk it, showing plan, progress and result");
+            println!("  test   install test prerequisites, then fmt check, clippy and all tests");
+            println!(
+                "  bench  benchmarks (memory under --max-mem, planning); writes docs/benchmarks.md"
+            );
+            println!("  setup  install prerequisites only");
+            Ok(())
+        }
+        other => bail!("unknown xtask `{other}`; try `cargo xtask help`"),
+    }
+}
+
+/// Installs what the project needs beyond cargo. Nothing yet: the core and the raw reference
+/// format are pure Rust. Native format libraries and the Python reference readers join here.
+fn setup() -> Result<()> {
+    util::step("setup: nothing to install for the current formats (pure Rust)");
+    Ok(())
+}
+
+fn test(rest: &[String]) -> Result<()> {
+    setup()?;
+    util::step("checking formatting (cargo fmt --check)");
+    util::cargo(&["fmt", "--all", "--", "--check"])?;
+    util::step("linting (cargo clippy -D warnings)");
+    util::cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    util::step("running the test suite (cargo test --workspace)");
+    let mut args = vec!["test", "--workspace"];
+    args.extend(rest.iter().map(String::as_str));
+    util::cargo(&args)?;
+    util::step("all tests passed");
+    Ok(())
+}

@@ -198,7 +198,10 @@ mod tests {
 
     #[test]
     fn scalar_narrows_and_round_trips() {
-        assert_eq!(Scalar::Int(-1).to_bytes(DataType::Int16), Some((-1i16).to_ne_bytes().to_vec()));
+        assert_eq!(
+            Scalar::Int(-1).to_bytes(DataType::Int16),
+            Some((-1i16).to_ne_bytes().to_vec())
+        );
         assert_eq!(Scalar::Int(-1).to_bytes(DataType::UInt8), None);
         assert_eq!(Scalar::Int(300).to_bytes(DataType::Int8), None);
         let nan = Scalar::Float(f64::NAN).to_bytes(DataType::Float32).unwrap();
@@ -219,7 +222,10 @@ mod tests {
             Scalar::Float(v) => assert!(v.is_nan()),
             other => panic!("{other:?}"),
         }
-        assert_eq!(serde_json::from_str::<Scalar>("-3").unwrap(), Scalar::Int(-3));
+        assert_eq!(
+            serde_json::from_str::<Scalar>("-3").unwrap(),
+            Scalar::Int(-3)
+        );
         assert_eq!(serde_json::from_str::<Scalar>("3").unwrap(), Scalar::Int(3));
     }
 }

@@ -46,7 +46,10 @@ impl Error {
     }
 
     pub fn scratch(location: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Scratch { location: location.into(), message: message.into() }
+        Error::Scratch {
+            location: location.into(),
+            message: message.into(),
+        }
     }
 
     /// The innermost error, skipping task context (for tests and exit codes).

@@ -23,7 +23,11 @@ pub struct MemoryBudget {
 
 impl MemoryBudget {
     pub fn new(total: u64) -> Self {
-        MemoryBudget { total, available: Mutex::new(total), freed: Condvar::new() }
+        MemoryBudget {
+            total,
+            available: Mutex::new(total),
+            freed: Condvar::new(),
+        }
     }
 
     pub fn total(&self) -> u64 {
@@ -36,10 +40,16 @@ impl MemoryBudget {
         let bytes = bytes.min(self.total);
         let mut available = self.available.lock().unwrap_or_else(|p| p.into_inner());
         while *available < bytes {
-            available = self.freed.wait(available).unwrap_or_else(|p| p.into_inner());
+            available = self
+                .freed
+                .wait(available)
+                .unwrap_or_else(|p| p.into_inner());
         }
         *available -= bytes;
-        Permit { budget: self, bytes }
+        Permit {
+            budget: self,
+            bytes,
+        }
     }
 }
 
@@ -51,7 +61,11 @@ pub struct Permit<'a> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        let mut available = self.budget.available.lock().unwrap_or_else(|p| p.into_inner());
+        let mut available = self
+            .budget
+            .available
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         *available += self.bytes;
         self.budget.freed.notify_all();
     }
@@ -123,12 +137,21 @@ pub struct Executor {
 }
 
 impl Executor {
-    pub fn new(options: ExecutorOptions, scratch: Arc<dyn ScratchStore>, progress: Arc<dyn Progress>) -> Result<Self> {
+    pub fn new(
+        options: ExecutorOptions,
+        scratch: Arc<dyn ScratchStore>,
+        progress: Arc<dyn Progress>,
+    ) -> Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(options.threads.max(1))
             .thread_name(|i| format!("rechunk-{i}"))
             .build()
-            .map_err(|e| Error::Invalid(format!("cannot start {} worker threads: {e}", options.threads)))?;
+            .map_err(|e| {
+                Error::Invalid(format!(
+                    "cannot start {} worker threads: {e}",
+                    options.threads
+                ))
+            })?;
         Ok(Executor {
             pool,
             memory: MemoryBudget::new(options.task_memory),
@@ -150,7 +173,9 @@ impl Executor {
 
     /// Runs every stage of `job.plan` in order.
     pub fn run_array(&self, job: &ArrayJob<'_>) -> Result<Vec<StageReport>> {
-        (0..job.plan.stages.len()).map(|k| self.run_stage(job, k)).collect()
+        (0..job.plan.stages.len())
+            .map(|k| self.run_stage(job, k))
+            .collect()
     }
 
     fn journal_prefix(job: &ArrayJob<'_>, stage: usize) -> String {
@@ -162,7 +187,11 @@ impl Executor {
         let coords: Vec<String> = piece.start.iter().map(u64::to_string).collect();
         match coords.split_first() {
             Some((first, rest)) if !rest.is_empty() => {
-                format!("{}pieces/{boundary}/{first}/{}", job.scratch_prefix, rest.join("."))
+                format!(
+                    "{}pieces/{boundary}/{first}/{}",
+                    job.scratch_prefix,
+                    rest.join(".")
+                )
             }
             Some((first, _)) => format!("{}pieces/{boundary}/{first}", job.scratch_prefix),
             None => format!("{}pieces/{boundary}/scalar", job.scratch_prefix),
@@ -180,7 +209,11 @@ impl Executor {
         let started = Instant::now();
         let plan = job.plan;
         let tasks = plan.num_tasks(stage);
-        let done = if self.resume { self.finished_tasks(job, stage)? } else { HashSet::new() };
+        let done = if self.resume {
+            self.finished_tasks(job, stage)?
+        } else {
+            HashSet::new()
+        };
         let start = StageStart {
             array: job.name.to_string(),
             stage,
@@ -231,9 +264,17 @@ impl Executor {
 
     /// Reads one block from the stage's input and writes it to the stage's output; returns the
     /// bytes moved.
-    fn run_task(&self, job: &ArrayJob<'_>, stage: usize, task: u64, region: &Region) -> Result<u64> {
+    fn run_task(
+        &self,
+        job: &ArrayJob<'_>,
+        stage: usize,
+        task: u64,
+        region: &Region,
+    ) -> Result<u64> {
         if self.fail_task == Some((stage, task)) {
-            return Err(Error::Invalid("failure injected by RECHUNKER_FAIL_TASK".into()));
+            return Err(Error::Invalid(
+                "failure injected by RECHUNKER_FAIL_TASK".into(),
+            ));
         }
         let plan = job.plan;
         let item = plan.item_size as usize;
@@ -259,28 +300,56 @@ impl Executor {
             }
             Endpoint::Source => unreachable!("no stage writes the source"),
         }
-        self.scratch.put(&format!("{}{task}", Self::journal_prefix(job, stage)), b"")?;
+        self.scratch
+            .put(&format!("{}{task}", Self::journal_prefix(job, stage)), b"")?;
         Ok(len as u64)
     }
 
-    fn write_piece(&self, job: &ArrayJob<'_>, boundary: usize, piece: &Region, block: &Region, data: &[u8]) -> Result<()> {
+    fn write_piece(
+        &self,
+        job: &ArrayJob<'_>,
+        boundary: usize,
+        piece: &Region,
+        block: &Region,
+        data: &[u8],
+    ) -> Result<()> {
         let item = job.plan.item_size as usize;
         let encoded = if piece == block {
             encode_piece(data, self.codec)
         } else {
             let mut raw = vec![0u8; buffer_len(&piece.shape, item).unwrap_or(0)];
-            copy_box(data, &block.shape, &piece.offset_in(block), &mut raw, &piece.shape, &vec![0; piece.ndim()], &piece.shape, item);
+            copy_box(
+                data,
+                &block.shape,
+                &piece.offset_in(block),
+                &mut raw,
+                &piece.shape,
+                &vec![0; piece.ndim()],
+                &piece.shape,
+                item,
+            );
             encode_piece(&raw, self.codec)
         };
-        self.scratch.put(&Self::piece_key(job, boundary, piece), &encoded)
+        self.scratch
+            .put(&Self::piece_key(job, boundary, piece), &encoded)
     }
 
-    fn read_piece(&self, job: &ArrayJob<'_>, boundary: usize, piece: &Region, block: &Region, out: &mut [u8]) -> Result<()> {
+    fn read_piece(
+        &self,
+        job: &ArrayJob<'_>,
+        boundary: usize,
+        piece: &Region,
+        block: &Region,
+        out: &mut [u8],
+    ) -> Result<()> {
         let item = job.plan.item_size as usize;
         let key = Self::piece_key(job, boundary, piece);
         let location = || format!("{}/{key}", self.scratch.location());
         let encoded = self.scratch.get(&key)?.ok_or_else(|| {
-            Error::scratch(location(), "piece is missing although the previous stage finished; rerun without --resume")
+            Error::scratch(
+                location(),
+                "piece is missing although the previous stage finished; rerun without --resume",
+            )
         })?;
         let bad = |m: String| Error::scratch(location(), format!("{m}; rerun without --resume"));
         if piece == block {
@@ -289,7 +358,16 @@ impl Executor {
             let mut raw = vec![0u8; buffer_len(&piece.shape, item).unwrap_or(0)];
             decode_piece(&encoded, &mut raw).map_err(bad)?;
             drop(encoded);
-            copy_box(&raw, &piece.shape, &vec![0; piece.ndim()], out, &block.shape, &piece.offset_in(block), &piece.shape, item);
+            copy_box(
+                &raw,
+                &piece.shape,
+                &vec![0; piece.ndim()],
+                out,
+                &block.shape,
+                &piece.offset_in(block),
+                &piece.shape,
+                item,
+            );
         }
         Ok(())
     }

@@ -10,15 +10,23 @@ use std::sync::Arc;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DimGrid {
-    Regular { len: u64, chunk: u64 },
+    Regular {
+        len: u64,
+        chunk: u64,
+    },
     /// Boundaries `0 = b[0] < b[1] < ... < b[n] = len`; chunk `i` is `b[i]..b[i+1]`.
-    Explicit { bounds: Arc<Vec<u64>> },
+    Explicit {
+        bounds: Arc<Vec<u64>>,
+    },
 }
 
 impl DimGrid {
     /// Regular chunks of `chunk` elements (clamped to at least 1) over `len` elements.
     pub fn regular(len: u64, chunk: u64) -> Self {
-        DimGrid::Regular { len, chunk: chunk.max(1) }
+        DimGrid::Regular {
+            len,
+            chunk: chunk.max(1),
+        }
     }
 
     /// A grid from chunk lengths, e.g. the lengths of concatenated files. Zero lengths are dropped.
@@ -29,7 +37,10 @@ impl DimGrid {
                 bounds.push(bounds.last().copied().unwrap_or(0) + l);
             }
         }
-        DimGrid::Explicit { bounds: Arc::new(bounds) }.simplified()
+        DimGrid::Explicit {
+            bounds: Arc::new(bounds),
+        }
+        .simplified()
     }
 
     /// Rewrites an explicit grid whose chunks are all equal (but the last) as a regular one.
@@ -105,7 +116,9 @@ impl DimGrid {
     pub fn max_chunk_len(&self) -> u64 {
         match self {
             DimGrid::Regular { len, chunk } => (*chunk).min(*len),
-            DimGrid::Explicit { bounds } => bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0),
+            DimGrid::Explicit { bounds } => {
+                bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
+            }
         }
     }
 
@@ -138,7 +151,10 @@ impl DimGrid {
                 }
                 out.push(self.len());
                 out.dedup();
-                DimGrid::Explicit { bounds: Arc::new(out) }.simplified()
+                DimGrid::Explicit {
+                    bounds: Arc::new(out),
+                }
+                .simplified()
             }
         }
     }
@@ -158,7 +174,13 @@ impl ChunkGrid {
 
     /// A regular grid: `chunks[d]` elements along dimension `d` of `shape`.
     pub fn regular(shape: &[u64], chunks: &[u64]) -> Self {
-        ChunkGrid::new(shape.iter().zip(chunks).map(|(&l, &c)| DimGrid::regular(l, c)).collect())
+        ChunkGrid::new(
+            shape
+                .iter()
+                .zip(chunks)
+                .map(|(&l, &c)| DimGrid::regular(l, c))
+                .collect(),
+        )
     }
 
     pub fn ndim(&self) -> usize {
@@ -208,20 +230,30 @@ impl ChunkGrid {
     }
 
     /// Regions of all chunks overlapping `region`, in C order of chunk index.
-    pub fn chunk_regions_overlapping<'a>(&'a self, region: &Region) -> impl Iterator<Item = Region> + 'a {
+    pub fn chunk_regions_overlapping<'a>(
+        &'a self,
+        region: &Region,
+    ) -> impl Iterator<Item = Region> + 'a {
         let ranges = self.chunks_overlapping(region);
         let counts: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
         let total: u64 = counts.iter().product();
         (0..total).map(move |i| {
             let rel = unravel(i, &counts);
-            let index: Vec<u64> = rel.iter().zip(&ranges).map(|(r, range)| range.start + r).collect();
+            let index: Vec<u64> = rel
+                .iter()
+                .zip(&ranges)
+                .map(|(r, range)| range.start + r)
+                .collect();
             self.chunk_region(&index)
         })
     }
 
     /// True when `region` is a union of whole chunks of this grid.
     pub fn is_aligned(&self, region: &Region) -> bool {
-        self.dims.iter().enumerate().all(|(d, g)| g.is_aligned(&(region.start[d]..region.end(d))))
+        self.dims
+            .iter()
+            .enumerate()
+            .all(|(d, g)| g.is_aligned(&(region.start[d]..region.end(d))))
     }
 
     /// Elements in the largest chunk.
@@ -276,7 +308,10 @@ mod tests {
     fn grid_regions() {
         let g = ChunkGrid::regular(&[5, 7], &[2, 3]);
         assert_eq!(g.num_chunks(), 9);
-        assert_eq!(g.chunk_region_linear(8), Region::new(vec![4, 6], vec![1, 1]));
+        assert_eq!(
+            g.chunk_region_linear(8),
+            Region::new(vec![4, 6], vec![1, 1])
+        );
         let r = Region::new(vec![1, 2], vec![2, 2]);
         assert_eq!(g.chunk_regions_overlapping(&r).count(), 4);
         assert!(ChunkGrid::regular(&[5, 7], &[1, 3]).refines(&g));

@@ -81,7 +81,10 @@ pub struct DatasetPlan {
 impl DatasetPlan {
     /// The target dataset's metadata.
     pub fn target_meta(&self) -> DatasetMeta {
-        DatasetMeta { arrays: self.arrays.iter().map(|a| a.target.clone()).collect(), attrs: self.attrs.clone() }
+        DatasetMeta {
+            arrays: self.arrays.iter().map(|a| a.target.clone()).collect(),
+            attrs: self.attrs.clone(),
+        }
     }
 
     pub fn to_json(&self) -> String {
@@ -89,7 +92,8 @@ impl DatasetPlan {
     }
 
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
-        let value: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not a plan file: {e}"))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("not a plan file: {e}"))?;
         if value.get("format").and_then(|f| f.as_str()) != Some(PLAN_FORMAT) {
             return Err("not a rechunker plan file".into());
         }
@@ -104,12 +108,13 @@ impl DatasetPlan {
 /// Plans one array: tries the most parallel per-task budget first, then fewer, larger tasks.
 fn plan_array(
     source_meta: &ArrayMeta,
+    chunks: &ChunkSpec,
     read_overhead: u64,
     target: &dyn DatasetTarget,
     options: &JobOptions,
     location: &str,
 ) -> Result<ArrayPlan> {
-    let chunks = options.chunks.resolve(source_meta, location)?;
+    let chunks = chunks.resolve(source_meta, location)?;
     let mut target_meta = source_meta.clone();
     target_meta.grid = ChunkGrid::regular(&source_meta.shape(), &chunks);
     target_meta.codecs.clear();
@@ -131,13 +136,25 @@ fn plan_array(
         request.task_budget = pool / parallelism;
         request.parallelism = parallelism;
         match planner::plan(&request) {
-            Ok(plan) => return Ok(ArrayPlan { target: target_meta, parallelism, plan }),
+            Ok(plan) => {
+                return Ok(ArrayPlan {
+                    target: target_meta,
+                    parallelism,
+                    plan,
+                })
+            }
             Err(e @ PlanError::ShapeMismatch { .. }) => return Err(e.into()),
             Err(e) => last_error = Some(e),
         }
     }
-    let error = last_error.unwrap_or(PlanError::BudgetTooSmall { needed: pool + 1, budget: pool });
-    let needed = error.needed().unwrap_or(pool + 1).max(planner::minimum_task_budget(&request));
+    let error = last_error.unwrap_or(PlanError::BudgetTooSmall {
+        needed: pool + 1,
+        budget: pool,
+    });
+    let needed = error
+        .needed()
+        .unwrap_or(pool + 1)
+        .max(planner::minimum_task_budget(&request));
     let what = match &error {
         PlanError::SourceChunkTooLarge { chunk, .. } => format!("its source chunks {chunk:?}"),
         PlanError::TargetChunkTooLarge { chunk, .. } => format!("target chunks {chunk:?}"),
@@ -155,15 +172,19 @@ fn plan_array(
 }
 
 /// Plans every array of `source` for writing to `target`.
-pub fn plan_dataset(source: &dyn DatasetSource, target: &dyn DatasetTarget, options: &JobOptions) -> Result<DatasetPlan> {
+pub fn plan_dataset(
+    source: &dyn DatasetSource,
+    target: &dyn DatasetTarget,
+    options: &JobOptions,
+) -> Result<DatasetPlan> {
     let meta = source.meta();
-    options.chunks.validate(meta, source.location())?;
+    let chunks = options.chunks.for_dataset(meta, source.location())?;
     let arrays = meta
         .arrays
         .iter()
         .map(|a| {
             let overhead = source.open_array(&a.name)?.read_overhead();
-            plan_array(a, overhead, target, options, source.location())
+            plan_array(a, &chunks, overhead, target, options, source.location())
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(DatasetPlan {
@@ -188,15 +209,24 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn tasks_run(&self) -> u64 {
-        self.arrays.iter().flat_map(|(_, s)| s).map(|s| s.tasks_run).sum()
+        self.arrays
+            .iter()
+            .flat_map(|(_, s)| s)
+            .map(|s| s.tasks_run)
+            .sum()
     }
 
     pub fn tasks_skipped(&self) -> u64 {
-        self.arrays.iter().flat_map(|(_, s)| s).map(|s| s.tasks_skipped).sum()
+        self.arrays
+            .iter()
+            .flat_map(|(_, s)| s)
+            .map(|s| s.tasks_skipped)
+            .sum()
     }
 }
 
-const PLAN_KEY: &str = "plan.json";
+/// Where a run keeps its plan in the scratch store, so a resumed run continues the same plan.
+pub const PLAN_KEY: &str = "plan.json";
 
 /// Runs `plan` from `source` into `target`, then finalizes the target and removes the scratch
 /// data. With `executor`'s resume option, a scratch store holding the same plan continues it.
@@ -220,12 +250,10 @@ pub fn run_dataset(
                 ));
             }
         }
-        Some(_) => {
-            return Err(Error::scratch(
-                scratch.location(),
-                "holds an unfinished run; add --resume to continue it, or --overwrite to start over",
-            ))
-        }
+        Some(_) => return Err(Error::scratch(
+            scratch.location(),
+            "holds an unfinished run; add --resume to continue it, or --overwrite to start over",
+        )),
         None => scratch.put(PLAN_KEY, plan_json.as_bytes())?,
     }
     let mut report = RunReport::default();

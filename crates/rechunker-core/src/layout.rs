@@ -40,12 +40,19 @@ pub fn copy_box(
     // Merge trailing dimensions that are copied whole on both sides into one contiguous run.
     let mut inner = ndim - 1;
     let mut run = copy_shape[inner] as usize * item;
-    while inner > 0 && copy_shape[inner] == src_shape[inner] && copy_shape[inner] == dst_shape[inner] {
+    while inner > 0
+        && copy_shape[inner] == src_shape[inner]
+        && copy_shape[inner] == dst_shape[inner]
+    {
         inner -= 1;
         run *= copy_shape[inner] as usize;
     }
-    let mut src_pos: usize = (0..ndim).map(|d| src_offset[d] as usize * src_strides[d]).sum();
-    let mut dst_pos: usize = (0..ndim).map(|d| dst_offset[d] as usize * dst_strides[d]).sum();
+    let mut src_pos: usize = (0..ndim)
+        .map(|d| src_offset[d] as usize * src_strides[d])
+        .sum();
+    let mut dst_pos: usize = (0..ndim)
+        .map(|d| dst_offset[d] as usize * dst_strides[d])
+        .sum();
     if inner == 0 {
         dst[dst_pos..dst_pos + run].copy_from_slice(&src[src_pos..src_pos + run]);
         return;

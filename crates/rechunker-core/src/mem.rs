@@ -24,7 +24,11 @@ impl MemArray {
             d
         });
         assert_eq!(data.len(), len, "data does not match the array's shape");
-        MemArray { meta, data: RwLock::new(data), writes: Mutex::new(Vec::new()) }
+        MemArray {
+            meta,
+            data: RwLock::new(data),
+            writes: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn data(&self) -> Vec<u8> {
@@ -33,7 +37,10 @@ impl MemArray {
 
     /// Every region written so far, in order.
     pub fn writes(&self) -> Vec<Region> {
-        self.writes.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
@@ -45,7 +52,16 @@ impl ChunkedArray for MemArray {
     fn read_region(&self, region: &Region, out: &mut [u8]) -> Result<()> {
         let data = self.data.read().unwrap_or_else(|p| p.into_inner());
         let zero = vec![0; region.ndim()];
-        copy_box(&data, &self.meta.shape(), &region.start, out, &region.shape, &zero, &region.shape, self.meta.item_size());
+        copy_box(
+            &data,
+            &self.meta.shape(),
+            &region.start,
+            out,
+            &region.shape,
+            &zero,
+            &region.shape,
+            self.meta.item_size(),
+        );
         Ok(())
     }
 
@@ -57,12 +73,26 @@ impl ChunkedArray for MemArray {
 impl ChunkedArrayMut for MemArray {
     fn write_region(&self, region: &Region, data: &[u8]) -> Result<()> {
         if !self.meta.grid.is_aligned(region) {
-            return Err(Error::Invalid(format!("write {region} is not aligned to whole chunks")));
+            return Err(Error::Invalid(format!(
+                "write {region} is not aligned to whole chunks"
+            )));
         }
         let mut buf = self.data.write().unwrap_or_else(|p| p.into_inner());
         let zero = vec![0; region.ndim()];
-        copy_box(data, &region.shape, &zero, &mut buf, &self.meta.shape(), &region.start, &region.shape, self.meta.item_size());
-        self.writes.lock().unwrap_or_else(|p| p.into_inner()).push(region.clone());
+        copy_box(
+            data,
+            &region.shape,
+            &zero,
+            &mut buf,
+            &self.meta.shape(),
+            &region.start,
+            &region.shape,
+            self.meta.item_size(),
+        );
+        self.writes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(region.clone());
         Ok(())
     }
 

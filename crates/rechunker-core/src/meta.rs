@@ -142,7 +142,13 @@ mod tests {
     fn attributes_keep_order_and_replace() {
         let mut a = Attributes::default();
         a.insert("units", AttrValue::json("K".into()));
-        a.insert("scale_factor", AttrValue { value: 0.1.into(), dtype: Some(DataType::Float32) });
+        a.insert(
+            "scale_factor",
+            AttrValue {
+                value: 0.1.into(),
+                dtype: Some(DataType::Float32),
+            },
+        );
         a.insert("units", AttrValue::json("degC".into()));
         let names: Vec<_> = a.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["units", "scale_factor"]);

@@ -45,7 +45,10 @@ pub struct CostModel {
 impl Default for CostModel {
     /// Local disk with a fast codec on one core of a typical machine.
     fn default() -> Self {
-        CostModel { bytes_per_second: 400e6, seconds_per_op: 2e-4 }
+        CostModel {
+            bytes_per_second: 400e6,
+            seconds_per_op: 2e-4,
+        }
     }
 }
 
@@ -71,17 +74,29 @@ pub struct PlanRequest {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("source and target chunk grids cover different shapes: {source_shape:?} vs {target_shape:?}")]
-    ShapeMismatch { source_shape: Vec<u64>, target_shape: Vec<u64> },
-    #[error("one source chunk {chunk:?} needs {} per task with its decode buffers, but a task may use only {}", format_bytes(*needed), format_bytes(*budget))]
-    SourceChunkTooLarge { chunk: Vec<u64>, needed: u64, budget: u64 },
-    #[error("one target chunk {chunk:?} needs {} per task with its encode buffers, but a task may use only {}", format_bytes(*needed), format_bytes(*budget))]
-    TargetChunkTooLarge { chunk: Vec<u64>, needed: u64, budget: u64 },
+    ShapeMismatch {
+        source_shape: Vec<u64>,
+        target_shape: Vec<u64>,
+    },
+    #[error("one source chunk {chunk:?} with its decode buffers does not fit in the {} a task may use; the smallest plan needs {} per task", format_bytes(*budget), format_bytes(*needed))]
+    SourceChunkTooLarge {
+        chunk: Vec<u64>,
+        needed: u64,
+        budget: u64,
+    },
+    #[error("one target chunk {chunk:?} with its encode buffers does not fit in the {} a task may use; the smallest plan needs {} per task", format_bytes(*budget), format_bytes(*needed))]
+    TargetChunkTooLarge {
+        chunk: Vec<u64>,
+        needed: u64,
+        budget: u64,
+    },
     #[error("the smallest possible task needs {} (one chunk plus scratch pieces), but a task may use only {}", format_bytes(*needed), format_bytes(*budget))]
     BudgetTooSmall { needed: u64, budget: u64 },
 }
 
 impl PlanError {
-    /// The per-task budget that would have made planning succeed, where one is known.
+    /// The per-task budget that would have made planning succeed (the smallest one, as
+    /// [`minimum_task_budget`] gives it), where one is known.
     pub fn needed(&self) -> Option<u64> {
         match self {
             PlanError::ShapeMismatch { .. } => None,
@@ -176,7 +191,10 @@ impl Plan {
     /// The scratch pieces between stage `boundary` and `boundary + 1` that lie in `block` (a
     /// block of either stage), in C order.
     pub fn pieces_in(&self, boundary: usize, block: &Region) -> Vec<Region> {
-        let (a, b) = (&self.stages[boundary].blocks, &self.stages[boundary + 1].blocks);
+        let (a, b) = (
+            &self.stages[boundary].blocks,
+            &self.stages[boundary + 1].blocks,
+        );
         // Per dimension, the cuts of both grids inside the block; pieces are their product.
         let cuts: Vec<Vec<u64>> = (0..block.ndim())
             .map(|d| {
@@ -208,7 +226,10 @@ impl Plan {
 
     /// Number of pieces between stage `boundary` and `boundary + 1`.
     pub fn num_pieces(&self, boundary: usize) -> u64 {
-        count_pieces(&self.stages[boundary].blocks, &self.stages[boundary + 1].blocks)
+        count_pieces(
+            &self.stages[boundary].blocks,
+            &self.stages[boundary + 1].blocks,
+        )
     }
 
     pub fn summary(&self) -> Vec<StageSummary> {
@@ -226,7 +247,10 @@ impl Plan {
                     Endpoint::Source => 0,
                 };
                 let max_piece_bytes = match self.output(k) {
-                    Endpoint::Pieces(b) => Some(max_piece_elements(&self.stages[b].blocks, &self.stages[b + 1].blocks) * self.item_size),
+                    Endpoint::Pieces(b) => Some(
+                        max_piece_elements(&self.stages[b].blocks, &self.stages[b + 1].blocks)
+                            * self.item_size,
+                    ),
                     _ => None,
                 };
                 StageSummary {
@@ -247,7 +271,8 @@ impl Plan {
         self.summary()
             .iter()
             .map(|s| {
-                2.0 * s.bytes as f64 / cost.bytes_per_second + (s.reads + s.writes + s.tasks) as f64 * cost.seconds_per_op
+                2.0 * s.bytes as f64 / cost.bytes_per_second
+                    + (s.reads + s.writes + s.tasks) as f64 * cost.seconds_per_op
             })
             .sum()
     }
@@ -266,7 +291,9 @@ fn lcm(a: u64, b: u64) -> Option<u64> {
 
 /// Chunk boundaries of a grid strictly inside `(0, len)`.
 fn interior_bounds(g: &DimGrid) -> Vec<u64> {
-    (1..g.num_chunks()).map(|i| g.chunk_range(i).start).collect()
+    (1..g.num_chunks())
+        .map(|i| g.chunk_range(i).start)
+        .collect()
 }
 
 /// Number of intervals when both grids' boundaries cut one dimension.
@@ -299,12 +326,20 @@ fn count_union(a: &DimGrid, b: &DimGrid) -> u64 {
 }
 
 fn count_pieces(a: &ChunkGrid, b: &ChunkGrid) -> u64 {
-    a.dims.iter().zip(&b.dims).map(|(x, y)| count_union(x, y)).product()
+    a.dims
+        .iter()
+        .zip(&b.dims)
+        .map(|(x, y)| count_union(x, y))
+        .product()
 }
 
 /// Elements of the largest possible piece of `a ∩ b` (an upper bound).
 fn max_piece_elements(a: &ChunkGrid, b: &ChunkGrid) -> u64 {
-    a.dims.iter().zip(&b.dims).map(|(x, y)| x.max_chunk_len().min(y.max_chunk_len())).product()
+    a.dims
+        .iter()
+        .zip(&b.dims)
+        .map(|(x, y)| x.max_chunk_len().min(y.max_chunk_len()))
+        .product()
 }
 
 /// The coarsest grid whose chunks are unions of whole chunks of both `a` and `b`.
@@ -316,12 +351,17 @@ fn common_coarsening(a: &DimGrid, b: &DimGrid) -> DimGrid {
         }
         _ => {
             let y = interior_bounds(b);
-            let shared = interior_bounds(a).into_iter().filter(|x| y.binary_search(x).is_ok());
+            let shared = interior_bounds(a)
+                .into_iter()
+                .filter(|x| y.binary_search(x).is_ok());
             let mut bounds = vec![0];
             bounds.extend(shared);
             bounds.push(len);
             bounds.dedup();
-            DimGrid::Explicit { bounds: Arc::new(bounds) }.simplified()
+            DimGrid::Explicit {
+                bounds: Arc::new(bounds),
+            }
+            .simplified()
         }
     }
 }
@@ -353,7 +393,10 @@ fn parallel_enough(req: &PlanRequest, blocks: &ChunkGrid, finest: &ChunkGrid) ->
 
 fn into_plan(req: &PlanRequest, blocks: Vec<ChunkGrid>) -> Plan {
     let stages = (0..blocks.len())
-        .map(|k| Stage { task_memory: stage_memory(req, &blocks, k), blocks: blocks[k].clone() })
+        .map(|k| Stage {
+            task_memory: stage_memory(req, &blocks, k),
+            blocks: blocks[k].clone(),
+        })
         .collect();
     Plan {
         item_size: req.item_size,
@@ -380,7 +423,13 @@ fn largest_factor(max: u64, ok: impl Fn(u64) -> bool) -> u64 {
 
 /// Single stage: blocks that are unions of whole source chunks and whole target chunks.
 fn direct_candidate(req: &PlanRequest) -> Option<Plan> {
-    let common: Vec<DimGrid> = req.source.dims.iter().zip(&req.target.dims).map(|(a, b)| common_coarsening(a, b)).collect();
+    let common: Vec<DimGrid> = req
+        .source
+        .dims
+        .iter()
+        .zip(&req.target.dims)
+        .map(|(a, b)| common_coarsening(a, b))
+        .collect();
     let mut blocks = ChunkGrid::new(common.clone());
     if !fits(req, std::slice::from_ref(&blocks)) {
         return None;
@@ -391,7 +440,8 @@ fn direct_candidate(req: &PlanRequest) -> Option<Plan> {
         let f = largest_factor(max, |f| {
             let mut g = blocks.clone();
             g.dims[d] = common[d].consolidate(f);
-            g.max_chunk_elements() * req.item_size <= DIRECT_BLOCK_TARGET.max(finest.max_chunk_elements() * req.item_size)
+            g.max_chunk_elements() * req.item_size
+                <= DIRECT_BLOCK_TARGET.max(finest.max_chunk_elements() * req.item_size)
                 && fits(req, std::slice::from_ref(&g))
                 && parallel_enough(req, &g, &finest)
         });
@@ -411,7 +461,10 @@ fn two_stage_grids(req: &PlanRequest) -> Option<(ChunkGrid, ChunkGrid)> {
     }
     // Grow read blocks along dimensions where target chunks are longer: that lengthens pieces.
     for d in (0..ndim).rev() {
-        let (s, t) = (req.source.dims[d].nominal_chunk(), req.target.dims[d].nominal_chunk());
+        let (s, t) = (
+            req.source.dims[d].nominal_chunk(),
+            req.target.dims[d].nominal_chunk(),
+        );
         if s >= t {
             continue;
         }
@@ -425,7 +478,10 @@ fn two_stage_grids(req: &PlanRequest) -> Option<(ChunkGrid, ChunkGrid)> {
     }
     // Then write blocks along dimensions where read blocks are longer.
     for d in (0..ndim).rev() {
-        let (r, t) = (read.dims[d].nominal_chunk(), req.target.dims[d].nominal_chunk());
+        let (r, t) = (
+            read.dims[d].nominal_chunk(),
+            req.target.dims[d].nominal_chunk(),
+        );
         if t >= r {
             continue;
         }
@@ -441,7 +497,12 @@ fn two_stage_grids(req: &PlanRequest) -> Option<(ChunkGrid, ChunkGrid)> {
 }
 
 /// `intermediates` grids stepping geometrically from `read` to `write`, shrunk until they fit.
-fn multi_stage_candidate(req: &PlanRequest, read: &ChunkGrid, write: &ChunkGrid, intermediates: usize) -> Option<Plan> {
+fn multi_stage_candidate(
+    req: &PlanRequest,
+    read: &ChunkGrid,
+    write: &ChunkGrid,
+    intermediates: usize,
+) -> Option<Plan> {
     let shape = req.source.shape();
     let (r, w) = (read.nominal_chunk_shape(), write.nominal_chunk_shape());
     let mut blocks = vec![read.clone()];
@@ -459,6 +520,12 @@ fn multi_stage_candidate(req: &PlanRequest, read: &ChunkGrid, write: &ChunkGrid,
     // Halve the longest dimension of the largest intermediate until every stage fits.
     for _ in 0..64 * shape.len().max(1) {
         if fits(req, &blocks) {
+            // Few tasks: an intermediate stage must not have more tasks than the stages on either
+            // side together (halving to fit the budget can multiply them).
+            let tasks: Vec<u64> = blocks.iter().map(ChunkGrid::num_chunks).collect();
+            if (1..=intermediates).any(|k| tasks[k] > tasks[k - 1] + tasks[k + 1]) {
+                return None;
+            }
             return Some(into_plan(req, blocks));
         }
         let k = (1..=intermediates).max_by_key(|&k| blocks[k].max_chunk_elements())?;
@@ -477,16 +544,30 @@ fn multi_stage_candidate(req: &PlanRequest, read: &ChunkGrid, write: &ChunkGrid,
 pub fn plan(req: &PlanRequest) -> Result<Plan, PlanError> {
     let (shape, target_shape) = (req.source.shape(), req.target.shape());
     if shape != target_shape {
-        return Err(PlanError::ShapeMismatch { source_shape: shape, target_shape });
+        return Err(PlanError::ShapeMismatch {
+            source_shape: shape,
+            target_shape,
+        });
     }
     let budget = req.task_budget;
+    // Every budget error names the smallest budget that plans, not just what the chunk at fault
+    // needs: a budget that fits one source chunk may still be too small for the whole plan.
+    let needed = minimum_task_budget(req);
     let source_chunk = req.source.max_chunk_elements() * req.item_size + req.source_read_overhead;
     if source_chunk > budget {
-        return Err(PlanError::SourceChunkTooLarge { chunk: req.source.nominal_chunk_shape(), needed: source_chunk, budget });
+        return Err(PlanError::SourceChunkTooLarge {
+            chunk: req.source.nominal_chunk_shape(),
+            needed,
+            budget,
+        });
     }
     let target_chunk = req.target.max_chunk_elements() * req.item_size + req.target_write_overhead;
     if target_chunk > budget {
-        return Err(PlanError::TargetChunkTooLarge { chunk: req.target.nominal_chunk_shape(), needed: target_chunk, budget });
+        return Err(PlanError::TargetChunkTooLarge {
+            chunk: req.target.nominal_chunk_shape(),
+            needed,
+            budget,
+        });
     }
 
     let mut candidates: Vec<Plan> = direct_candidate(req).into_iter().collect();
@@ -502,7 +583,6 @@ pub fn plan(req: &PlanRequest) -> Result<Plan, PlanError> {
             candidates.push(two);
         }
         None if candidates.is_empty() => {
-            let needed = (0..2).map(|k| stage_memory(req, &[req.source.clone(), req.target.clone()], k)).max().unwrap_or(0);
             return Err(PlanError::BudgetTooSmall { needed, budget });
         }
         None => {}
@@ -512,14 +592,26 @@ pub fn plan(req: &PlanRequest) -> Result<Plan, PlanError> {
         .map(|p| (p.cost(&req.cost), p))
         .min_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, p)| p);
-    best.ok_or(PlanError::BudgetTooSmall { needed: budget + 1, budget })
+    best.ok_or(PlanError::BudgetTooSmall {
+        needed: budget + 1,
+        budget,
+    })
 }
 
 /// The smallest per-task budget with which `req` can be planned at all.
 pub fn minimum_task_budget(req: &PlanRequest) -> u64 {
     let pair = [req.source.clone(), req.target.clone()];
-    let two = (0..2).map(|k| stage_memory(req, &pair, k)).max().unwrap_or(0);
-    let direct: Vec<DimGrid> = req.source.dims.iter().zip(&req.target.dims).map(|(a, b)| common_coarsening(a, b)).collect();
+    let two = (0..2)
+        .map(|k| stage_memory(req, &pair, k))
+        .max()
+        .unwrap_or(0);
+    let direct: Vec<DimGrid> = req
+        .source
+        .dims
+        .iter()
+        .zip(&req.target.dims)
+        .map(|(a, b)| common_coarsening(a, b))
+        .collect();
     two.min(stage_memory(req, &[ChunkGrid::new(direct)], 0))
 }
 
@@ -545,10 +637,25 @@ mod tests {
 
     #[test]
     fn canonical_case_is_two_stage_with_large_pieces() {
-        let req = request(&[87600, 721, 1440], &[1, 721, 1440], &[87600, 24, 24], 4, 512 << 20);
+        let req = request(
+            &[87600, 721, 1440],
+            &[1, 721, 1440],
+            &[87600, 24, 24],
+            4,
+            512 << 20,
+        );
         let err = plan(&req).unwrap_err();
-        assert!(matches!(err, PlanError::TargetChunkTooLarge { .. }), "{err}");
-        let req = request(&[87600, 721, 1440], &[1, 721, 1440], &[87600, 24, 24], 4, 4 << 30);
+        assert!(
+            matches!(err, PlanError::TargetChunkTooLarge { .. }),
+            "{err}"
+        );
+        let req = request(
+            &[87600, 721, 1440],
+            &[1, 721, 1440],
+            &[87600, 24, 24],
+            4,
+            4 << 30,
+        );
         let p = plan(&req).unwrap();
         assert!(p.stages.len() >= 2);
         for s in &p.stages {
@@ -568,9 +675,18 @@ mod tests {
 
     #[test]
     fn piece_counts() {
-        assert_eq!(count_union(&DimGrid::regular(10, 4), &DimGrid::regular(10, 6)), 4); // 0 4 6 8 10
-        assert_eq!(count_union(&DimGrid::regular(12, 4), &DimGrid::from_lengths([5, 7])), 4); // 0 4 5 8 12
-        assert_eq!(common_coarsening(&DimGrid::regular(12, 4), &DimGrid::regular(12, 6)), DimGrid::regular(12, 12));
+        assert_eq!(
+            count_union(&DimGrid::regular(10, 4), &DimGrid::regular(10, 6)),
+            4
+        ); // 0 4 6 8 10
+        assert_eq!(
+            count_union(&DimGrid::regular(12, 4), &DimGrid::from_lengths([5, 7])),
+            4
+        ); // 0 4 5 8 12
+        assert_eq!(
+            common_coarsening(&DimGrid::regular(12, 4), &DimGrid::regular(12, 6)),
+            DimGrid::regular(12, 12)
+        );
         assert_eq!(lcm(4, 6), Some(12));
     }
 

@@ -61,7 +61,11 @@ impl Region {
 
     /// This region's start relative to `outer`'s start (`self` must lie inside `outer`).
     pub fn offset_in(&self, outer: &Region) -> Vec<u64> {
-        self.start.iter().zip(&outer.start).map(|(a, b)| a - b).collect()
+        self.start
+            .iter()
+            .zip(&outer.start)
+            .map(|(a, b)| a - b)
+            .collect()
     }
 }
 
@@ -126,7 +130,9 @@ mod tests {
         let c = a.intersect(&b).unwrap();
         assert_eq!(c, Region::new(vec![3, 15], vec![2, 5]));
         assert_eq!(c.to_string(), "[3:5, 15:20]");
-        assert!(a.intersect(&Region::new(vec![5, 0], vec![1, 100])).is_none());
+        assert!(a
+            .intersect(&Region::new(vec![5, 0], vec![1, 100]))
+            .is_none());
         assert_eq!(Region::full(&[]).num_elements(), 1);
     }
 

@@ -41,10 +41,17 @@ impl LocalScratch {
     /// Opens (creating if needed) the directory `root`, checking that it is writable.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        let store = LocalScratch { root, sequence: AtomicU64::new(0) };
-        fs::create_dir_all(&store.root).map_err(|e| store.io_error("cannot create the scratch directory", e))?;
-        let probe = store.root.join(format!(".write-test-{}", std::process::id()));
-        fs::write(&probe, b"").map_err(|e| store.io_error("cannot write to the scratch directory", e))?;
+        let store = LocalScratch {
+            root,
+            sequence: AtomicU64::new(0),
+        };
+        fs::create_dir_all(&store.root)
+            .map_err(|e| store.io_error("cannot create the scratch directory", e))?;
+        let probe = store
+            .root
+            .join(format!(".write-test-{}", std::process::id()));
+        fs::write(&probe, b"")
+            .map_err(|e| store.io_error("cannot write to the scratch directory", e))?;
         let _ = fs::remove_file(probe);
         Ok(store)
     }
@@ -69,10 +76,14 @@ impl LocalScratch {
         let parent = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(parent).map_err(|e| self.io_error("cannot create a folder", e))?;
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let tmp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
         let mut f = fs::File::create(&tmp).map_err(|e| self.io_error("cannot create a file", e))?;
-        f.write_all(data).map_err(|e| self.io_error("cannot write a file", e))?;
+        f.write_all(data)
+            .map_err(|e| self.io_error("cannot write a file", e))?;
         Ok(tmp)
     }
 }
@@ -125,7 +136,11 @@ impl ScratchStore for LocalScratch {
                 if name.starts_with('.') {
                     continue;
                 }
-                let key = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                let key = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
                 if entry.file_type()?.is_dir() {
                     walk(&entry.path(), &key, out)?;
                 } else {
@@ -209,7 +224,10 @@ pub fn decode_piece(data: &[u8], out: &mut [u8]) -> std::result::Result<(), Stri
     }
     let raw_len = u64::from_le_bytes(data[5..13].try_into().unwrap_or_default());
     if raw_len != out.len() as u64 {
-        return Err(format!("holds {raw_len} bytes where {} were expected", out.len()));
+        return Err(format!(
+            "holds {raw_len} bytes where {} were expected",
+            out.len()
+        ));
     }
     let crc = u32::from_le_bytes(data[13..17].try_into().unwrap_or_default());
     let payload = &data[HEADER..];
@@ -223,7 +241,10 @@ pub fn decode_piece(data: &[u8], out: &mut [u8]) -> std::result::Result<(), Stri
         }
         1 => match lz4_flex::block::decompress_into(payload, out) {
             Ok(n) if n == out.len() => Ok(()),
-            Ok(n) => Err(format!("decompressed to {n} bytes where {} were expected", out.len())),
+            Ok(n) => Err(format!(
+                "decompressed to {n} bytes where {} were expected",
+                out.len()
+            )),
             Err(e) => Err(format!("cannot decompress: {e}")),
         },
         _ => Err("unknown codec or wrong length".into()),
@@ -245,7 +266,9 @@ mod tests {
             let mut bad = enc.clone();
             let last = bad.len() - 1;
             bad[last] ^= 1;
-            assert!(decode_piece(&bad, &mut out).unwrap_err().contains("checksum"));
+            assert!(decode_piece(&bad, &mut out)
+                .unwrap_err()
+                .contains("checksum"));
         }
         assert!(encode_piece(&raw, ScratchCodec::Lz4).len() < raw.len());
     }

@@ -50,7 +50,9 @@ impl FromStr for ChunkSpec {
                 let (name, size) = p.split_once('=').unwrap_or((p, ""));
                 let name = name.trim();
                 if name.is_empty() {
-                    return Err(format!("`{p}` in `{text}` has no dimension name before `=`"));
+                    return Err(format!(
+                        "`{p}` in `{text}` has no dimension name before `=`"
+                    ));
                 }
                 if named.iter().any(|(n, _): &(String, ChunkSize)| n == name) {
                     return Err(format!("dimension `{name}` appears twice in `{text}`"));
@@ -59,9 +61,15 @@ impl FromStr for ChunkSpec {
             }
             Ok(ChunkSpec::ByName(named))
         } else if parts.iter().any(|p| p.contains('=')) {
-            Err(format!("`{text}` mixes names and positions: write either time=8760,lat=24 or 8760,24"))
+            Err(format!(
+                "`{text}` mixes names and positions: write either time=8760,lat=24 or 8760,24"
+            ))
         } else {
-            parts.iter().map(|p| parse_size(p, text)).collect::<std::result::Result<_, _>>().map(ChunkSpec::ByPosition)
+            parts
+                .iter()
+                .map(|p| parse_size(p, text))
+                .collect::<std::result::Result<_, _>>()
+                .map(ChunkSpec::ByPosition)
         }
     }
 }
@@ -81,21 +89,59 @@ impl fmt::Display for ChunkSpec {
 }
 
 impl ChunkSpec {
-    /// Checks the spec against a whole dataset: every named dimension must exist.
-    pub fn validate(&self, dataset: &DatasetMeta, location: &str) -> Result<()> {
-        if let ChunkSpec::ByName(named) = self {
-            let dims = dataset.dims();
-            for (name, _) in named {
-                if !dims.iter().any(|(d, _)| d == name) {
-                    let known: Vec<&str> = dims.iter().map(|(d, _)| d.as_str()).collect();
+    /// Checks the spec against a whole dataset and turns it into names: every named dimension
+    /// must exist; positional sizes apply to the arrays with that many dimensions (which must
+    /// share their dimension names), and through the names to coordinates and other arrays.
+    pub fn for_dataset(&self, dataset: &DatasetMeta, location: &str) -> Result<ChunkSpec> {
+        let dims = dataset.dims();
+        match self {
+            ChunkSpec::ByName(named) => {
+                for (name, _) in named {
+                    if !dims.iter().any(|(d, _)| d == name) {
+                        let known: Vec<&str> = dims.iter().map(|(d, _)| d.as_str()).collect();
+                        return Err(Error::Invalid(format!(
+                            "--chunks names dimension `{name}`, which {location} does not have; its dimensions are: {}",
+                            if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+                        )));
+                    }
+                }
+                Ok(self.clone())
+            }
+            ChunkSpec::ByPosition(sizes) => {
+                let matching: Vec<&ArrayMeta> = dataset
+                    .arrays
+                    .iter()
+                    .filter(|a| a.ndim() == sizes.len())
+                    .collect();
+                let Some(first) = matching.first() else {
+                    let widest = dataset.arrays.iter().max_by_key(|a| a.ndim());
+                    return match widest {
+                        Some(array) => self.resolve(array, location).map(|_| self.clone()),
+                        None => Err(Error::Invalid(format!(
+                            "{location} has no arrays to rechunk"
+                        ))),
+                    };
+                };
+                if let Some(other) = matching.iter().find(|a| a.dims != first.dims) {
                     return Err(Error::Invalid(format!(
-                        "--chunks names dimension `{name}`, which {location} does not have; its dimensions are: {}",
-                        if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+                        "--chunks {self} is ambiguous in {location}: `{}` has dimensions ({}) but `{}` has ({}); name the dimensions, like {}",
+                        first.name,
+                        first.dims.join(", "),
+                        other.name,
+                        other.dims.join(", "),
+                        first.dims.iter().zip(sizes).map(|(d, s)| ChunkSpec::ByName(vec![(d.clone(), *s)]).to_string()).collect::<Vec<_>>().join(",")
                     )));
                 }
+                Ok(ChunkSpec::ByName(
+                    first
+                        .dims
+                        .iter()
+                        .cloned()
+                        .zip(sizes.iter().copied())
+                        .collect(),
+                ))
             }
         }
-        Ok(())
     }
 
     /// Target chunk shape for `array`. Dimensions the spec does not name keep their source chunk
@@ -173,9 +219,23 @@ mod tests {
         let p: ChunkSpec = "8760,24".parse().unwrap();
         let e = p.resolve(&tas(), "in.nc").unwrap_err().to_string();
         assert!(e.contains("3 dimensions") && e.contains("time=100"), "{e}");
-        let ds = DatasetMeta { arrays: vec![tas()], attrs: Default::default() };
+        let mut time = tas();
+        time.name = "time".into();
+        time.dims.truncate(1);
+        time.grid.dims.truncate(1);
+        let ds = DatasetMeta {
+            arrays: vec![time, tas()],
+            attrs: Default::default(),
+        };
+        let e = p.for_dataset(&ds, "in.nc").unwrap_err().to_string();
+        assert!(e.contains("3 dimensions"), "{e}");
+        let positional: ChunkSpec = "10,24,24".parse().unwrap();
+        assert_eq!(
+            positional.for_dataset(&ds, "in.nc").unwrap().to_string(),
+            "time=10,lat=24,lon=24"
+        );
         let n: ChunkSpec = "depth=3".parse().unwrap();
-        let e = n.validate(&ds, "in.nc").unwrap_err().to_string();
+        let e = n.for_dataset(&ds, "in.nc").unwrap_err().to_string();
         assert!(e.contains("`depth`") && e.contains("time, lat, lon"), "{e}");
     }
 }

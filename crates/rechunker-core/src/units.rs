@@ -4,7 +4,9 @@
 /// 1024, `KB`/`MB`/.. powers of 1000, and a bare number is bytes.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let value: f64 = num
         .parse()
@@ -19,11 +21,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
-        other => {
-            return Err(format!(
-                "`{text}` has an unknown unit `{other}`; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
-            ))
-        }
+        other => return Err(format!(
+            "`{text}` has an unknown unit `{other}`; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+        )),
     };
     Ok((value * factor as f64).round() as u64)
 }
@@ -47,7 +47,11 @@ pub fn format_bytes(bytes: u64) -> String {
 /// Formats a duration in seconds as `1h02m`, `3m05s` or `4.2s`.
 pub fn format_seconds(s: f64) -> String {
     if s >= 3600.0 {
-        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+        format!(
+            "{}h{:02}m",
+            (s / 3600.0) as u64,
+            ((s % 3600.0) / 60.0) as u64
+        )
     } else if s >= 60.0 {
         format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
     } else {

@@ -1,0 +1,406 @@
+//! The `rechunk` command line end to end on the raw reference format: runs, plans, resumes, and
+//! one clear error (exit != 0, source untouched) for every kind of bad input.
+
+mod common;
+
+use common::*;
+use rechunker_core::DataType;
+use std::path::Path;
+
+fn tas(dir: &Path) -> String {
+    let path = dir.join("tas.raw");
+    write_raw(
+        &path,
+        &[
+            // 16 MB: larger than the data budget of a 28 MiB process, so plans need two stages.
+            meta(
+                "tas",
+                &["time", "lat", "lon"],
+                DataType::Float32,
+                &[400, 100, 100],
+                &[1, 100, 100],
+            ),
+            meta("time", &["time"], DataType::Int64, &[400], &[400]),
+        ],
+    );
+    path.display().to_string()
+}
+
+/// Runs `args`, expects failure with every fragment in the error, and checks the source did not
+/// change.
+fn fails(dir: &Path, src: &str, args: &[&str], fragments: &[&str]) {
+    let before = snapshot(Path::new(src));
+    let out = rechunk(args);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{args:?} should fail; stderr: {err}");
+    assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "one error line: {err}"
+    );
+    for f in fragments {
+        assert!(
+            err.contains(f),
+            "{args:?}: error should mention `{f}`: {err}"
+        );
+    }
+    assert_eq!(
+        before,
+        snapshot(Path::new(src)),
+        "{args:?} modified the source"
+    );
+    let _ = dir;
+}
+
+#[test]
+fn run_verify_and_inspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tas(dir.path());
+    let dst = dir.path().join("out.raw").display().to_string();
+    let before = snapshot(Path::new(&src));
+    let out = rechunk(&[
+        &src,
+        &dst,
+        "--chunks",
+        "time=-1,lat=7,lon=5",
+        "--max-mem",
+        "64MiB",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("stage 1/") && text.contains("done:") && text.contains("peak memory"),
+        "{text}"
+    );
+    assert_eq!(before, snapshot(Path::new(&src)));
+    let v = rechunk(&["verify", &src, &dst]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let i = rechunk(&["inspect", &dst, "--json"]);
+    let meta: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+    assert_eq!(meta["arrays"][0]["grid"][0]["regular"]["chunk"], 400);
+    assert_eq!(meta["arrays"][0]["grid"][1]["regular"]["chunk"], 7);
+    assert_eq!(
+        meta["arrays"][0]["dims"],
+        serde_json::json!(["time", "lat", "lon"])
+    );
+    // No scratch is left behind.
+    assert!(!dir.path().join("out.raw.rechunk-scratch").exists());
+}
+
+#[test]
+fn positional_chunks_and_explicit_run_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.raw");
+    write_raw(
+        &path,
+        &[meta(
+            "v",
+            &["x", "y"],
+            DataType::UInt16,
+            &[50, 40],
+            &[50, 1],
+        )],
+    );
+    let dst = dir.path().join("b.raw").display().to_string();
+    let out = rechunk(&[
+        "run",
+        path.to_str().unwrap(),
+        &dst,
+        "--chunks",
+        "1,40",
+        "--max-mem",
+        "40MiB",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(rechunk(&["verify", path.to_str().unwrap(), &dst])
+        .status
+        .success());
+}
+
+#[test]
+fn verify_detects_a_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tas(dir.path());
+    let dst = dir.path().join("out.raw");
+    let out = rechunk(&[
+        &src,
+        dst.to_str().unwrap(),
+        "--chunks",
+        "time=-1,lat=10,lon=10",
+        "-q",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let chunk = dst.join("tas/0.1.1");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&chunk, bytes).unwrap();
+    let v = rechunk(&["verify", &src, dst.to_str().unwrap()]);
+    assert!(!v.status.success());
+    assert!(
+        stderr(&v).contains("`tas` differs in region [0:400, 10:20, 10:20]"),
+        "{}",
+        stderr(&v)
+    );
+}
+
+#[test]
+fn plan_prints_stages_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tas(dir.path());
+    let dst = dir.path().join("out.raw").display().to_string();
+    let plan_file = dir.path().join("plan.json");
+    let out = rechunk(&[
+        "plan",
+        &src,
+        &dst,
+        "--chunks",
+        "time=400,lat=5,lon=5",
+        "--max-mem",
+        "28MiB",
+        "-o",
+        plan_file.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("stage 1/2") && text.contains("per task") && text.contains("estimate"),
+        "{text}"
+    );
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan_file).unwrap()).unwrap();
+    assert_eq!(plan["format"], "rechunker-plan");
+    assert_eq!(plan["version"], 1);
+    assert!(!Path::new(&dst).exists(), "plan must not create the target");
+}
+
+#[test]
+fn resume_after_a_failure_reruns_no_finished_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tas(dir.path());
+    let dst = dir.path().join("out.raw").display().to_string();
+    let args = [
+        "--chunks",
+        "time=-1,lat=5,lon=5",
+        "--max-mem",
+        "28MiB",
+        "--threads",
+        "1",
+    ];
+    let mut first = vec![src.as_str(), dst.as_str()];
+    first.extend(args);
+    // Stage 2 (index 1) fails at task 7: stage 1 and tasks 0..7 of stage 2 are finished.
+    let out = rechunk_env(&first, &[("RECHUNKER_FAIL_TASK", "1:7")]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        err.contains("stage 1 task 7") && err.contains("--resume"),
+        "{err}"
+    );
+    // Nothing that looks complete: the target cannot be opened.
+    let inspect = rechunk(&["inspect", &dst]);
+    assert!(!inspect.status.success());
+    assert!(
+        stderr(&inspect).contains("--resume"),
+        "{}",
+        stderr(&inspect)
+    );
+    // Without --resume the existing target is refused.
+    let again = rechunk(&first);
+    assert!(
+        !again.status.success() && stderr(&again).contains("--overwrite"),
+        "{}",
+        stderr(&again)
+    );
+
+    let mut resumed = first.clone();
+    resumed.push("--resume");
+    let out = rechunk(&resumed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let number_after = |marker: &str, end: char| -> u64 {
+        let rest = text
+            .split(marker)
+            .nth(1)
+            .unwrap_or_else(|| panic!("no `{marker}` in {text}"));
+        rest.split(end).next().unwrap().trim().parse().unwrap()
+    };
+    let (stage1, stage2) = (
+        number_after("stage 1/2: ", 't'),
+        number_after("stage 2/2: ", 't'),
+    );
+    let (run, skipped) = (
+        number_after("tasks run ", ','),
+        number_after("skipped (resumed) ", ';'),
+    );
+    // tas: all of stage 1 and 7 tasks of stage 2 were done; the `time` coordinate (one direct
+    // task) was not reached.
+    assert_eq!(skipped, stage1 + 7, "{text}");
+    assert_eq!(run, stage2 - 7 + 1, "{text}");
+    assert!(rechunk(&["verify", &src, &dst]).status.success());
+}
+
+#[test]
+fn overwrite_replaces_an_existing_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tas(dir.path());
+    let dst = dir.path().join("out.raw").display().to_string();
+    assert!(rechunk(&[&src, &dst, "--chunks", "time=10", "-q"])
+        .status
+        .success());
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "time=20"],
+        &[&dst, "exists", "--overwrite"],
+    );
+    let out = rechunk(&[&src, &dst, "--chunks", "time=20", "--overwrite", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i = rechunk(&["inspect", &dst, "--json"]);
+    let meta: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+    assert_eq!(meta["arrays"][0]["grid"][0]["regular"]["chunk"], 20);
+}
+
+#[test]
+fn bad_input_gives_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tas(dir.path());
+    let dst = dir.path().join("out.raw").display().to_string();
+    let missing = dir.path().join("nope.raw").display().to_string();
+    fails(
+        dir.path(),
+        &src,
+        &[&missing, &dst, "--chunks", "1"],
+        &[&missing, "does not exist"],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "time=abc"],
+        &["`abc`", "chunk size"],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "60,5"],
+        &["`tas`", "3 dimensions", "time=400,lat=100,lon=100"],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "depth=3"],
+        &["`depth`", "time, lat, lon"],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "time=1", "--max-mem", "lots"],
+        &["`lots`", "size"],
+    );
+    // One 16 MB target chunk plus its encode buffer does not fit in 30 MiB with the process.
+    fails(
+        dir.path(),
+        &src,
+        &[
+            &src,
+            &dst,
+            "--chunks",
+            "time=-1,lat=-1,lon=-1",
+            "--max-mem",
+            "30MiB",
+            "--threads",
+            "1",
+        ],
+        &[
+            "`tas`",
+            "target chunks",
+            "--max-mem",
+            "or more",
+            "smaller target chunks",
+        ],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "time=1", "--max-mem", "1MiB"],
+        &["--max-mem", "or more"],
+    );
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, b"x").unwrap();
+    let scratch = not_a_dir.join("scratch").display().to_string();
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "time=5", "--scratch", &scratch],
+        &["scratch", "--scratch"],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &src, "--chunks", "time=5", "--overwrite"],
+        &["same"],
+    );
+    let unknown = dir.path().join("out.xyz").display().to_string();
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &unknown, "--chunks", "time=5"],
+        &["out.xyz", "--format"],
+    );
+    assert!(!Path::new(&dst).join("raw.json").exists());
+}
+
+#[test]
+fn source_chunk_larger_than_budget_names_the_minimum() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.raw");
+    // One 32 MiB source chunk; its metadata alone is enough, every chunk reads as fill.
+    let m = meta(
+        "big",
+        &["x", "y"],
+        DataType::Float64,
+        &[2048, 4096],
+        &[1024, 4096],
+    );
+    let target = rechunker_raw::RawTarget::create(&path).unwrap();
+    target.array(&m).unwrap();
+    rechunker_core::DatasetTarget::finalize(
+        &target,
+        &rechunker_core::DatasetMeta {
+            arrays: vec![m],
+            attrs: Default::default(),
+        },
+    )
+    .unwrap();
+    let src = path.display().to_string();
+    let dst = dir.path().join("o.raw").display().to_string();
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", "x=2048,y=64", "--max-mem", "64MiB"],
+        &["`big`", "source chunks [1024, 4096]", "or more"],
+    );
+}
+
+#[test]
+fn empty_dimensions_and_scalars_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.raw");
+    write_raw(
+        &path,
+        &[
+            meta("empty", &["t", "x"], DataType::Int32, &[0, 10], &[1, 10]),
+            meta("scalar", &[], DataType::Float64, &[], &[]),
+            meta("x", &["x"], DataType::Int8, &[10], &[3]),
+        ],
+    );
+    let src = path.display().to_string();
+    let dst = dir.path().join("odd-out.raw").display().to_string();
+    let out = rechunk(&[&src, &dst, "--chunks", "x=5", "-q"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = rechunk(&["verify", &src, &dst]);
+    assert!(v.status.success(), "{}", stderr(&v));
+    let i = rechunk(&["inspect", &dst]);
+    assert!(stdout(&i).contains("scalar float64 ()"), "{}", stdout(&i));
+}

@@ -1,0 +1,106 @@
+//! Helpers shared by the end-to-end tests: datasets on disk and the `rechunk` binary.
+
+#![allow(dead_code)]
+
+use rechunker_core::{
+    ArrayMeta, ChunkGrid, ChunkedArrayMut, DataType, DatasetMeta, DatasetTarget, Region, Scalar,
+};
+use rechunker_raw::RawTarget;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn meta(
+    name: &str,
+    dims: &[&str],
+    dtype: DataType,
+    shape: &[u64],
+    chunks: &[u64],
+) -> ArrayMeta {
+    ArrayMeta {
+        name: name.into(),
+        dims: dims.iter().map(|d| d.to_string()).collect(),
+        dtype,
+        grid: ChunkGrid::regular(shape, chunks),
+        fill_value: Some(Scalar::Int(0)),
+        attrs: Default::default(),
+        codecs: vec![],
+    }
+}
+
+/// Deterministic bytes that differ at every position, so misplaced elements are caught.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Writes a complete raw dataset of `arrays`, each filled with `pattern` data.
+pub fn write_raw(path: &Path, arrays: &[ArrayMeta]) {
+    let target = RawTarget::create(path).unwrap();
+    for (i, m) in arrays.iter().enumerate() {
+        let a = target.array(m).unwrap();
+        let full = Region::full(&m.shape());
+        if full.is_empty() {
+            continue;
+        }
+        // Write chunk by chunk, as the raw format requires whole chunks.
+        let data = pattern((full.num_elements() as usize) * m.item_size(), i as u64 + 1);
+        a.write_region(&full, &data).unwrap();
+    }
+    target
+        .finalize(&DatasetMeta {
+            arrays: arrays.to_vec(),
+            attrs: Default::default(),
+        })
+        .unwrap();
+}
+
+pub fn rechunk(args: &[&str]) -> Output {
+    rechunk_env(args, &[])
+}
+
+pub fn rechunk_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rechunk"));
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run rechunk")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every file under `dir` with its contents and modification time: equal before and after a
+/// command means the command did not touch it.
+pub fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, (Vec<u8>, std::time::SystemTime)>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().display().to_string();
+                let modified = e.metadata().unwrap().modified().unwrap();
+                out.insert(rel, (std::fs::read(&p).unwrap(), modified));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}

@@ -1,0 +1,79 @@
+//! Synthetic datasets in the raw reference format, for the demo and the benchmarks.
+
+use anyhow::Result;
+use rechunker_core::{
+    ArrayMeta, AttrValue, Attributes, ChunkGrid, DataType, DatasetMeta, DatasetTarget, Region,
+    Scalar,
+};
+use rechunker_raw::RawTarget;
+use std::path::Path;
+
+/// A smooth, reproducible "temperature" field: values depend on (t, lat, lon), so any
+/// misplaced element shows up in a verify.
+fn value(t: u64, y: u64, x: u64) -> f32 {
+    let (t, y, x) = (t as f32, y as f32, x as f32);
+    273.15 + 30.0 * (y * 0.02).cos() + 5.0 * (x * 0.03 + t * 0.1).sin() + 0.001 * t
+}
+
+/// The `tas(time, lat, lon)` metadata of the canonical case, with time-slice chunks.
+pub fn tas_meta(time: u64, lat: u64, lon: u64) -> ArrayMeta {
+    let mut attrs = Attributes::default();
+    attrs.insert("units", AttrValue::json("K".into()));
+    attrs.insert(
+        "long_name",
+        AttrValue::json("near-surface air temperature".into()),
+    );
+    ArrayMeta {
+        name: "tas".into(),
+        dims: vec!["time".into(), "lat".into(), "lon".into()],
+        dtype: DataType::Float32,
+        grid: ChunkGrid::regular(&[time, lat, lon], &[1, lat, lon]),
+        fill_value: Some(Scalar::Float(f64::NAN)),
+        attrs,
+        codecs: vec![],
+    }
+}
+
+fn dataset(meta: ArrayMeta) -> DatasetMeta {
+    let mut attrs = Attributes::default();
+    attrs.insert(
+        "title",
+        AttrValue::json("synthetic tas for rechunker".into()),
+    );
+    DatasetMeta {
+        arrays: vec![meta],
+        attrs,
+    }
+}
+
+/// Writes `tas` of the given shape as time slices. Slices are written one at a time, so the
+/// generator needs one slice of memory.
+pub fn write_tas(path: &Path, time: u64, lat: u64, lon: u64) -> Result<()> {
+    let meta = tas_meta(time, lat, lon);
+    let target = RawTarget::create(path)?;
+    let array = target.array(&meta)?;
+    let mut slice = vec![0u8; (lat * lon * 4) as usize];
+    for t in 0..time {
+        for (i, out) in slice.chunks_exact_mut(4).enumerate() {
+            let (y, x) = (i as u64 / lon, i as u64 % lon);
+            out.copy_from_slice(&value(t, y, x).to_ne_bytes());
+        }
+        rechunker_core::ChunkedArrayMut::write_region(
+            &array,
+            &Region::new(vec![t, 0, 0], vec![1, lat, lon]),
+            &slice,
+        )?;
+    }
+    target.finalize(&dataset(meta))?;
+    Ok(())
+}
+
+/// Writes only the metadata of `tas` (every chunk reads as the fill value): enough to plan
+/// arrays far larger than the disk.
+pub fn write_tas_metadata(path: &Path, time: u64, lat: u64, lon: u64) -> Result<()> {
+    let meta = tas_meta(time, lat, lon);
+    let target = RawTarget::create(path)?;
+    target.array(&meta)?;
+    target.finalize(&dataset(meta))?;
+    Ok(())
+}

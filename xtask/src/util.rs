@@ -1,0 +1,85 @@
+//! Small helpers: announcing steps, running commands, measuring children.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Announces what is about to happen, so a user sees progress through long steps.
+pub fn step(message: &str) {
+    eprintln!("\n==> {message}");
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn cargo_bin() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// Runs cargo with `args` in the workspace root, failing if it fails.
+pub fn cargo(args: &[&str]) -> Result<()> {
+    let status = Command::new(cargo_bin())
+        .args(args)
+        .current_dir(root())
+        .status()
+        .context("cannot run cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed", args.join(" "));
+    }
+    Ok(())
+}
+
+/// Builds the release `rechunk` binary and returns its path.
+pub fn build_rechunk() -> Result<PathBuf> {
+    step("building rechunk (release)");
+    cargo(&["build", "--release", "--quiet", "--bin", "rechunk"])?;
+    Ok(root().join("target/release/rechunk"))
+}
+
+/// What a finished child process used.
+pub struct Measured {
+    pub seconds: f64,
+    /// Peak resident set size of the child (the kernel's high-water mark), bytes.
+    pub peak_rss: u64,
+    pub success: bool,
+}
+
+/// Runs `cmd` to completion, measuring wall time and peak RSS with `wait4`.
+pub fn measure(cmd: &mut Command) -> Result<Measured> {
+    let started = Instant::now();
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child, which std has not reaped.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if rc < 0 {
+        bail!(
+            "wait4 failed for {cmd:?}: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    Ok(Measured {
+        seconds: started.elapsed().as_secs_f64(),
+        peak_rss: usage.ru_maxrss as u64 * 1024,
+        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    })
+}
+
+/// Runs `cmd`, failing with its name if it fails.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed");
+    }
+    Ok(())
+}
