@@ -44,7 +44,8 @@ pub fn target_format(path: &str, explicit: Option<TargetFormat>) -> Result<Targe
     })
 }
 
-/// Creates (or, when resuming, reopens) the target dataset at `path`.
+/// The target dataset at `path` (reopened when resuming). Adapters touch nothing on disk until
+/// the first array is created, so this also serves planning.
 pub fn create_target(path: &str, format: TargetFormat) -> Result<Box<dyn DatasetTarget>> {
     match format {
         TargetFormat::Raw => Ok(Box::new(rechunker_raw::RawTarget::create(path)?)),

@@ -5,3 +5,4 @@
 
 pub mod formats;
 pub mod memory;
+pub mod verify;

@@ -202,34 +202,10 @@ fn make_plan(p: &PlanOptions) -> Result<(Box<dyn DatasetSource>, TargetFormat, D
     let source = formats::open_source(&p.src)?;
     let format = formats::target_format(&p.dst, p.format)?;
     let options = job_options(p);
-    // Plan against a target that is never created: planning needs only its buffer sizes.
-    let probe = PlanningTarget {
-        location: p.dst.clone(),
-    };
-    let plan = job::plan_dataset(source.as_ref(), &probe, &options)?;
+    // Adapters touch nothing before the first array is created: planning only asks for sizes.
+    let target = formats::create_target(&p.dst, format)?;
+    let plan = job::plan_dataset(source.as_ref(), target.as_ref(), &options)?;
     Ok((source, format, plan))
-}
-
-/// A stand-in target for planning: adapters' default write overheads, no files.
-struct PlanningTarget {
-    location: String,
-}
-
-impl rechunker_core::DatasetTarget for PlanningTarget {
-    fn location(&self) -> &str {
-        &self.location
-    }
-    fn create_array(
-        &self,
-        _: &rechunker_core::ArrayMeta,
-    ) -> rechunker_core::Result<Arc<dyn rechunker_core::ChunkedArrayMut>> {
-        Err(rechunker_core::Error::Invalid(
-            "planning does not create arrays".into(),
-        ))
-    }
-    fn finalize(&self, _: &rechunker_core::DatasetMeta) -> rechunker_core::Result<()> {
-        Ok(())
-    }
 }
 
 /// The plan an interrupted run left in its scratch directory, if any.
@@ -484,65 +460,13 @@ fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    use rayon::prelude::*;
     let src = formats::open_source(&a.src)?;
     let dst = formats::open_source(&a.dst)?;
-    let mut checked = 0u64;
-    for meta in &src.meta().arrays {
-        let Some(other) = dst.meta().array(&meta.name) else {
-            bail!(
-                "{} has no variable `{}` that {} has",
-                a.dst,
-                meta.name,
-                a.src
-            );
-        };
-        if other.shape() != meta.shape() || other.dtype != meta.dtype {
-            bail!(
-                "`{}` differs: {} {} in {} but {} {} in {}",
-                meta.name,
-                meta.dtype,
-                shape_text(&meta.shape()),
-                a.src,
-                other.dtype,
-                shape_text(&other.shape()),
-                a.dst
-            );
-        }
-        let (s, d) = (src.open_array(&meta.name)?, dst.open_array(&meta.name)?);
-        // Compare in blocks of whole target chunks, two buffers per block, a block per thread.
-        let threads = rayon::current_num_threads() as u64;
-        let budget = (a.max_mem / (threads * 3)).max(other.max_chunk_bytes());
-        let factor = (budget / other.max_chunk_bytes().max(1)).max(1);
-        let mut grid = other.grid.clone();
-        if let Some(first) = grid.dims.first_mut() {
-            *first = first.consolidate(factor);
-        }
-        let item = meta.item_size();
-        (0..grid.num_chunks())
-            .into_par_iter()
-            .try_for_each(|i| -> Result<()> {
-                let region = grid.chunk_region_linear(i);
-                let len = region.num_elements() as usize * item;
-                let (mut x, mut y) = (vec![0u8; len], vec![0u8; len]);
-                s.read_region(&region, &mut x)?;
-                d.read_region(&region, &mut y)?;
-                if x != y {
-                    bail!(
-                        "`{}` differs in region {region} between {} and {}",
-                        meta.name,
-                        a.src,
-                        a.dst
-                    );
-                }
-                Ok(())
-            })?;
-        checked += meta.num_bytes();
-    }
+    let compared = rechunker::verify::verify(src.as_ref(), dst.as_ref(), a.max_mem)?;
     println!(
         "identical: {} arrays, {} compared",
         src.meta().arrays.len(),
-        format_bytes(checked)
+        format_bytes(compared)
     );
     Ok(())
 }

@@ -71,7 +71,11 @@ pub fn write_tas(path: &Path, time: u64, lat: u64, lon: u64) -> Result<()> {
 /// Writes only the metadata of `tas` (every chunk reads as the fill value): enough to plan
 /// arrays far larger than the disk.
 pub fn write_tas_metadata(path: &Path, time: u64, lat: u64, lon: u64) -> Result<()> {
-    let meta = tas_meta(time, lat, lon);
+    write_metadata(path, tas_meta(time, lat, lon))
+}
+
+/// Writes a dataset of one array that has metadata but no chunks.
+pub fn write_metadata(path: &Path, meta: ArrayMeta) -> Result<()> {
     let target = RawTarget::create(path)?;
     target.array(&meta)?;
     target.finalize(&dataset(meta))?;

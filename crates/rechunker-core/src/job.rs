@@ -131,21 +131,33 @@ fn plan_array(
         parallelism: threads,
         cost: options.cost,
     };
+    // More tasks at once means smaller blocks and pieces: let the cost model weigh the two.
     let mut last_error = None;
+    let mut best: Option<(f64, ArrayPlan)> = None;
     for parallelism in (1..=threads).rev() {
         request.task_budget = pool / parallelism;
         request.parallelism = parallelism;
         match planner::plan(&request) {
             Ok(plan) => {
-                return Ok(ArrayPlan {
-                    target: target_meta,
-                    parallelism,
-                    plan,
-                })
+                let seconds = plan.cost(&options.cost) / parallelism as f64;
+                if best.as_ref().is_none_or(|(b, _)| seconds < *b) {
+                    let target = target_meta.clone();
+                    best = Some((
+                        seconds,
+                        ArrayPlan {
+                            target,
+                            parallelism,
+                            plan,
+                        },
+                    ));
+                }
             }
             Err(e @ PlanError::ShapeMismatch { .. }) => return Err(e.into()),
             Err(e) => last_error = Some(e),
         }
+    }
+    if let Some((_, plan)) = best {
+        return Ok(plan);
     }
     let error = last_error.unwrap_or(PlanError::BudgetTooSmall {
         needed: pool + 1,

@@ -26,6 +26,32 @@ pub fn copy_box(
     copy_shape: &[u64],
     item: usize,
 ) {
+    let src_start = byte_offset(src_shape, src_offset, item);
+    let dst_start = byte_offset(dst_shape, dst_offset, item);
+    copy_box_at(
+        src, src_shape, src_start, dst, dst_shape, dst_start, copy_shape, item,
+    );
+}
+
+/// Byte position of element `index` in a C-order buffer of `shape`.
+pub fn byte_offset(shape: &[u64], index: &[u64], item: usize) -> usize {
+    crate::region::ravel(index, shape) as usize * item
+}
+
+/// Like [`copy_box`], with the box's first element given as a byte position in each buffer.
+/// `src` may then be only the span of a larger array that the box touches, e.g. the bytes
+/// read from the middle of a chunk file.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_box_at(
+    src: &[u8],
+    src_shape: &[u64],
+    src_start: usize,
+    dst: &mut [u8],
+    dst_shape: &[u64],
+    dst_start: usize,
+    copy_shape: &[u64],
+    item: usize,
+) {
     let ndim = copy_shape.len();
     debug_assert!(src_shape.len() == ndim && dst_shape.len() == ndim);
     if copy_shape.iter().any(|&n| n == 0) {
@@ -47,12 +73,8 @@ pub fn copy_box(
         inner -= 1;
         run *= copy_shape[inner] as usize;
     }
-    let mut src_pos: usize = (0..ndim)
-        .map(|d| src_offset[d] as usize * src_strides[d])
-        .sum();
-    let mut dst_pos: usize = (0..ndim)
-        .map(|d| dst_offset[d] as usize * dst_strides[d])
-        .sum();
+    let mut src_pos = src_start;
+    let mut dst_pos = dst_start;
     if inner == 0 {
         dst[dst_pos..dst_pos + run].copy_from_slice(&src[src_pos..src_pos + run]);
         return;

@@ -407,9 +407,10 @@ fn into_plan(req: &PlanRequest, blocks: Vec<ChunkGrid>) -> Plan {
     }
 }
 
-/// Largest `f` in `1..=max` with `ok(f)`, assuming `ok` is monotone (true, then false).
-fn largest_factor(max: u64, ok: impl Fn(u64) -> bool) -> u64 {
-    let (mut lo, mut hi) = (1u64, max.max(1));
+/// Largest `f` in `lo..=max` with `ok(f)`, assuming `ok` is monotone (true, then false) and
+/// `lo` is acceptable.
+fn largest_factor(lo: u64, max: u64, ok: impl Fn(u64) -> bool) -> u64 {
+    let (mut lo, mut hi) = (lo.max(1), max.max(lo).max(1));
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
         if ok(mid) {
@@ -437,7 +438,7 @@ fn direct_candidate(req: &PlanRequest) -> Option<Plan> {
     let finest = blocks.clone();
     for d in (0..blocks.ndim()).rev() {
         let max = common[d].num_chunks();
-        let f = largest_factor(max, |f| {
+        let f = largest_factor(1, max, |f| {
             let mut g = blocks.clone();
             g.dims[d] = common[d].consolidate(f);
             g.max_chunk_elements() * req.item_size
@@ -454,46 +455,66 @@ fn direct_candidate(req: &PlanRequest) -> Option<Plan> {
 /// grown from target chunks towards the read block shape, pieces where they meet.
 fn two_stage_grids(req: &PlanRequest) -> Option<(ChunkGrid, ChunkGrid)> {
     let ndim = req.source.ndim();
-    let mut read = req.source.clone();
-    let mut write = req.target.clone();
-    if !fits(req, &[read.clone(), write.clone()]) {
+    let blocks = |factors: &[u64], grid: &ChunkGrid| {
+        ChunkGrid::new(
+            (0..ndim)
+                .map(|d| grid.dims[d].consolidate(factors[d]))
+                .collect(),
+        )
+    };
+    let (mut fr, mut fw) = (vec![1u64; ndim], vec![1u64; ndim]);
+    if !fits(req, &[req.source.clone(), req.target.clone()]) {
         return None;
     }
-    // Grow read blocks along dimensions where target chunks are longer: that lengthens pieces.
-    for d in (0..ndim).rev() {
-        let (s, t) = (
-            req.source.dims[d].nominal_chunk(),
-            req.target.dims[d].nominal_chunk(),
-        );
-        if s >= t {
-            continue;
+    // Read blocks grow along dimensions where target chunks are longer (that lengthens pieces),
+    // write blocks along dimensions where read blocks are longer. Pieces are as large as both
+    // allow only when neither takes the whole budget first: read blocks grow to half of it,
+    // then write blocks, then read blocks into what is left.
+    let grow_read = |fr: &mut Vec<u64>, fw: &[u64], cap: u64| {
+        let write = blocks(fw, &req.target);
+        for d in (0..ndim).rev() {
+            let (s, t) = (
+                req.source.dims[d].nominal_chunk(),
+                write.dims[d].nominal_chunk(),
+            );
+            if s >= t {
+                continue;
+            }
+            let max = t.div_ceil(s).min(req.source.dims[d].num_chunks());
+            fr[d] = largest_factor(fr[d], max, |f| {
+                let mut factors = fr.clone();
+                factors[d] = f;
+                let read = blocks(&factors, &req.source);
+                read.max_chunk_elements() * req.item_size <= cap
+                    && fits(req, &[read.clone(), write.clone()])
+                    && parallel_enough(req, &read, &req.source)
+            });
         }
-        let max = t.div_ceil(s).min(req.source.dims[d].num_chunks());
-        let f = largest_factor(max, |f| {
-            let mut r = read.clone();
-            r.dims[d] = req.source.dims[d].consolidate(f);
-            fits(req, &[r.clone(), write.clone()]) && parallel_enough(req, &r, &req.source)
-        });
-        read.dims[d] = req.source.dims[d].consolidate(f);
-    }
-    // Then write blocks along dimensions where read blocks are longer.
-    for d in (0..ndim).rev() {
-        let (r, t) = (
-            read.dims[d].nominal_chunk(),
-            req.target.dims[d].nominal_chunk(),
-        );
-        if t >= r {
-            continue;
+    };
+    let grow_write = |fw: &mut Vec<u64>, fr: &[u64]| {
+        let read = blocks(fr, &req.source);
+        for d in (0..ndim).rev() {
+            let (r, t) = (
+                read.dims[d].nominal_chunk(),
+                req.target.dims[d].nominal_chunk(),
+            );
+            if t >= r {
+                continue;
+            }
+            let max = r.div_ceil(t).min(req.target.dims[d].num_chunks());
+            fw[d] = largest_factor(fw[d], max, |f| {
+                let mut factors = fw.clone();
+                factors[d] = f;
+                let write = blocks(&factors, &req.target);
+                fits(req, &[read.clone(), write.clone()])
+                    && parallel_enough(req, &write, &req.target)
+            });
         }
-        let max = r.div_ceil(t).min(req.target.dims[d].num_chunks());
-        let f = largest_factor(max, |f| {
-            let mut w = write.clone();
-            w.dims[d] = req.target.dims[d].consolidate(f);
-            fits(req, &[read.clone(), w.clone()]) && parallel_enough(req, &w, &req.target)
-        });
-        write.dims[d] = req.target.dims[d].consolidate(f);
-    }
-    Some((read, write))
+    };
+    grow_read(&mut fr, &fw, req.task_budget / 2);
+    grow_write(&mut fw, &fr);
+    grow_read(&mut fr, &fw, u64::MAX);
+    Some((blocks(&fr, &req.source), blocks(&fw, &req.target)))
 }
 
 /// `intermediates` grids stepping geometrically from `read` to `write`, shrunk until they fit.

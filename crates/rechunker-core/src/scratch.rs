@@ -24,6 +24,19 @@ pub trait ScratchStore: Send + Sync {
     /// The object under `key`, or `None` if there is none.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>>;
 
+    /// Reads the object under `key` into `buf` (replacing its contents, reusing its capacity);
+    /// returns false if there is none.
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool> {
+        match self.get(key)? {
+            Some(data) => {
+                buf.clear();
+                buf.extend_from_slice(&data);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Keys directly or indirectly below `prefix` (a `/`-terminated folder), relative to it.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
@@ -123,6 +136,21 @@ impl ScratchStore for LocalScratch {
         }
     }
 
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool> {
+        use std::io::Read;
+        let mut file = match fs::File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(self.io_error(&format!("cannot read `{key}`"), e)),
+        };
+        let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
+        buf.clear();
+        buf.reserve(size);
+        file.read_to_end(buf)
+            .map_err(|e| self.io_error(&format!("cannot read `{key}`"), e))?;
+        Ok(true)
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<String>> {
         fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> std::io::Result<()> {
             let entries = match fs::read_dir(dir) {
@@ -190,22 +218,30 @@ const HEADER: usize = 4 + 1 + 8 + 4;
 /// Frames `raw` as a scratch piece: magic, codec, raw length, CRC-32 of the payload, payload.
 /// Falls back to storing raw bytes when compression does not pay.
 pub fn encode_piece(raw: &[u8], codec: ScratchCodec) -> Vec<u8> {
-    let mut out;
+    let mut out = Vec::new();
+    encode_piece_into(raw, codec, &mut out);
+    out
+}
+
+/// [`encode_piece`] into a reused buffer (its capacity is kept, so no fresh pages per piece).
+pub fn encode_piece_into(raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
     let mut used = ScratchCodec::None;
+    out.clear();
     if codec == ScratchCodec::Lz4 {
-        out = vec![0u8; HEADER + lz4_flex::block::get_maximum_output_size(raw.len())];
+        out.resize(
+            HEADER + lz4_flex::block::get_maximum_output_size(raw.len()),
+            0,
+        );
         if let Ok(n) = lz4_flex::block::compress_into(raw, &mut out[HEADER..]) {
             if n < raw.len() - raw.len() / 16 {
                 out.truncate(HEADER + n);
                 used = ScratchCodec::Lz4;
             }
         }
-        if used == ScratchCodec::None {
-            out.truncate(HEADER);
-            out.extend_from_slice(raw);
-        }
-    } else {
-        out = Vec::with_capacity(HEADER + raw.len());
+    }
+    if used == ScratchCodec::None {
+        out.clear();
+        out.reserve(HEADER + raw.len());
         out.resize(HEADER, 0);
         out.extend_from_slice(raw);
     }
@@ -214,7 +250,6 @@ pub fn encode_piece(raw: &[u8], codec: ScratchCodec) -> Vec<u8> {
     out[4] = used as u8;
     out[5..13].copy_from_slice(&(raw.len() as u64).to_le_bytes());
     out[13..17].copy_from_slice(&crc.to_le_bytes());
-    out
 }
 
 /// Checks and decodes a scratch piece into `out`, which must have the piece's raw length.

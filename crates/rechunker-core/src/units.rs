@@ -21,9 +21,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mb" => 1_000_000,
         "gb" => 1_000_000_000,
         "tb" => 1_000_000_000_000,
-        other => return Err(format!(
+        other => {
+            return Err(format!(
             "`{text}` has an unknown unit `{other}`; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
-        )),
+        ))
+        }
     };
     Ok((value * factor as f64).round() as u64)
 }

@@ -10,13 +10,14 @@
 //!                         chunks clipped to the array; a missing file reads as the fill value
 //! ```
 
-use rechunker_core::layout::{buffer_len, copy_box, fill_elements};
+use rechunker_core::layout::{buffer_len, byte_offset, copy_box, copy_box_at, fill_elements};
 use rechunker_core::{
     ArrayMeta, ChunkedArray, ChunkedArrayMut, DatasetMeta, DatasetSource, DatasetTarget, Region,
 };
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -184,6 +185,63 @@ impl RawArray {
     }
 }
 
+impl RawArray {
+    /// Reads just the bytes of chunk `index` that span `overlap` (from its first to its last
+    /// element) into `out`, which it resizes; fills when the chunk is absent.
+    fn read_span(
+        &self,
+        index: &[u64],
+        chunk: &Region,
+        overlap: &Region,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let item = self.item();
+        let offset = overlap.offset_in(chunk);
+        let first = byte_offset(&chunk.shape, &offset, item);
+        let last: Vec<u64> = offset
+            .iter()
+            .zip(&overlap.shape)
+            .map(|(o, n)| o + n - 1)
+            .collect();
+        let end = byte_offset(&chunk.shape, &last, item) + item;
+        out.resize(end - first, 0);
+        let path = self.chunk_path(index);
+        let file = match fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                fill_elements(out, &self.meta.fill_bytes());
+                return Ok(());
+            }
+            Err(e) => {
+                return Err(RawError::Io {
+                    path,
+                    action: "cannot open chunk",
+                    source: e,
+                })
+            }
+        };
+        let expected = chunk.num_elements() * item as u64;
+        let found = file
+            .metadata()
+            .map_err(io(&path, "cannot stat chunk"))?
+            .len();
+        if found != expected {
+            return Err(RawError::BadChunk {
+                path,
+                variable: self.meta.name.clone(),
+                found,
+                expected,
+            });
+        }
+        file.read_exact_at(out, first as u64)
+            .map_err(io(&path, "cannot read chunk"))?;
+        if cfg!(target_endian = "big") {
+            swap_bytes(out, item);
+        }
+        Ok(())
+    }
+}
+
 fn swap_bytes(buf: &mut [u8], item: usize) {
     if item > 1 {
         buf.chunks_exact_mut(item).for_each(<[u8]>::reverse);
@@ -211,15 +269,15 @@ impl ChunkedArray for RawArray {
             let Some(overlap) = chunk.intersect(region) else {
                 continue;
             };
-            buffer.resize(buffer_len(&chunk.shape, item).unwrap_or(0), 0);
-            self.read_chunk(&index, &chunk, &mut buffer)?;
-            copy_box(
+            // Only the contiguous span the overlap touches: a band of a big chunk costs a band.
+            self.read_span(&index, &chunk, &overlap, &mut buffer)?;
+            copy_box_at(
                 &buffer,
                 &chunk.shape,
-                &overlap.offset_in(&chunk),
+                0,
                 out,
                 &region.shape,
-                &overlap.offset_in(region),
+                byte_offset(&region.shape, &overlap.offset_in(region), item),
                 &overlap.shape,
                 item,
             );
@@ -360,10 +418,10 @@ pub struct RawTarget {
 }
 
 impl RawTarget {
-    /// Creates the directory (or reopens it to resume).
+    /// A target at `path`. Nothing is touched on disk until the first array is created, so
+    /// the same object can be used just to plan.
     pub fn create(path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        fs::create_dir_all(&path).map_err(io(&path, "cannot create the target directory"))?;
         Ok(RawTarget {
             location: path.display().to_string(),
             path,
@@ -413,6 +471,8 @@ impl DatasetTarget for RawTarget {
             version: 1,
             dataset: meta,
         };
+        fs::create_dir_all(&self.path)
+            .map_err(io(&self.path, "cannot create the target directory"))?;
         let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
         Ok(write_atomic(
             &self.path.join(DATASET_FILE),
