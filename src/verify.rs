@@ -2,6 +2,7 @@
 
 use anyhow::{bail, Result};
 use rayon::prelude::*;
+use rechunker_core::region::unravel;
 use rechunker_core::{ChunkGrid, DatasetSource};
 
 /// Compares every array of `source` with the array of the same name in `target`, in blocks of
@@ -45,9 +46,11 @@ pub fn verify(source: &dyn DatasetSource, target: &dyn DatasetSource, max_mem: u
                 let (mut x, mut y) = (vec![0u8; len], vec![0u8; len]);
                 a.read_region(&region, &mut x)?;
                 b.read_region(&region, &mut y)?;
-                if x != y {
+                if let Some(byte) = x.iter().zip(&y).position(|(p, q)| p != q) {
+                    let at = unravel((byte / item) as u64, &region.shape);
+                    let at: Vec<u64> = at.iter().zip(&region.start).map(|(i, s)| i + s).collect();
                     bail!(
-                        "`{}` differs in region {region} between {src_name} and {dst_name}",
+                        "`{}` differs at {at:?} between {src_name} and {dst_name}",
                         meta.name
                     );
                 }

@@ -138,8 +138,9 @@ fn verify_detects_a_difference() {
     std::fs::write(&chunk, bytes).unwrap();
     let v = rechunk(&["verify", &src, dst.to_str().unwrap()]);
     assert!(!v.status.success());
+    // Byte 100 of chunk (0, 1, 1) of (400, 10, 10) is element 25: (0, 2, 5) in the chunk.
     assert!(
-        stderr(&v).contains("`tas` differs in region [0:400, 10:20, 10:20]"),
+        stderr(&v).contains("`tas` differs at [0, 12, 15]"),
         "{}",
         stderr(&v)
     );
@@ -190,12 +191,13 @@ fn resume_after_a_failure_reruns_no_finished_task() {
     ];
     let mut first = vec![src.as_str(), dst.as_str()];
     first.extend(args);
-    // Stage 2 (index 1) fails at task 7: stage 1 and tasks 0..7 of stage 2 are finished.
-    let out = rechunk_env(&first, &[("RECHUNKER_FAIL_TASK", "1:7")]);
+    // Stage 2 (index 1) fails at task 1: stage 1 and task 0 of stage 2 are finished (one
+    // thread runs tasks in order).
+    let out = rechunk_env(&first, &[("RECHUNKER_FAIL_TASK", "1:1")]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{}", stdout(&out));
     assert!(
-        err.contains("stage 1 task 7") && err.contains("--resume"),
+        err.contains("stage 1 task 1") && err.contains("--resume"),
         "{err}"
     );
     // Nothing that looks complete: the target cannot be opened.
@@ -234,10 +236,11 @@ fn resume_after_a_failure_reruns_no_finished_task() {
         number_after("tasks run ", ','),
         number_after("skipped (resumed) ", ';'),
     );
-    // tas: all of stage 1 and 7 tasks of stage 2 were done; the `time` coordinate (one direct
+    // tas: all of stage 1 and task 0 of stage 2 were done; the `time` coordinate (one direct
     // task) was not reached.
-    assert_eq!(skipped, stage1 + 7, "{text}");
-    assert_eq!(run, stage2 - 7 + 1, "{text}");
+    assert!(stage2 >= 3, "the test needs a few stage-2 tasks: {text}");
+    assert_eq!(skipped, stage1 + 1, "{text}");
+    assert_eq!(run, stage2 - 1 + 1, "{text}");
     assert!(rechunk(&["verify", &src, &dst]).status.success());
 }
 
