@@ -38,10 +38,10 @@ fn main() -> Result<()> {
     }
 }
 
-/// Installs what the project needs beyond cargo. Nothing yet: the core and the raw reference
-/// format are pure Rust. Native format libraries and the Python reference readers join here.
+/// Installs what the tests need beyond cargo: a Python venv with the reference readers
+/// (zarr-python, xarray) and the S3 test server (moto).
 fn setup() -> Result<()> {
-    util::step("setup: nothing to install for the current formats (pure Rust)");
+    util::python_venv(".venv", "tests/python/requirements.txt")?;
     Ok(())
 }
 
@@ -61,6 +61,8 @@ fn test(rest: &[String]) -> Result<()> {
     util::step("running the test suite (cargo test --workspace)");
     let mut args = vec!["test", "--workspace"];
     args.extend(rest.iter().map(String::as_str));
+    // The interop tests find the reference readers through this variable.
+    std::env::set_var("RECHUNKER_PYTHON", util::root().join(".venv/bin/python"));
     util::cargo(&args)?;
     util::step("all tests passed");
     Ok(())

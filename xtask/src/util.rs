@@ -83,3 +83,35 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// Creates (or updates) the Python venv `dir` in the workspace with the pinned packages of
+/// `requirements`. A stamp file holding the requirements makes it a no-op when nothing changed.
+pub fn python_venv(dir: &str, requirements: &str) -> Result<PathBuf> {
+    let root = root();
+    let venv = root.join(dir);
+    let wanted = std::fs::read_to_string(root.join(requirements))
+        .with_context(|| format!("cannot read {requirements}"))?;
+    let stamp = venv.join(".rechunker-requirements");
+    let python = venv.join("bin/python");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        step(&format!("python venv {dir} is up to date ({requirements})"));
+        return Ok(python);
+    }
+    step(&format!("creating python venv {dir} with {requirements}"));
+    let system_python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    run(Command::new(&system_python).args(["-m", "venv", "--clear"]).arg(&venv)).with_context(|| {
+        format!("cannot create a venv with {system_python}; install python3 and python3-venv (apt-get install python3-venv)")
+    })?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(root.join(requirements)))?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
