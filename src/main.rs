@@ -9,7 +9,7 @@ use rechunker::memory;
 use rechunker_core::executor::{Executor, ExecutorOptions};
 use rechunker_core::job::{self, DatasetPlan, JobOptions};
 use rechunker_core::planner::CostModel;
-use rechunker_core::scratch::{LocalScratch, ScratchCodec};
+use rechunker_core::scratch::ScratchCodec;
 use rechunker_core::units::{format_bytes, format_seconds, parse_size};
 use rechunker_core::{ChunkSpec, DatasetSource};
 use std::path::{Path, PathBuf};
@@ -70,15 +70,36 @@ struct PlanOptions {
     /// Target format, when the extension of DST does not say.
     #[arg(long, value_enum)]
     format: Option<TargetFormat>,
+    /// Compression of the target: zstd:LEVEL, blosc:CNAME:LEVEL:SHUFFLE (e.g. blosc:lz4:5:shuffle),
+    /// gzip:LEVEL or none (Zarr default: zstd:3).
+    #[arg(long)]
+    codec: Option<String>,
+    /// Zarr format version of the target (default 3).
+    #[arg(long)]
+    zarr_format: Option<u8>,
+    /// Shard shape of Zarr v3 output, by name (time=8760,lat=48,lon=48) or position.
+    #[arg(long)]
+    shards: Option<String>,
+}
+
+impl PlanOptions {
+    fn write_options(&self) -> formats::WriteOptions {
+        formats::WriteOptions {
+            codec: self.codec.clone(),
+            zarr_format: self.zarr_format,
+            shards: self.shards.clone(),
+        }
+    }
 }
 
 #[derive(Args)]
 struct RunArgs {
     #[command(flatten)]
     plan: PlanOptions,
-    /// Where intermediate pieces and the task journal go (default: beside DST).
+    /// Where intermediate pieces and the task journal go: a directory or an object-store URI
+    /// (default: DST.rechunk-scratch beside the target).
     #[arg(long)]
-    scratch: Option<PathBuf>,
+    scratch: Option<String>,
     /// Codec of the intermediate pieces.
     #[arg(long, default_value = "lz4")]
     scratch_codec: ScratchCodec,
@@ -203,30 +224,9 @@ fn make_plan(p: &PlanOptions) -> Result<(Box<dyn DatasetSource>, TargetFormat, D
     let format = formats::target_format(&p.dst, p.format)?;
     let options = job_options(p);
     // Adapters touch nothing before the first array is created: planning only asks for sizes.
-    let target = formats::create_target(&p.dst, format)?;
+    let target = formats::create_target(&p.dst, format, &p.write_options())?;
     let plan = job::plan_dataset(source.as_ref(), target.as_ref(), &options)?;
     Ok((source, format, plan))
-}
-
-/// The plan an interrupted run left in its scratch directory, if any.
-fn stored_plan(scratch_dir: &Path) -> Result<Option<DatasetPlan>> {
-    let path = scratch_dir.join(job::PLAN_KEY);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => DatasetPlan::from_json(&text)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-}
-
-fn default_scratch(dst: &str) -> PathBuf {
-    let dst = Path::new(dst.trim_end_matches('/'));
-    let name = dst
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "target".into());
-    dst.with_file_name(format!("{name}.rechunk-scratch"))
 }
 
 fn run(a: RunArgs) -> Result<()> {
@@ -238,30 +238,28 @@ fn run(a: RunArgs) -> Result<()> {
             p.src
         );
     }
-    let scratch_dir = a.scratch.clone().unwrap_or_else(|| default_scratch(&p.dst));
-    let dst_exists = Path::new(&p.dst).exists();
-    if dst_exists && !a.overwrite && !a.resume {
+    let scratch_at = a
+        .scratch
+        .clone()
+        .unwrap_or_else(|| formats::default_scratch(&p.dst));
+    if formats::target_exists(&p.dst)? && !a.overwrite && !a.resume {
         bail!("target {} exists; add --overwrite to replace it, or --resume to continue an interrupted run into it", p.dst);
     }
     let (source, format, fresh_plan) = make_plan(p)?;
     if a.overwrite {
         formats::remove_target(&p.dst)?;
-        if scratch_dir.exists() {
-            std::fs::remove_dir_all(&scratch_dir).with_context(|| {
-                format!(
-                    "cannot remove the old scratch {} for --overwrite",
-                    scratch_dir.display()
-                )
-            })?;
-        }
+        formats::open_scratch(&scratch_at)?.remove_prefix("")?;
     }
+    let scratch = formats::open_scratch(&scratch_at)?;
     // A resumed run continues the plan it started with, whatever this process measures now.
-    let plan = match a
-        .resume
-        .then(|| stored_plan(&scratch_dir))
-        .transpose()?
-        .flatten()
-    {
+    let stored = match scratch.get(job::PLAN_KEY)? {
+        Some(bytes) if a.resume => Some(
+            DatasetPlan::from_json(&String::from_utf8_lossy(&bytes))
+                .map_err(|e| anyhow::anyhow!("{scratch_at}/{}: {e}", job::PLAN_KEY))?,
+        ),
+        _ => None,
+    };
+    let plan = match stored {
         Some(stored) => {
             if stored.source != fresh_plan.source
                 || stored.target != fresh_plan.target
@@ -269,8 +267,7 @@ fn run(a: RunArgs) -> Result<()> {
                 || stored.max_mem != fresh_plan.max_mem
             {
                 bail!(
-                    "the interrupted run in {} was {} -> {} with --chunks {} --max-mem {}; repeat those arguments to resume it, or use --overwrite to start over",
-                    scratch_dir.display(),
+                    "the interrupted run in {scratch_at} was {} -> {} with --chunks {} --max-mem {}; repeat those arguments to resume it, or use --overwrite to start over",
                     stored.source,
                     stored.target,
                     stored.chunks,
@@ -281,11 +278,10 @@ fn run(a: RunArgs) -> Result<()> {
         }
         None => fresh_plan,
     };
-    let scratch = Arc::new(LocalScratch::open(&scratch_dir)?);
     if !a.quiet {
         print_plan(&plan);
     }
-    let target = formats::create_target(&p.dst, format)?;
+    let target = formats::create_target(&p.dst, format, &p.write_options())?;
     let progress: Arc<dyn rechunker_core::executor::Progress> = if a.quiet {
         Arc::new(rechunker_core::executor::NoProgress)
     } else {
@@ -311,7 +307,7 @@ fn run(a: RunArgs) -> Result<()> {
             "rechunking {} into {} stopped; the scratch {} keeps the finished tasks: rerun the same command with --resume to continue",
             p.src,
             p.dst,
-            scratch_dir.display()
+            scratch_at
         ))
     })?;
     let seconds = started.elapsed().as_secs_f64();

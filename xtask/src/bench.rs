@@ -64,7 +64,7 @@ pub fn run(args: &[String]) -> Result<()> {
 
     // Memory: >= 2 GiB under --max-mem 256MiB.
     let time = if quick { 130 } else { 520 };
-    let src = dir.join(format!("tas-{time}x721x1440.raw"));
+    let src = dir.join(format!("tas-v2-{time}x721x1440.raw"));
     if !src.join("raw.json").exists() {
         util::step(&format!(
             "generating tas({time}, 721, 1440) float32 in time slices ({})",

@@ -8,11 +8,17 @@ use rechunker_core::{
 use rechunker_raw::RawTarget;
 use std::path::Path;
 
-/// A smooth, reproducible "temperature" field: values depend on (t, lat, lon), so any
+/// A reproducible "temperature" field: a smooth pattern plus small hashed noise, so it
+/// compresses about as well as real model output, and values depend on (t, lat, lon), so any
 /// misplaced element shows up in a verify.
 fn value(t: u64, y: u64, x: u64) -> f32 {
+    let mut h = t.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ y.wrapping_mul(0xC2B2_AE3D_27D4_EB4F) ^ x;
+    h ^= h >> 29;
+    h = h.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    h ^= h >> 32;
+    let noise = (h & 0xffff) as f32 / 65536.0 - 0.5;
     let (t, y, x) = (t as f32, y as f32, x as f32);
-    273.15 + 30.0 * (y * 0.02).cos() + 5.0 * (x * 0.03 + t * 0.1).sin() + 0.001 * t
+    273.15 + 30.0 * (y * 0.02).cos() + 5.0 * (x * 0.03 + t * 0.1).sin() + 0.001 * t + 0.2 * noise
 }
 
 /// The `tas(time, lat, lon)` metadata of the canonical case, with time-slice chunks.

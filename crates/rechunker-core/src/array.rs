@@ -2,6 +2,7 @@
 //! C order) plus a [`DataType`](crate::DataType), so one executor serves every format pair.
 
 use crate::error::Result;
+use crate::grid::ChunkGrid;
 use crate::meta::{ArrayMeta, DatasetMeta};
 use crate::region::Region;
 use std::sync::Arc;
@@ -54,6 +55,13 @@ pub trait DatasetTarget: Send + Sync {
     /// Creates the array `meta` describes (its grid is the target chunking), or reopens it when a
     /// run resumes. The adapter chooses its codecs; `meta.codecs` is ignored.
     fn create_array(&self, meta: &ArrayMeta) -> Result<Arc<dyn ChunkedArrayMut>>;
+
+    /// The units the array is written in: its chunk grid, or a coarser one when the format
+    /// stores several chunks per object (Zarr shards), which must then be written whole.
+    /// Errors here are the target options not fitting the array, found before anything runs.
+    fn write_grid(&self, meta: &ArrayMeta) -> Result<ChunkGrid> {
+        Ok(meta.grid.clone())
+    }
 
     /// What [`ChunkedArrayMut::write_overhead`] will be for an array of `meta`, known before
     /// the array exists so the planner can budget for it.

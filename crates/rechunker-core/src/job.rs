@@ -16,6 +16,9 @@ pub const PLAN_FORMAT: &str = "rechunker-plan";
 /// Bumped whenever a plan file's meaning changes.
 pub const PLAN_VERSION: u32 = 1;
 
+/// Coordinate variables up to this size are written as one chunk whatever `--chunks` says.
+pub const WHOLE_COORDINATE_BYTES: u64 = 64 << 20;
+
 /// What the user asked for.
 #[derive(Clone, Debug)]
 pub struct JobOptions {
@@ -114,7 +117,13 @@ fn plan_array(
     options: &JobOptions,
     location: &str,
 ) -> Result<ArrayPlan> {
-    let chunks = chunks.resolve(source_meta, location)?;
+    // Coordinate variables stay in one chunk, as xarray writes them: readers load them whole.
+    let chunks = if source_meta.is_coordinate() && source_meta.num_bytes() <= WHOLE_COORDINATE_BYTES
+    {
+        source_meta.shape().iter().map(|&n| n.max(1)).collect()
+    } else {
+        chunks.resolve(source_meta, location)?
+    };
     let mut target_meta = source_meta.clone();
     target_meta.grid = ChunkGrid::regular(&source_meta.shape(), &chunks);
     target_meta.codecs.clear();
@@ -123,7 +132,7 @@ fn plan_array(
     let mut request = PlanRequest {
         item_size: source_meta.item_size() as u64,
         source: source_meta.grid.clone(),
-        target: target_meta.grid.clone(),
+        target: target.write_grid(&target_meta)?,
         task_budget: pool / threads,
         source_read_overhead: read_overhead,
         target_write_overhead: target.write_overhead(&target_meta),

@@ -54,7 +54,7 @@ pub fn copy_box_at(
 ) {
     let ndim = copy_shape.len();
     debug_assert!(src_shape.len() == ndim && dst_shape.len() == ndim);
-    if copy_shape.iter().any(|&n| n == 0) {
+    if copy_shape.contains(&0) {
         return;
     }
     if ndim == 0 {

@@ -1,0 +1,258 @@
+//! One Zarr array: reading regions straight into the caller's buffer, writing whole chunks (or
+//! whole shards).
+
+use crate::error::{Result, ZarrError};
+use crate::meta::{self, CodecCost};
+use crate::store::Storage;
+use rechunker_core::layout::{buffer_len, copy_box, fill_elements};
+use rechunker_core::{ArrayMeta, ChunkedArray, ChunkedArrayMut, Region};
+use unsafe_cell_slice::UnsafeCellSlice;
+use zarrs::array::{
+    Array, ArrayBytes, ArrayBytesDecodeIntoTarget, ArrayBytesFixedDisjointView, ArrayError,
+    ArraySubset, CodecOptions,
+};
+
+/// Codec options for every retrieve and store call: zarrs' own parallelism off, because the
+/// executor already runs one task per core and budgets memory per task.
+pub(crate) fn codec_options() -> CodecOptions {
+    CodecOptions::default().with_concurrent_target(1)
+}
+
+/// A Zarr array opened through zarrs, with its metadata in rechunker's terms.
+pub struct ZarrArray {
+    pub(crate) uri: String,
+    pub(crate) meta: ArrayMeta,
+    pub(crate) array: Array<dyn zarrs::storage::ReadableWritableListableStorageTraits>,
+    /// zarrs' chunk shape (the shard shape when sharded): not clipped at the array's edge.
+    pub(crate) chunk: Vec<u64>,
+    pub(crate) cost: CodecCost,
+    /// True when the chunk grid's unit is a shard (for messages).
+    pub(crate) sharded: bool,
+}
+
+impl std::fmt::Debug for ZarrArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZarrArray")
+            .field("uri", &self.uri)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZarrArray {
+    pub(crate) fn new(
+        uri: String,
+        meta: ArrayMeta,
+        storage: Storage,
+        path: &str,
+        metadata: zarrs::array::ArrayMetadata,
+        chunk: Vec<u64>,
+        cost: CodecCost,
+    ) -> Result<Self> {
+        let array = Array::new_with_metadata(storage, path, metadata).map_err(|e| {
+            ZarrError::Unsupported {
+                uri: uri.clone(),
+                variable: meta.name.clone(),
+                what: format!("its metadata ({e})"),
+            }
+        })?;
+        let sharded = cost.inner.is_some();
+        Ok(ZarrArray {
+            uri,
+            meta,
+            array,
+            chunk,
+            cost,
+            sharded,
+        })
+    }
+
+    fn item(&self) -> usize {
+        self.meta.item_size()
+    }
+
+    fn chunk_bytes(&self) -> u64 {
+        self.chunk.iter().product::<u64>() * self.item() as u64
+    }
+
+    fn key(&self, index: &[u64]) -> String {
+        self.array.chunk_key(index).as_str().to_string()
+    }
+
+    fn check_len(&self, region: &Region, len: usize) -> Result<()> {
+        let expected = buffer_len(&region.shape, self.item()).map(|n| n as u64);
+        if expected != Some(len as u64) {
+            return Err(ZarrError::BufferSize {
+                uri: self.uri.clone(),
+                variable: self.meta.name.clone(),
+                region: region.clone(),
+                expected: expected.unwrap_or(u64::MAX),
+                found: len as u64,
+            });
+        }
+        Ok(())
+    }
+
+    fn in_bounds(&self, region: &Region) -> Result<()> {
+        let shape = self.meta.shape();
+        if region.ndim() != shape.len() || (0..region.ndim()).any(|d| region.end(d) > shape[d]) {
+            return Err(ZarrError::OutOfBounds {
+                uri: self.uri.clone(),
+                variable: self.meta.name.clone(),
+                region: region.clone(),
+                shape,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads `region` into `out` (C order, native endian): each chunk is decoded by zarrs
+    /// straight into its place in `out`.
+    pub fn read(&self, region: &Region, out: &mut [u8]) -> Result<()> {
+        self.in_bounds(region)?;
+        self.check_len(region, out.len())?;
+        if region.is_empty() {
+            return Ok(());
+        }
+        let options = codec_options();
+        let item = self.item();
+        let grid = &self.meta.grid;
+        let ranges = grid.chunks_overlapping(region);
+        let counts: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+        for rel in rechunker_core::region::indices(&counts) {
+            let index: Vec<u64> = rel.iter().zip(&ranges).map(|(i, r)| r.start + i).collect();
+            let Some(overlap) = grid.chunk_region(&index).intersect(region) else {
+                continue;
+            };
+            let read_error = |message: String| ZarrError::ReadChunk {
+                uri: self.uri.clone(),
+                variable: self.meta.name.clone(),
+                key: self.key(&index),
+                message,
+            };
+            let in_array =
+                ArraySubset::new_with_start_shape(overlap.start.clone(), overlap.shape.clone())
+                    .map_err(|e| read_error(e.to_string()))?;
+            let in_out =
+                ArraySubset::new_with_start_shape(overlap.offset_in(region), overlap.shape.clone())
+                    .map_err(|e| read_error(e.to_string()))?;
+            // SAFETY: this is the only view of `out` alive: it is created, used and dropped in
+            // this iteration, so it overlaps no other view.
+            let mut view = unsafe {
+                ArrayBytesFixedDisjointView::new(
+                    UnsafeCellSlice::new(&mut *out),
+                    item,
+                    &region.shape,
+                    in_out,
+                )
+            }
+            .map_err(|e| read_error(e.to_string()))?;
+            self.array
+                .retrieve_array_subset_into_opt(
+                    &in_array,
+                    ArrayBytesDecodeIntoTarget::Fixed(&mut view),
+                    &options,
+                )
+                .map_err(|e| match e {
+                    ArrayError::CodecError(e) => {
+                        read_error(format!("{e}; the chunk is truncated or corrupt"))
+                    }
+                    other => read_error(other.to_string()),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` to `region`, a union of whole chunks (shards when sharded): each is
+    /// encoded and stored whole, in one store write.
+    pub fn write(&self, region: &Region, data: &[u8]) -> Result<()> {
+        self.in_bounds(region)?;
+        self.check_len(region, data.len())?;
+        let grid = &self.meta.grid;
+        if !grid.is_aligned(region) {
+            return Err(ZarrError::Unaligned {
+                uri: self.uri.clone(),
+                variable: self.meta.name.clone(),
+                region: region.clone(),
+                unit: if self.sharded { "shards" } else { "chunks" },
+            });
+        }
+        if region.is_empty() {
+            return Ok(());
+        }
+        let options = codec_options();
+        let item = self.item();
+        let fill = self.meta.fill_bytes();
+        let ranges = grid.chunks_overlapping(region);
+        let counts: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+        let mut buffer: Vec<u8> = Vec::new();
+        for rel in rechunker_core::region::indices(&counts) {
+            let index: Vec<u64> = rel.iter().zip(&ranges).map(|(i, r)| r.start + i).collect();
+            let chunk = grid.chunk_region(&index);
+            let write_error = |message: String| ZarrError::WriteChunk {
+                uri: self.uri.clone(),
+                variable: self.meta.name.clone(),
+                key: self.key(&index),
+                message,
+            };
+            let clipped = chunk.shape != self.chunk;
+            let bytes: &[u8] = if chunk == *region && !clipped {
+                data
+            } else {
+                let len = buffer_len(&self.chunk, item)
+                    .ok_or_else(|| write_error("chunk too large for memory".into()))?;
+                buffer.clear();
+                buffer.resize(len, 0);
+                if clipped {
+                    // Zarr stores edge chunks whole: pad with the fill value.
+                    fill_elements(&mut buffer, &fill);
+                }
+                copy_box(
+                    data,
+                    &region.shape,
+                    &chunk.offset_in(region),
+                    &mut buffer,
+                    &self.chunk,
+                    &vec![0; chunk.ndim()],
+                    &chunk.shape,
+                    item,
+                );
+                &buffer
+            };
+            self.array
+                .store_chunk_opt(&index, ArrayBytes::new_flen(bytes), &options)
+                .map_err(|e| write_error(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+impl ChunkedArray for ZarrArray {
+    fn meta(&self) -> &ArrayMeta {
+        &self.meta
+    }
+
+    fn read_region(&self, region: &Region, out: &mut [u8]) -> rechunker_core::Result<()> {
+        Ok(self.read(region, out)?)
+    }
+
+    fn read_overhead(&self) -> u64 {
+        self.cost
+            .read_overhead(self.chunk_bytes(), self.item() as u64)
+    }
+}
+
+impl ChunkedArrayMut for ZarrArray {
+    fn write_region(&self, region: &Region, data: &[u8]) -> rechunker_core::Result<()> {
+        Ok(self.write(region, data)?)
+    }
+
+    fn write_overhead(&self) -> u64 {
+        let inner = self
+            .cost
+            .inner
+            .as_ref()
+            .map(|(shape, _)| shape.iter().product::<u64>() * self.item() as u64);
+        meta::write_overhead(self.chunk_bytes(), inner)
+    }
+}
