@@ -378,7 +378,7 @@ fn print_plan(plan: &DatasetPlan) {
                 format_bytes(s.task_memory)
             );
         }
-        total_seconds += p.cost(&cost) / a.parallelism.max(1) as f64;
+        total_seconds += p.seconds(&cost, a.parallelism);
         println!(
             "    {} tasks at once; moves {} through {} stage(s)",
             a.parallelism,
@@ -387,9 +387,11 @@ fn print_plan(plan: &DatasetPlan) {
         );
     }
     println!(
-        "  estimate: about {} at {}/s per thread and {:.1} ms per object (local disk, fast codec)",
+        "  estimate: about {} (per thread: source {}/s, target {}/s, scratch {}/s, {:.1} ms per object)",
         format_seconds(total_seconds),
-        format_bytes(cost.bytes_per_second as u64),
+        format_bytes(cost.source_bytes_per_second as u64),
+        format_bytes(cost.target_bytes_per_second as u64),
+        format_bytes(cost.scratch_bytes_per_second as u64),
         cost.seconds_per_op * 1e3
     );
 }

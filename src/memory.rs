@@ -23,14 +23,31 @@ pub fn peak_rss() -> Option<u64> {
     proc_status("VmHWM:")
 }
 
-/// Makes the allocator hand big buffers back to the kernel as soon as they are freed, so that
-/// resident memory tracks the executor's accounting instead of glibc's caches.
+/// Sets glibc's allocator so that resident memory follows the executor's accounting without
+/// paying a page fault per 4 KiB on every codec buffer. Buffers up to 32 MiB (chunks, encoded
+/// chunks: what adapters allocate per chunk) come from the heap and are reused; larger ones (task
+/// blocks, big pieces) are mapped and returned to the kernel when freed; freed heap is trimmed
+/// beyond 64 MiB. A fixed threshold also turns off glibc's sliding one, which would otherwise
+/// keep growing with the largest buffer ever freed. `RECHUNK_MMAP_THRESHOLD` and
+/// `RECHUNK_TRIM_THRESHOLD` (bytes; 0 leaves glibc's defaults) override for experiments.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any worker thread starts.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 1024 * 1024);
+        let setting = |name: &str, default: i32| -> i32 {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let mmap_threshold = setting("RECHUNK_MMAP_THRESHOLD", 32 << 20);
+        let trim_threshold = setting("RECHUNK_TRIM_THRESHOLD", 64 << 20);
+        if mmap_threshold > 0 {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, mmap_threshold);
+        }
+        if trim_threshold > 0 {
+            libc::mallopt(libc::M_TRIM_THRESHOLD, trim_threshold);
+        }
         libc::mallopt(libc::M_ARENA_MAX, 4);
     }
 }

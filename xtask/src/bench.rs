@@ -1,16 +1,18 @@
-//! `cargo xtask bench`: benchmarks whose figures go in the closing notes and `docs/benchmarks.md`.
+//! `cargo xtask bench [memory] [zarr] [--quick]`: benchmarks whose figures go in the closing
+//! notes and `docs/benchmarks.md`. Every figure is measured in the same run as what it is
+//! compared with; peak RSS is the kernel's high-water mark of the whole process (`wait4`).
 //!
-//! 1. Memory: rechunk a >= 2 GiB array with `--max-mem 256MiB` and compare the peak RSS of the
-//!    whole process (kernel high-water mark, via `wait4`) with the budget and with the idle
-//!    baseline of the same binary doing a trivial run.
-//! 2. Planning: plan the canonical worked example (87600, 721, 1440) and an array of 10^9 source
-//!    chunks; wall time and peak RSS of the whole `rechunk plan` process.
+//! - memory: rechunk a >= 2 GiB array with `--max-mem 256MiB`: peak RSS against the budget and
+//!   the idle baseline of the binary; planning the worked example and 10^9 chunks.
+//! - zarr: the canonical case `tas(T, 721, 1440)` float32 in time slices, Zarr v2 blosc-zstd,
+//!   to `(T, 24, 24)` with 1 GiB, T = 100 and 1000: ours, our chunk-aligned re-encode (the
+//!   floor), and Python rechunker 0.5 + dask threads (2) on the same input.
 
 use crate::{synth, util};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use rechunker_core::units::{format_bytes, format_seconds};
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 struct Row {
@@ -20,181 +22,11 @@ struct Row {
     note: String,
 }
 
-fn rechunk_cmd(bin: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new(bin);
-    c.args(args).stdout(Stdio::null()).stderr(Stdio::inherit());
-    c
-}
-
-pub fn run(args: &[String]) -> Result<()> {
-    let quick = args.iter().any(|a| a == "--quick");
-    let bin = util::build_rechunk()?;
-    let dir = util::root().join("target/bench");
-    std::fs::create_dir_all(&dir)?;
-    let mut rows = Vec::new();
-    let mut failures = Vec::new();
-
-    // Idle baseline: the same binary on a trivial job.
-    let tiny = dir.join("tiny.raw");
-    if !tiny.join("raw.json").exists() {
-        synth::write_tas(&tiny, 4, 4, 4)?;
-    }
-    let tiny_out = dir.join("tiny-out.raw");
-    let m = util::measure(&mut rechunk_cmd(
-        &bin,
-        &[
-            tiny.to_str().unwrap_or_default(),
-            tiny_out.to_str().unwrap_or_default(),
-            "--chunks",
-            "4,2,2",
-            "--overwrite",
-            "-q",
-        ],
-    ))?;
-    if !m.success {
-        bail!("the baseline run failed");
-    }
-    let baseline = m.peak_rss;
-    rows.push(Row {
-        case: "idle baseline: rechunk of a 256-byte array".into(),
-        seconds: m.seconds,
-        peak: baseline,
-        note: String::new(),
-    });
-
-    // Memory: >= 2 GiB under --max-mem 256MiB.
-    let time = if quick { 130 } else { 520 };
-    let src = dir.join(format!("tas-v2-{time}x721x1440.raw"));
-    if !src.join("raw.json").exists() {
-        util::step(&format!(
-            "generating tas({time}, 721, 1440) float32 in time slices ({})",
-            format_bytes(time * 721 * 1440 * 4)
-        ));
-        synth::write_tas(&src, time, 721, 1440)?;
-    }
-    let dst = dir.join("tas-timeseries.raw");
-    let budget: u64 = 256 << 20;
-    util::step(&format!(
-        "rechunking {} to (T, 24, 24) with --max-mem 256MiB",
-        format_bytes(time * 721 * 1440 * 4)
-    ));
-    let chunks = format!("time={time},lat=24,lon=24");
-    let m = util::measure(&mut rechunk_cmd(
-        &bin,
-        &[
-            src.to_str().unwrap_or_default(),
-            dst.to_str().unwrap_or_default(),
-            "--chunks",
-            &chunks,
-            "--max-mem",
-            "256MiB",
-            "--overwrite",
-            "-q",
-        ],
-    ))?;
-    if !m.success {
-        bail!("the memory benchmark run failed");
-    }
-    let bytes = time * 721 * 1440 * 4;
-    let within = m.peak_rss <= budget + baseline;
-    if !within {
-        failures.push(format!(
-            "peak RSS {} exceeds 256 MiB + baseline {}",
-            format_bytes(m.peak_rss),
-            format_bytes(baseline)
-        ));
-    }
-    rows.push(Row {
-        case: format!("rechunk tas({time}, 721, 1440) f32 (1, 721, 1440) -> ({time}, 24, 24), --max-mem 256MiB, 2 threads"),
-        seconds: m.seconds,
-        peak: m.peak_rss,
-        note: format!(
-            "{}/s; peak = {:.2}x budget; <= budget + baseline: {}",
-            format_bytes((bytes as f64 / m.seconds) as u64),
-            m.peak_rss as f64 / budget as f64,
-            if within { "yes" } else { "NO" }
-        ),
-    });
-    util::step("verifying the result against the source");
-    let v = util::measure(&mut rechunk_cmd(
-        &bin,
-        &[
-            "verify",
-            src.to_str().unwrap_or_default(),
-            dst.to_str().unwrap_or_default(),
-        ],
-    ))?;
-    if !v.success {
-        bail!("the rechunked benchmark output differs from its source");
-    }
-    rows.push(Row {
-        case: "rechunk verify of the same (reads both, compares)".into(),
-        seconds: v.seconds,
-        peak: v.peak_rss,
-        note: "identical".into(),
-    });
-    let _ = std::fs::remove_dir_all(&dst);
-
-    // Planning: instant and constant memory whatever the array size.
-    let worked = dir.join("worked-87600x721x1440.raw");
-    if !worked.join("raw.json").exists() {
-        synth::write_tas_metadata(&worked, 87600, 721, 1440)?;
-    }
-    let huge = dir.join("huge-1e9-chunks.raw");
-    if !huge.join("raw.json").exists() {
-        // (10^6, 1000, 1000) float32 in (1, 1, 1000) chunks: 10^9 source chunks, 4 PB.
-        let mut meta = synth::tas_meta(1_000_000, 1000, 1000);
-        meta.grid = rechunker_core::ChunkGrid::regular(&[1_000_000, 1000, 1000], &[1, 1, 1000]);
-        synth::write_metadata(&huge, meta)?;
-    }
-    for (path, chunks, mem, label) in [
-        (
-            &worked,
-            "time=87600,lat=24,lon=24",
-            "1GiB",
-            "plan worked example (87600, 721, 1440) -> (87600, 24, 24), 1 GiB",
-        ),
-        (
-            &worked,
-            "time=87600,lat=24,lon=24",
-            "8GiB",
-            "plan worked example, 8 GiB",
-        ),
-        (
-            &huge,
-            "time=1000,lat=100,lon=100",
-            "8GiB",
-            "plan 10^9 source chunks (10^6, 1000, 1000) -> (1000, 100, 100)",
-        ),
-    ] {
-        let out = dir.join("never-written.raw");
-        let m = util::measure(&mut rechunk_cmd(
-            &bin,
-            &[
-                "plan",
-                path.to_str().unwrap_or_default(),
-                out.to_str().unwrap_or_default(),
-                "--chunks",
-                chunks,
-                "--max-mem",
-                mem,
-            ],
-        ))?;
-        if !m.success {
-            bail!("{label}: rechunk plan failed");
-        }
-        rows.push(Row {
-            case: label.into(),
-            seconds: m.seconds,
-            peak: m.peak_rss,
-            note: String::new(),
-        });
-    }
-
-    let mut table = String::from("| case | wall | peak RSS | notes |\n|---|---:|---:|---|\n");
-    for r in &rows {
+fn table(rows: &[Row]) -> String {
+    let mut t = String::from("| case | wall | peak RSS | notes |\n|---|---:|---:|---|\n");
+    for r in rows {
         let _ = writeln!(
-            table,
+            t,
             "| {} | {} | {} | {} |",
             r.case,
             format_seconds(r.seconds),
@@ -202,18 +34,392 @@ pub fn run(args: &[String]) -> Result<()> {
             r.note
         );
     }
-    util::step("results");
-    println!("{table}");
-    if !quick {
-        write_doc(&table)?;
+    t
+}
+
+struct Bench {
+    bin: PathBuf,
+    dir: PathBuf,
+    quick: bool,
+    failures: Vec<String>,
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+impl Bench {
+    fn rechunk(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.bin);
+        c.args(args).stdout(Stdio::null()).stderr(Stdio::inherit());
+        c
     }
-    if !failures.is_empty() {
-        bail!("benchmark targets missed: {}", failures.join("; "));
+
+    /// Runs `rechunk args`, failing the bench if it fails.
+    fn measure_rechunk(&self, what: &str, args: &[&str]) -> Result<util::Measured> {
+        let m = util::measure(&mut self.rechunk(args))?;
+        if !m.success {
+            bail!("{what}: rechunk {args:?} failed");
+        }
+        Ok(m)
+    }
+
+    /// The synthetic source in the raw format, generated once and kept in target/bench.
+    fn raw_tas(&self, time: u64) -> Result<PathBuf> {
+        let src = self.dir.join(format!("tas-v2-{time}x721x1440.raw"));
+        if !src.join("raw.json").exists() {
+            util::step(&format!(
+                "generating tas({time}, 721, 1440) float32 in time slices ({})",
+                format_bytes(time * 721 * 1440 * 4)
+            ));
+            synth::write_tas(&src, time, 721, 1440)?;
+        }
+        Ok(src)
+    }
+
+    fn memory(&mut self) -> Result<String> {
+        let mut rows = Vec::new();
+        let tiny = self.dir.join("tiny.raw");
+        if !tiny.join("raw.json").exists() {
+            synth::write_tas(&tiny, 4, 4, 4)?;
+        }
+        let tiny_out = self.dir.join("tiny-out.raw");
+        let m = self.measure_rechunk(
+            "baseline",
+            &[
+                s(&tiny),
+                s(&tiny_out),
+                "--chunks",
+                "4,2,2",
+                "--overwrite",
+                "-q",
+            ],
+        )?;
+        let baseline = m.peak_rss;
+        rows.push(Row {
+            case: "idle baseline: rechunk of a 256-byte array".into(),
+            seconds: m.seconds,
+            peak: baseline,
+            note: String::new(),
+        });
+
+        let time = if self.quick { 130 } else { 520 };
+        let src = self.raw_tas(time)?;
+        let dst = self.dir.join("tas-timeseries.raw");
+        let budget: u64 = 256 << 20;
+        let bytes = time * 721 * 1440 * 4;
+        util::step(&format!(
+            "rechunking {} to (T, 24, 24) with --max-mem 256MiB",
+            format_bytes(bytes)
+        ));
+        let chunks = format!("time={time},lat=24,lon=24");
+        let m = self.measure_rechunk(
+            "memory",
+            &[
+                s(&src),
+                s(&dst),
+                "--chunks",
+                &chunks,
+                "--max-mem",
+                "256MiB",
+                "--overwrite",
+                "-q",
+            ],
+        )?;
+        let within = m.peak_rss <= budget + baseline;
+        if !within {
+            self.failures.push(format!(
+                "peak RSS {} exceeds 256 MiB + baseline {}",
+                format_bytes(m.peak_rss),
+                format_bytes(baseline)
+            ));
+        }
+        rows.push(Row {
+            case: format!("raw tas({time}, 721, 1440) f32 (1, 721, 1440) -> ({time}, 24, 24), --max-mem 256MiB"),
+            seconds: m.seconds,
+            peak: m.peak_rss,
+            note: format!(
+                "{}/s; peak = {:.2}x budget; <= budget + baseline: {}",
+                format_bytes((bytes as f64 / m.seconds) as u64),
+                m.peak_rss as f64 / budget as f64,
+                if within { "yes" } else { "NO" }
+            ),
+        });
+        let v = self.measure_rechunk("verify", &["verify", s(&src), s(&dst)])?;
+        rows.push(Row {
+            case: "rechunk verify of that output against its source".into(),
+            seconds: v.seconds,
+            peak: v.peak_rss,
+            note: "identical".into(),
+        });
+        let _ = std::fs::remove_dir_all(&dst);
+
+        let worked = self.dir.join("worked-87600x721x1440.raw");
+        if !worked.join("raw.json").exists() {
+            synth::write_tas_metadata(&worked, 87600, 721, 1440)?;
+        }
+        let huge = self.dir.join("huge-1e9-chunks.raw");
+        if !huge.join("raw.json").exists() {
+            // (10^6, 1000, 1000) float32 in (1, 1, 1000) chunks: 10^9 source chunks, 4 PB.
+            let mut meta = synth::tas_meta(1_000_000, 1000, 1000);
+            meta.grid = rechunker_core::ChunkGrid::regular(&[1_000_000, 1000, 1000], &[1, 1, 1000]);
+            synth::write_metadata(&huge, meta)?;
+        }
+        let never = self.dir.join("never-written.raw");
+        for (path, chunks, mem, label) in [
+            (
+                &worked,
+                "time=87600,lat=24,lon=24",
+                "1GiB",
+                "plan worked example (87600, 721, 1440) -> (87600, 24, 24), 1 GiB",
+            ),
+            (
+                &worked,
+                "time=87600,lat=24,lon=24",
+                "8GiB",
+                "plan worked example, 8 GiB",
+            ),
+            (
+                &huge,
+                "time=1000,lat=100,lon=100",
+                "8GiB",
+                "plan 10^9 source chunks (10^6, 1000, 1000) -> (1000, 100, 100)",
+            ),
+        ] {
+            let m = self.measure_rechunk(
+                label,
+                &[
+                    "plan",
+                    s(path),
+                    s(&never),
+                    "--chunks",
+                    chunks,
+                    "--max-mem",
+                    mem,
+                ],
+            )?;
+            rows.push(Row {
+                case: label.into(),
+                seconds: m.seconds,
+                peak: m.peak_rss,
+                note: String::new(),
+            });
+        }
+        Ok(table(&rows))
+    }
+
+    fn zarr(&mut self) -> Result<String> {
+        let python = util::python_venv(".venv-bench", "xtask/bench-requirements.txt")?;
+        let peers = util::root().join("xtask/peers");
+        let mut rows = Vec::new();
+        let mut notes = String::new();
+        let codec = "blosc:zstd:3:shuffle";
+        for time in if self.quick {
+            vec![100]
+        } else {
+            vec![100, 1000]
+        } {
+            let raw = self.raw_tas(time)?;
+            let input = self.dir.join(format!("tas-{time}-v2-blosc.zarr"));
+            if !input.join(".zmetadata").exists() {
+                util::step(&format!("writing the Zarr v2 input ({codec}, time slices)"));
+                self.measure_rechunk(
+                    "input",
+                    &[
+                        s(&raw),
+                        s(&input),
+                        "--chunks",
+                        "time=1",
+                        "--zarr-format",
+                        "2",
+                        "--codec",
+                        codec,
+                        "--overwrite",
+                        "-q",
+                    ],
+                )?;
+            }
+            let size = dir_size(&input);
+            let raw_bytes = time * 721 * 1440 * 4;
+            let chunks = format!("time={time},lat=24,lon=24");
+            let (ours_out, floor_out) = (self.dir.join("ours.zarr"), self.dir.join("floor.zarr"));
+            let (peer_out, peer_tmp) = (self.dir.join("peer.zarr"), self.dir.join("peer-tmp.zarr"));
+
+            util::step(&format!("T={time}: rechunk (ours)"));
+            let ours = self.measure_rechunk(
+                "ours",
+                &[
+                    s(&input),
+                    s(&ours_out),
+                    "--chunks",
+                    &chunks,
+                    "--max-mem",
+                    "1GiB",
+                    "--zarr-format",
+                    "2",
+                    "--codec",
+                    codec,
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+            self.measure_rechunk("verify ours", &["verify", s(&input), s(&ours_out)])?;
+            util::step(&format!("T={time}: chunk-aligned re-encode (the floor)"));
+            let floor = self.measure_rechunk(
+                "floor",
+                &[
+                    s(&input),
+                    s(&floor_out),
+                    "--chunks",
+                    "time=1",
+                    "--max-mem",
+                    "1GiB",
+                    "--zarr-format",
+                    "2",
+                    "--codec",
+                    codec,
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+            util::step(&format!(
+                "T={time}: Python rechunker 0.5 + dask threads (2), max_mem=1GB"
+            ));
+            let peer = util::measure(
+                Command::new(&python)
+                    .arg(peers.join("rechunker_dask.py"))
+                    .args([
+                        s(&input),
+                        s(&peer_out),
+                        s(&peer_tmp),
+                        "1GB",
+                        &format!("{time},24,24"),
+                        "2",
+                    ]),
+            )?;
+            if !peer.success {
+                bail!("rechunker + dask failed on T={time}");
+            }
+            util::run(
+                Command::new(&python)
+                    .arg(peers.join("check_same.py"))
+                    .args([s(&input), s(&peer_out)]),
+            )
+            .context("rechunker's output differs from its input")?;
+            for p in [&ours_out, &floor_out, &peer_out, &peer_tmp] {
+                let _ = std::fs::remove_dir_all(p);
+            }
+            let speedup = peer.seconds / ours.seconds;
+            let of_floor = ours.seconds / floor.seconds;
+            rows.push(Row {
+                case: format!("T={time} ours: rechunk, --max-mem 1GiB"),
+                seconds: ours.seconds,
+                peak: ours.peak_rss,
+                note: format!(
+                    "{speedup:.1}x faster than rechunker+dask; {of_floor:.2}x the floor; {}/s raw",
+                    format_bytes((raw_bytes as f64 / ours.seconds) as u64)
+                ),
+            });
+            rows.push(Row {
+                case: format!("T={time} floor: chunk-aligned re-encode"),
+                seconds: floor.seconds,
+                peak: floor.peak_rss,
+                note: String::new(),
+            });
+            rows.push(Row {
+                case: format!("T={time} rechunker 0.5 + dask threads (2), max_mem=1GB"),
+                seconds: peer.seconds,
+                peak: peer.peak_rss,
+                note: "output checked with zarr-python".into(),
+            });
+            let _ = writeln!(
+                notes,
+                "- T={time}: {} raw, {} as Zarr v2 {codec}.",
+                format_bytes(raw_bytes),
+                format_bytes(size)
+            );
+            if time == 1000 {
+                if speedup < 5.0 {
+                    self.failures.push(format!(
+                        "T=1000: {speedup:.1}x rechunker+dask, target >= 5x"
+                    ));
+                }
+                if ours.peak_rss > 1 << 30 {
+                    self.failures.push(format!(
+                        "T=1000: peak RSS {} > 1 GiB",
+                        format_bytes(ours.peak_rss)
+                    ));
+                }
+                if of_floor > 2.5 {
+                    self.failures
+                        .push(format!("T=1000: {of_floor:.2}x the floor, target <= 2.5x"));
+                }
+            }
+        }
+        Ok(format!("{}\n{notes}", table(&rows)))
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    std::fs::read_dir(p)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        dir_size(&e.path())
+                    } else {
+                        e.metadata().map_or(0, |m| m.len())
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let quick = args.iter().any(|a| a == "--quick");
+    let mut sections: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    if sections.is_empty() {
+        sections = vec!["memory", "zarr"];
+    }
+    let mut bench = Bench {
+        bin: util::build_rechunk()?,
+        dir: util::root().join("target/bench"),
+        quick,
+        failures: Vec::new(),
+    };
+    std::fs::create_dir_all(&bench.dir)?;
+    for section in sections {
+        let (title, body) = match section {
+            "memory" => (
+                "Memory and planning (raw reference format, page cache warm)",
+                bench.memory()?,
+            ),
+            "zarr" => (
+                "Zarr: the canonical case against rechunker + dask",
+                bench.zarr()?,
+            ),
+            other => bail!("unknown benchmark `{other}`; use memory or zarr"),
+        };
+        util::step(&format!("results: {title}"));
+        println!("{body}");
+        if !quick {
+            publish(section, title, &body)?;
+        }
+    }
+    if !bench.failures.is_empty() {
+        bail!("benchmark targets missed: {}", bench.failures.join("; "));
     }
     Ok(())
 }
 
-fn write_doc(table: &str) -> Result<()> {
+/// Replaces section `key` of docs/benchmarks.md (between its markers), keeping the others.
+fn publish(key: &str, title: &str, body: &str) -> Result<()> {
     let path = util::root().join("docs/benchmarks.md");
     let machine = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -224,11 +430,22 @@ fn write_doc(table: &str) -> Result<()> {
         })
         .unwrap_or_default();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let text = format!(
-        "# Benchmarks\n\nWritten by `cargo xtask bench` (do not edit by hand). Machine: {machine}, {threads} threads.\n\
-         Peak RSS is the kernel's high-water mark of the whole `rechunk` process (`wait4` rusage).\n\n\
-         ## Memory and planning (raw reference format, page cache warm)\n\n{table}\n"
+    let header = "# Benchmarks\n\nWritten by `cargo xtask bench` (do not edit by hand); each section is replaced when it \
+                  is run again. Peak RSS is the kernel's high-water mark of the whole process (`wait4` rusage).\n";
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    if !text.starts_with("# Benchmarks") || !text.contains("<!-- section:") {
+        text = header.to_string();
+    }
+    let (start, end) = (
+        format!("<!-- section:{key} -->"),
+        format!("<!-- end:{key} -->"),
     );
+    let section =
+        format!("{start}\n## {title}\n\nMachine: {machine}, {threads} threads.\n\n{body}\n{end}");
+    match (text.find(&start), text.find(&end)) {
+        (Some(a), Some(b)) => text.replace_range(a..b + end.len(), &section),
+        _ => text = format!("{}\n{section}\n", text.trim_end()),
+    }
     std::fs::write(&path, text)?;
     util::step(&format!("wrote {}", path.display()));
     Ok(())

@@ -40,7 +40,13 @@ fn main() -> Result<()> {
 
 /// Debian packages the build and the tests need: NetCDF and HDF5 libraries (and their
 /// command-line tools, which the tests compare against).
-const APT_PACKAGES: &[&str] = &["libnetcdf-dev", "libhdf5-dev", "netcdf-bin", "hdf5-tools", "pkg-config"];
+const APT_PACKAGES: &[&str] = &[
+    "libnetcdf-dev",
+    "libhdf5-dev",
+    "netcdf-bin",
+    "hdf5-tools",
+    "pkg-config",
+];
 
 /// Installs what the build and tests need beyond cargo: Debian packages, and a Python venv with
 /// the reference readers (zarr-python, xarray) and the S3 test server (moto).

@@ -148,7 +148,7 @@ fn plan_array(
         request.parallelism = parallelism;
         match planner::plan(&request) {
             Ok(plan) => {
-                let seconds = plan.cost(&options.cost) / parallelism as f64;
+                let seconds = plan.seconds(&options.cost, parallelism);
                 if best.as_ref().is_none_or(|(b, _)| seconds < *b) {
                     let target = target_meta.clone();
                     best = Some((
