@@ -27,7 +27,7 @@ pub fn peak_rss() -> Option<u64> {
 /// paying a page fault per 4 KiB on every codec buffer. Buffers up to 32 MiB (chunks, encoded
 /// chunks: what adapters allocate per chunk) come from the heap and are reused; larger ones (task
 /// blocks, big pieces) are mapped and returned to the kernel when freed; freed heap is trimmed
-/// beyond 64 MiB. A fixed threshold also turns off glibc's sliding one, which would otherwise
+/// beyond 8 MiB. A fixed threshold also turns off glibc's sliding one, which would otherwise
 /// keep growing with the largest buffer ever freed. `RECHUNK_MMAP_THRESHOLD` and
 /// `RECHUNK_TRIM_THRESHOLD` (bytes; 0 leaves glibc's defaults) override for experiments.
 pub fn tune_allocator() {
@@ -41,7 +41,7 @@ pub fn tune_allocator() {
                 .unwrap_or(default)
         };
         let mmap_threshold = setting("RECHUNK_MMAP_THRESHOLD", 32 << 20);
-        let trim_threshold = setting("RECHUNK_TRIM_THRESHOLD", 64 << 20);
+        let trim_threshold = setting("RECHUNK_TRIM_THRESHOLD", 8 << 20);
         if mmap_threshold > 0 {
             libc::mallopt(libc::M_MMAP_THRESHOLD, mmap_threshold);
         }

@@ -11,15 +11,24 @@ pub fn run(_args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&dir)?;
     let (src, dst) = (
         dir.join("tas-timeslices.raw"),
-        dir.join("tas-timeseries.raw"),
+        dir.join("tas-timeseries.zarr"),
     );
 
     util::step("making an example: tas(time=2000, lat=181, lon=360) float32 in time slices (1, 181, 360), 521 MB");
     synth::write_tas(&src, 2000, 181, 360)?;
     util::run(Command::new(&rechunk).arg("inspect").arg(&src))?;
 
-    let args = ["--chunks", "time=-1,lat=16,lon=16", "--max-mem", "256MiB"];
-    util::step("planning the rechunk to time series chunks (2000, 16, 16) within 256 MiB");
+    let args = [
+        "--chunks",
+        "time=-1,lat=16,lon=16",
+        "--shards",
+        "time=-1,lat=32,lon=32",
+        "--codec",
+        "zstd:3",
+        "--max-mem",
+        "256MiB",
+    ];
+    util::step("planning the rechunk to cloud-optimized Zarr v3: time-series chunks (2000, 16, 16) in (2000, 32, 32) shards, zstd, within 256 MiB");
     util::run(
         Command::new(&rechunk)
             .arg("plan")

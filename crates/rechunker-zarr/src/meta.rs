@@ -547,9 +547,12 @@ pub(crate) fn encoded_bound(raw: u64) -> u64 {
 pub(crate) fn write_overhead(chunk_bytes: u64, inner_bytes: Option<u64>) -> u64 {
     match inner_bytes {
         None => chunk_bytes + encoded_bound(chunk_bytes),
+        // Sharded: our copy of the shard, zarrs' encoded inner chunks held until the shard is
+        // assembled, the assembled shard, and inner-chunk temporaries. Measured: a 33 MB shard
+        // (2000 x 64 x 64 float32, zstd) peaks at about 3.7x the shard beyond the caller's block.
         Some(inner) => {
             let count = chunk_bytes / inner.max(1) + 1;
-            chunk_bytes + 2 * encoded_bound(chunk_bytes) + 3 * encoded_bound(inner) + 16 * count
+            chunk_bytes + 3 * encoded_bound(chunk_bytes) + 4 * encoded_bound(inner) + 16 * count
         }
     }
 }

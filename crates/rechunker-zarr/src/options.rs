@@ -246,12 +246,16 @@ impl FromStr for ShardSpec {
                 "shards `{s}`: {why}; give NAME=LENGTH,... or LENGTH,LENGTH,... in elements"
             ))
         };
+        // -1, as in --chunks, is the whole dimension: longer than any dimension.
         let number = |t: &str| -> Result<u64, ZarrError> {
+            if t.trim() == "-1" {
+                return Ok(u64::MAX);
+            }
             t.trim()
                 .parse::<u64>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| bad(format!("`{t}` is not a positive whole number")))
+                .ok_or_else(|| bad(format!("`{t}` is not a positive whole number or -1")))
         };
         let items: Vec<&str> = s.split(',').map(str::trim).collect();
         if items.iter().any(|i| i.is_empty()) {
