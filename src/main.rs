@@ -242,10 +242,10 @@ fn run(a: RunArgs) -> Result<()> {
         .scratch
         .clone()
         .unwrap_or_else(|| formats::default_scratch(&p.dst));
+    let (source, format, fresh_plan) = make_plan(p)?;
     if formats::target_exists(&p.dst)? && !a.overwrite && !a.resume {
         bail!("target {} exists; add --overwrite to replace it, or --resume to continue an interrupted run into it", p.dst);
     }
-    let (source, format, fresh_plan) = make_plan(p)?;
     if a.overwrite {
         formats::remove_target(&p.dst)?;
         formats::open_scratch(&scratch_at)?.remove_prefix("")?;

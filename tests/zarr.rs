@@ -391,3 +391,63 @@ fn bad_zarr_input_gives_one_clear_error() {
         stderr(&out)
     );
 }
+
+#[test]
+fn http_sources_are_read_through_consolidated_metadata() {
+    use std::net::{TcpListener, TcpStream};
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/zarr");
+    let mut server = std::process::Command::new(python::python())
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "http.server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("from-http.zarr").display().to_string();
+    let url = format!("http://127.0.0.1:{port}/group_coords_v3.zarr");
+    let out = rechunk(&[&url, &dst, "--chunks", "time=-1,lat=5,lon=6", "-q"]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    check(
+        "zarr_check.py",
+        &[
+            "identical",
+            &fixture("group_coords_v3.zarr"),
+            &dst,
+            "tas=24,5,6",
+        ],
+    );
+    // Writing to HTTP is refused clearly.
+    let out = rechunk(&[
+        &fixture("group_coords_v3.zarr"),
+        "http://127.0.0.1:9/x.zarr",
+        "--chunks",
+        "time=-1",
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("read-only"),
+        "{}",
+        stderr(&out)
+    );
+}
