@@ -8,7 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Formats `rechunk` can write.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum TargetFormat {
     /// Zarr v2 or v3 (see --zarr-format), locally or on an object store.
     Zarr,
@@ -40,7 +43,7 @@ impl TargetFormat {
 }
 
 /// How to write: options of the formats that have any.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct WriteOptions {
     /// Compression, e.g. `zstd:3`, `blosc:lz4:5:shuffle`, `gzip:1`, `none`.
     pub codec: Option<String>,

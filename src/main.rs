@@ -1,8 +1,9 @@
 //! `rechunk`: rewrite chunked N-d arrays into a new chunk layout within a memory limit.
 
+mod distributed;
 mod progress;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rechunker::formats::{self, TargetFormat};
 use rechunker::memory;
@@ -38,6 +39,12 @@ enum Command {
     Inspect(InspectArgs),
     /// Check that DST holds the same values as SRC, chunk by chunk.
     Verify(VerifyArgs),
+    /// Show per-stage progress of a plan file's run and which tasks are missing.
+    Status(distributed::StatusArgs),
+    /// Write the target's final metadata and remove the scratch, once every stage is complete.
+    Finalize(distributed::FinalizeArgs),
+    /// Submit a plan file's stages to SLURM as job arrays chained with afterok.
+    SubmitSlurm(distributed::SubmitSlurmArgs),
 }
 
 fn parse_chunks(s: &str) -> Result<ChunkSpec, String> {
@@ -51,13 +58,13 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 #[derive(Args, Clone)]
 struct PlanOptions {
     /// Source dataset.
-    src: String,
+    src: Option<String>,
     /// Target dataset (its format follows from the extension, or --format).
-    dst: String,
+    dst: Option<String>,
     /// Target chunks by dimension name (time=8760,lat=24,lon=24) or position (8760,24,24);
     /// -1 means the whole dimension; unnamed dimensions keep their source chunks.
     #[arg(long, short = 'c', value_parser = parse_chunks)]
-    chunks: ChunkSpec,
+    chunks: Option<ChunkSpec>,
     /// Peak memory of the whole process, e.g. 2GiB or 512MB.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     max_mem: u64,
@@ -80,9 +87,41 @@ struct PlanOptions {
     /// Shard shape of Zarr v3 output, by name (time=8760,lat=48,lon=48) or position.
     #[arg(long)]
     shards: Option<String>,
+    /// Where intermediate pieces and the task journal go: a directory or an object-store URI
+    /// (default: DST.rechunk-scratch beside the target).
+    #[arg(long)]
+    scratch: Option<String>,
+    /// Codec of the intermediate pieces.
+    #[arg(long, default_value = "lz4")]
+    scratch_codec: ScratchCodec,
+}
+
+/// SRC and DST, which every command but `run --plan` needs (with --chunks).
+struct Required<'a> {
+    src: &'a str,
+    dst: &'a str,
 }
 
 impl PlanOptions {
+    fn required(&self) -> Result<Required<'_>> {
+        match (&self.src, &self.dst, &self.chunks) {
+            (Some(src), Some(dst), Some(_)) => Ok(Required { src, dst }),
+            (None, _, _) | (_, None, _) => {
+                bail!("give SRC and DST (or, for `rechunk run`, --plan PLAN.json)")
+            }
+            (_, _, None) => {
+                bail!("give the target chunks with --chunks, e.g. --chunks time=8760,lat=24,lon=24")
+            }
+        }
+    }
+
+    fn scratch_location(&self) -> Result<String> {
+        Ok(self
+            .scratch
+            .clone()
+            .unwrap_or_else(|| formats::default_scratch(self.dst.as_deref().unwrap_or("target"))))
+    }
+
     fn write_options(&self) -> formats::WriteOptions {
         formats::WriteOptions {
             codec: self.codec.clone(),
@@ -96,13 +135,8 @@ impl PlanOptions {
 struct RunArgs {
     #[command(flatten)]
     plan: PlanOptions,
-    /// Where intermediate pieces and the task journal go: a directory or an object-store URI
-    /// (default: DST.rechunk-scratch beside the target).
-    #[arg(long)]
-    scratch: Option<String>,
-    /// Codec of the intermediate pieces.
-    #[arg(long, default_value = "lz4")]
-    scratch_codec: ScratchCodec,
+    #[command(flatten)]
+    distributed: distributed::StageArgs,
     /// Continue an interrupted run, skipping the tasks it finished.
     #[arg(long)]
     resume: bool,
@@ -146,8 +180,18 @@ struct VerifyArgs {
 
 /// Lets `rechunk SRC DST ...` stand for `rechunk run SRC DST ...`.
 fn with_default_subcommand(mut args: Vec<String>) -> Vec<String> {
-    const KNOWN: [&str; 8] = [
-        "run", "plan", "inspect", "verify", "help", "-h", "--help", "-V",
+    const KNOWN: [&str; 11] = [
+        "run",
+        "plan",
+        "inspect",
+        "verify",
+        "status",
+        "finalize",
+        "submit-slurm",
+        "help",
+        "-h",
+        "--help",
+        "-V",
     ];
     if let Some(first) = args.get(1) {
         if !KNOWN.contains(&first.as_str()) && first != "--version" {
@@ -169,6 +213,9 @@ fn main() {
         Command::Plan(a) => plan(a),
         Command::Inspect(a) => inspect(a),
         Command::Verify(a) => verify(a),
+        Command::Status(a) => distributed::status(a),
+        Command::Finalize(a) => distributed::finalize(a),
+        Command::SubmitSlurm(a) => distributed::submit_slurm(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_message(&e));
@@ -202,7 +249,7 @@ fn job_options(p: &PlanOptions) -> JobOptions {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     JobOptions {
-        chunks: p.chunks.clone(),
+        chunks: p.chunks.clone().unwrap_or(ChunkSpec::ByName(Vec::new())),
         max_mem: p.max_mem,
         memory_reserve: memory_reserve(threads),
         threads,
@@ -220,34 +267,36 @@ fn same_path(a: &str, b: &str) -> bool {
 
 /// Plans SRC → DST without touching DST.
 fn make_plan(p: &PlanOptions) -> Result<(Box<dyn DatasetSource>, TargetFormat, DatasetPlan)> {
-    let source = formats::open_source(&p.src)?;
-    let format = formats::target_format(&p.dst, p.format)?;
+    let r = p.required()?;
+    let source = formats::open_source(r.src)?;
+    let format = formats::target_format(r.dst, p.format)?;
     let options = job_options(p);
     // Adapters touch nothing before the first array is created: planning only asks for sizes.
-    let target = formats::create_target(&p.dst, format, &p.write_options())?;
+    let target = formats::create_target(r.dst, format, &p.write_options())?;
     let plan = job::plan_dataset(source.as_ref(), target.as_ref(), &options)?;
     Ok((source, format, plan))
 }
 
 fn run(a: RunArgs) -> Result<()> {
+    if let Some(plan_file) = &a.distributed.plan {
+        return distributed::run_stage(plan_file, &a.distributed, a.quiet);
+    }
     let started = Instant::now();
     let p = &a.plan;
-    if same_path(&p.src, &p.dst) {
+    let r = p.required()?;
+    if same_path(r.src, r.dst) {
         bail!(
             "source and target are the same ({}); write to a new path",
-            p.src
+            r.src
         );
     }
-    let scratch_at = a
-        .scratch
-        .clone()
-        .unwrap_or_else(|| formats::default_scratch(&p.dst));
+    let scratch_at = p.scratch_location()?;
     let (source, format, fresh_plan) = make_plan(p)?;
-    if formats::target_exists(&p.dst)? && !a.overwrite && !a.resume {
-        bail!("target {} exists; add --overwrite to replace it, or --resume to continue an interrupted run into it", p.dst);
+    if formats::target_exists(r.dst)? && !a.overwrite && !a.resume {
+        bail!("target {} exists; add --overwrite to replace it, or --resume to continue an interrupted run into it", r.dst);
     }
     if a.overwrite {
-        formats::remove_target(&p.dst)?;
+        formats::remove_target(r.dst)?;
         formats::open_scratch(&scratch_at)?.remove_prefix("")?;
     }
     let scratch = formats::open_scratch(&scratch_at)?;
@@ -281,50 +330,67 @@ fn run(a: RunArgs) -> Result<()> {
     if !a.quiet {
         print_plan(&plan);
     }
-    let target = formats::create_target(&p.dst, format, &p.write_options())?;
+    let target = formats::create_target(r.dst, format, &p.write_options())?;
     let progress: Arc<dyn rechunker_core::executor::Progress> = if a.quiet {
         Arc::new(rechunker_core::executor::NoProgress)
     } else {
         Arc::new(progress::CliProgress::new())
     };
+    let executor = executor(&plan, p.scratch_codec, scratch, progress)?;
+    let report = job::run_dataset(&plan, source.as_ref(), target.as_ref(), &executor, a.resume).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "rechunking {} into {} stopped; the scratch {} keeps the finished tasks: rerun the same command with --resume to continue",
+            r.src,
+            r.dst,
+            scratch_at
+        ))
+    })?;
+    print_summary(&plan, &report, started);
+    Ok(())
+}
+
+/// The executor for `plan`: its threads, the task memory its budget leaves, and the test hook
+/// `RECHUNKER_FAIL_TASK=STAGE:TASK` that fails one task as a crash would.
+fn executor(
+    plan: &DatasetPlan,
+    codec: ScratchCodec,
+    scratch: Arc<dyn rechunker_core::scratch::ScratchStore>,
+    progress: Arc<dyn rechunker_core::executor::Progress>,
+) -> Result<Executor> {
     let fail_task = std::env::var("RECHUNKER_FAIL_TASK").ok().and_then(|v| {
         let (s, t) = v.split_once(':')?;
         Some((s.parse().ok()?, t.parse().ok()?))
     });
-    let executor = Executor::new(
-        ExecutorOptions {
-            threads: plan.threads,
-            task_memory: plan.max_mem - plan.memory_reserve,
-            codec: a.scratch_codec,
-            resume: a.resume,
-            fail_task,
-        },
-        scratch,
-        progress,
-    )?;
-    let report = job::run_dataset(&plan, source.as_ref(), target.as_ref(), &executor, a.resume).map_err(|e| {
-        anyhow::Error::new(e).context(format!(
-            "rechunking {} into {} stopped; the scratch {} keeps the finished tasks: rerun the same command with --resume to continue",
-            p.src,
-            p.dst,
-            scratch_at
-        ))
-    })?;
+    let options = ExecutorOptions {
+        threads: plan.threads,
+        task_memory: plan.max_mem.saturating_sub(plan.memory_reserve).max(1),
+        codec,
+        fail_task,
+    };
+    Ok(Executor::new(options, scratch, progress)?)
+}
+
+fn print_summary(plan: &DatasetPlan, report: &job::RunReport, started: Instant) {
     let seconds = started.elapsed().as_secs_f64();
-    let bytes: u64 = plan.arrays.iter().map(|a| a.plan.array_bytes()).sum();
-    let peak = memory::peak_rss().unwrap_or(0);
+    // Bytes the tasks of this process moved (a resumed run or one shard moves less than all).
+    let bytes: u64 = report
+        .arrays
+        .iter()
+        .flat_map(|(_, stages)| stages)
+        .map(|s| s.bytes)
+        .sum();
+    let data: u64 = plan.arrays.iter().map(|a| a.plan.array_bytes()).sum();
     println!(
-        "done: {} arrays, {} in {} ({}/s); tasks run {}, skipped (resumed) {}; peak memory {} of --max-mem {}",
+        "done: {} arrays, {} in {} ({}/s moved); tasks run {}, skipped (resumed) {}; peak memory {} of --max-mem {}",
         plan.arrays.len(),
-        format_bytes(bytes),
+        format_bytes(data),
         format_seconds(seconds),
         format_bytes((bytes as f64 / seconds.max(1e-9)) as u64),
         report.tasks_run(),
         report.tasks_skipped(),
-        format_bytes(peak),
+        format_bytes(memory::peak_rss().unwrap_or(0)),
         format_bytes(plan.max_mem),
     );
-    Ok(())
 }
 
 fn shape_text(v: &[u64]) -> String {
@@ -397,10 +463,16 @@ fn print_plan(plan: &DatasetPlan) {
 }
 
 fn plan(a: PlanArgs) -> Result<()> {
-    let (_, _, plan) = make_plan(&a.plan)?;
+    let (_, format, plan) = make_plan(&a.plan)?;
     if let Some(path) = &a.output {
-        std::fs::write(path, plan.to_json())
-            .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+        let file = distributed::JobFile {
+            plan: plan.clone(),
+            target_format: format,
+            write: a.plan.write_options(),
+            scratch: a.plan.scratch_location()?,
+            scratch_codec: a.plan.scratch_codec,
+        };
+        file.create(path)?;
     }
     if a.json {
         println!("{}", plan.to_json());

@@ -27,6 +27,16 @@ pub enum Error {
     #[error("scratch {location}: {message}")]
     Scratch { location: String, message: String },
 
+    /// A scratch piece was missing or damaged (checksum). The task of `stage` that wrote it is
+    /// no longer journaled as finished, so running that stage again recomputes it.
+    #[error("scratch piece {location} {what}; it will be recomputed by stage {stage} task {task}: rerun (with --resume) to continue")]
+    LostPiece {
+        location: String,
+        what: String,
+        stage: usize,
+        task: u64,
+    },
+
     /// One task of a stage failed; the stage stopped there.
     #[error("`{variable}` stage {stage} task {task} (region {region}) failed: {source}")]
     Task {

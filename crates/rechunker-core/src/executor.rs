@@ -120,10 +120,65 @@ pub struct ExecutorOptions {
     /// Bytes all tasks together may hold (the process budget minus its own footprint).
     pub task_memory: u64,
     pub codec: ScratchCodec,
-    /// Skip tasks the journal records as finished.
-    pub resume: bool,
     /// Test hook: fail this (stage, task) to simulate a crash mid-run.
     pub fail_task: Option<(usize, u64)>,
+}
+
+fn journal_prefix(array_prefix: &str, stage: usize) -> String {
+    format!("{array_prefix}journal/{stage}/")
+}
+
+/// Tasks of `stage` of the array under `array_prefix` that the journal in `scratch` records as
+/// finished (by this process or any other).
+pub fn finished_tasks(
+    scratch: &dyn ScratchStore,
+    array_prefix: &str,
+    stage: usize,
+) -> Result<HashSet<u64>> {
+    let keys = scratch.list(&journal_prefix(array_prefix, stage))?;
+    Ok(keys.iter().filter_map(|k| k.parse().ok()).collect())
+}
+
+/// One of `count` processes sharing a stage: it runs the tasks `index, index + count, ...`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl Shard {
+    /// How many of `tasks` tasks belong to this shard.
+    pub fn len(&self, tasks: u64) -> u64 {
+        tasks.saturating_sub(self.index).div_ceil(self.count.max(1))
+    }
+
+    /// The `k`-th task of this shard.
+    pub fn task(&self, k: u64) -> u64 {
+        self.index + k * self.count
+    }
+
+    pub fn contains(&self, task: u64) -> bool {
+        task % self.count.max(1) == self.index
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+    /// `i/n`, zero-based: `0/4` .. `3/4`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let bad = || {
+            format!("shard `{s}`: write INDEX/COUNT with 0 <= INDEX < COUNT, e.g. 0/4, or `auto`")
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u64, u64) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
 }
 
 pub struct Executor {
@@ -132,8 +187,8 @@ pub struct Executor {
     scratch: Arc<dyn ScratchStore>,
     progress: Arc<dyn Progress>,
     codec: ScratchCodec,
-    resume: bool,
     fail_task: Option<(usize, u64)>,
+    shard: Shard,
 }
 
 impl Executor {
@@ -158,9 +213,15 @@ impl Executor {
             scratch,
             progress,
             codec: options.codec,
-            resume: options.resume,
             fail_task: options.fail_task,
+            shard: Shard { index: 0, count: 1 },
         })
+    }
+
+    /// Runs only `shard`'s tasks of each stage (several processes share the stage).
+    pub fn with_shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
     }
 
     pub fn threads(&self) -> usize {
@@ -179,7 +240,7 @@ impl Executor {
     }
 
     fn journal_prefix(job: &ArrayJob<'_>, stage: usize) -> String {
-        format!("{}journal/{stage}/", job.scratch_prefix)
+        journal_prefix(&job.scratch_prefix, stage)
     }
 
     fn piece_key(job: &ArrayJob<'_>, boundary: usize, piece: &Region) -> String {
@@ -200,57 +261,59 @@ impl Executor {
 
     /// Tasks of `stage` recorded as finished.
     pub fn finished_tasks(&self, job: &ArrayJob<'_>, stage: usize) -> Result<HashSet<u64>> {
-        let keys = self.scratch.list(&Self::journal_prefix(job, stage))?;
-        Ok(keys.iter().filter_map(|k| k.parse().ok()).collect())
+        finished_tasks(self.scratch.as_ref(), &job.scratch_prefix, stage)
     }
 
     /// Runs one stage, skipping journaled tasks when resuming. The first failing task stops it.
     pub fn run_stage(&self, job: &ArrayJob<'_>, stage: usize) -> Result<StageReport> {
         let started = Instant::now();
         let plan = job.plan;
-        let tasks = plan.num_tasks(stage);
-        let done = if self.resume {
-            self.finished_tasks(job, stage)?
-        } else {
-            HashSet::new()
-        };
+        let shard = self.shard;
+        let tasks = shard.len(plan.num_tasks(stage));
+        // Finished tasks are never redone: a fresh run's journal is empty, a resumed or
+        // distributed one skips what any process finished.
+        let mut done = self.finished_tasks(job, stage)?;
+        done.retain(|&t| shard.contains(t));
         let start = StageStart {
             array: job.name.to_string(),
             stage,
             stages: plan.stages.len(),
             tasks,
             already_done: done.len() as u64,
-            bytes: plan.array_bytes(),
+            bytes: plan.array_bytes() * tasks / plan.num_tasks(stage).max(1),
         };
         self.progress.stage_started(&start);
         let failed = AtomicBool::new(false);
         let buffers = BufferPool::default();
         let (run, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
         let result = self.pool.install(|| {
-            (0..tasks).into_par_iter().try_for_each(|task| {
-                if done.contains(&task) || failed.load(Ordering::Relaxed) {
-                    return Ok(());
-                }
-                let region = plan.task_region(stage, task);
-                match self.run_task(job, stage, task, &region, &buffers) {
-                    Ok(n) => {
-                        run.fetch_add(1, Ordering::Relaxed);
-                        bytes.fetch_add(n, Ordering::Relaxed);
-                        self.progress.task_finished(n);
-                        Ok(())
+            (0..tasks)
+                .into_par_iter()
+                .map(|k| shard.task(k))
+                .try_for_each(|task| {
+                    if done.contains(&task) || failed.load(Ordering::Relaxed) {
+                        return Ok(());
                     }
-                    Err(e) => {
-                        failed.store(true, Ordering::Relaxed);
-                        Err(Error::Task {
-                            variable: job.name.to_string(),
-                            stage,
-                            task,
-                            region,
-                            source: Box::new(e),
-                        })
+                    let region = plan.task_region(stage, task);
+                    match self.run_task(job, stage, task, &region, &buffers) {
+                        Ok(n) => {
+                            run.fetch_add(1, Ordering::Relaxed);
+                            bytes.fetch_add(n, Ordering::Relaxed);
+                            self.progress.task_finished(n);
+                            Ok(())
+                        }
+                        Err(e) => {
+                            failed.store(true, Ordering::Relaxed);
+                            Err(Error::Task {
+                                variable: job.name.to_string(),
+                                stage,
+                                task,
+                                region,
+                                source: Box::new(e),
+                            })
+                        }
                     }
-                }
-            })
+                })
         });
         let report = StageReport {
             tasks_run: run.into_inner(),
@@ -378,14 +441,39 @@ impl Executor {
     ) -> Result<()> {
         let item = job.plan.item_size as usize;
         let key = Self::piece_key(job, boundary, piece);
-        let location = || format!("{}/{key}", self.scratch.location());
+        // A missing or damaged piece is recomputed, not fatal: forget that the task that wrote
+        // it finished, so the stage before runs it again (a resumed run, or the retry in
+        // `job::run_dataset`), and say so.
+        let lost = |what: String| -> Error {
+            let blocks = &job.plan.stages[boundary].blocks;
+            let index: Vec<u64> = blocks
+                .dims
+                .iter()
+                .zip(&piece.start)
+                .map(|(g, &x)| g.chunk_of(x))
+                .collect();
+            let producer = crate::region::ravel(&index, &blocks.grid_shape());
+            let reset = self
+                .scratch
+                .delete(&format!(
+                    "{}{producer}",
+                    Self::journal_prefix(job, boundary)
+                ))
+                .and_then(|()| self.scratch.delete(&key));
+            Error::LostPiece {
+                location: format!("{}/{key}", self.scratch.location()),
+                what: match reset {
+                    Ok(()) => what,
+                    Err(e) => format!("{what} (and resetting its journal entry failed: {e})"),
+                },
+                stage: boundary,
+                task: producer,
+            }
+        };
         if !self.scratch.get_into(&key, encoded)? {
-            return Err(Error::scratch(
-                location(),
-                "piece is missing although the previous stage finished; rerun without --resume",
-            ));
+            return Err(lost("is missing".into()));
         }
-        let bad = |m: String| Error::scratch(location(), format!("{m}; rerun without --resume"));
+        let bad = |m: String| lost(m);
         if piece == block {
             decode_piece(encoded, out).map_err(bad)?;
         } else {

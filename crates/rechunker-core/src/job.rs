@@ -3,10 +3,11 @@
 
 use crate::array::{DatasetSource, DatasetTarget};
 use crate::error::{Error, Result};
-use crate::executor::{ArrayJob, Executor, StageReport};
+use crate::executor::{self, ArrayJob, Executor, StageReport};
 use crate::grid::ChunkGrid;
 use crate::meta::{ArrayMeta, DatasetMeta};
 use crate::planner::{self, CostModel, Plan, PlanError, PlanRequest};
+use crate::scratch::ScratchStore;
 use crate::spec::ChunkSpec;
 use crate::units::format_bytes;
 use serde::{Deserialize, Serialize};
@@ -249,17 +250,134 @@ impl RunReport {
 /// Where a run keeps its plan in the scratch store, so a resumed run continues the same plan.
 pub const PLAN_KEY: &str = "plan.json";
 
-/// Runs `plan` from `source` into `target`, then finalizes the target and removes the scratch
-/// data. With `executor`'s resume option, a scratch store holding the same plan continues it.
-pub fn run_dataset(
+/// Where array `index`'s pieces and journal live in the scratch store.
+fn array_prefix(index: usize) -> String {
+    format!("arrays/{index}/")
+}
+
+impl DatasetPlan {
+    /// Stages of the whole job: stage `s` runs stage `s` of every array that has one.
+    pub fn num_stages(&self) -> usize {
+        self.arrays
+            .iter()
+            .map(|a| a.plan.stages.len())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// Progress of one array's stage, from the journal.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageStatus {
+    pub array: String,
+    pub stage: usize,
+    pub tasks: u64,
+    pub done: u64,
+    /// The first few unfinished tasks.
+    pub missing: Vec<u64>,
+}
+
+impl StageStatus {
+    pub fn complete(&self) -> bool {
+        self.done >= self.tasks
+    }
+}
+
+/// How far job stage `stage` has come, per array that has it.
+pub fn stage_status(
+    plan: &DatasetPlan,
+    scratch: &dyn ScratchStore,
+    stage: usize,
+) -> Result<Vec<StageStatus>> {
+    let mut out = Vec::new();
+    for (index, a) in plan.arrays.iter().enumerate() {
+        if stage >= a.plan.stages.len() {
+            continue;
+        }
+        let tasks = a.plan.num_tasks(stage);
+        let finished = executor::finished_tasks(scratch, &array_prefix(index), stage)?;
+        let done = finished.iter().filter(|&&t| t < tasks).count() as u64;
+        let missing = (0..tasks)
+            .filter(|t| !finished.contains(t))
+            .take(10)
+            .collect();
+        out.push(StageStatus {
+            array: a.target.name.clone(),
+            stage,
+            tasks,
+            done,
+            missing,
+        });
+    }
+    Ok(out)
+}
+
+/// Fails unless every job stage before `stage` is complete in the journal. The journal, not the
+/// scheduler, is the barrier: a scheduler may report success for work that never ran.
+pub fn check_previous_stages(
+    plan: &DatasetPlan,
+    scratch: &dyn ScratchStore,
+    stage: usize,
+) -> Result<()> {
+    for s in 0..stage {
+        for st in stage_status(plan, scratch, s)? {
+            if !st.complete() {
+                return Err(Error::Invalid(format!(
+                    "stage {s} is not complete: `{}` has {} of {} tasks done (missing e.g. {:?}); run stage {s} (or its failed shards) before stage {stage}",
+                    st.array, st.done, st.tasks, st.missing
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs job stage `stage` (only the executor's shard of it), after checking that the previous
+/// stages are complete. Target arrays are created or reopened as needed, so any process can run
+/// any stage.
+pub fn run_stage(
     plan: &DatasetPlan,
     source: &dyn DatasetSource,
     target: &dyn DatasetTarget,
     executor: &Executor,
-    resume: bool,
+    stage: usize,
 ) -> Result<RunReport> {
-    let scratch = executor.scratch();
-    let plan_json = plan.to_json();
+    check_previous_stages(plan, executor.scratch(), stage)?;
+    let mut report = RunReport::default();
+    for (index, array_plan) in plan.arrays.iter().enumerate() {
+        if stage >= array_plan.plan.stages.len() {
+            continue;
+        }
+        let name = &array_plan.target.name;
+        let src = source.open_array(name)?;
+        let dst = target.create_array(&array_plan.target)?;
+        let job = ArrayJob {
+            name,
+            scratch_prefix: array_prefix(index),
+            plan: &array_plan.plan,
+            source: src.as_ref(),
+            target: dst.as_ref(),
+        };
+        let stage_report = executor.run_stage(&job, stage)?;
+        report.arrays.push((name.clone(), vec![stage_report]));
+    }
+    Ok(report)
+}
+
+/// Writes the target's metadata (making it visible as complete) and removes the scratch data,
+/// once the journal shows every stage complete.
+pub fn finalize(
+    plan: &DatasetPlan,
+    target: &dyn DatasetTarget,
+    scratch: &dyn ScratchStore,
+) -> Result<()> {
+    check_previous_stages(plan, scratch, plan.num_stages())?;
+    target.finalize(&plan.target_meta())?;
+    scratch.remove_prefix("")
+}
+
+/// Records `plan` in the scratch store, or checks that the one there is the same.
+pub fn record_plan(plan: &DatasetPlan, scratch: &dyn ScratchStore, resume: bool) -> Result<()> {
     match scratch.get(PLAN_KEY)? {
         Some(existing) if resume => {
             let existing = DatasetPlan::from_json(&String::from_utf8_lossy(&existing))
@@ -270,29 +388,60 @@ pub fn run_dataset(
                     "holds a run with a different plan (other chunks, budget or threads); repeat the original command, or remove the scratch folder to start over",
                 ));
             }
+            Ok(())
         }
-        Some(_) => return Err(Error::scratch(
+        Some(_) => Err(Error::scratch(
             scratch.location(),
             "holds an unfinished run; add --resume to continue it, or --overwrite to start over",
         )),
-        None => scratch.put(PLAN_KEY, plan_json.as_bytes())?,
+        None => scratch.put(PLAN_KEY, plan.to_json().as_bytes()),
     }
+}
+
+/// How many lost scratch pieces one run recomputes before giving up.
+const MAX_RECOMPUTES: u32 = 8;
+
+/// Runs `plan` from `source` into `target` in this process, stage by stage, then finalizes the
+/// target and removes the scratch data. With `resume`, a scratch store holding the same plan
+/// continues it.
+pub fn run_dataset(
+    plan: &DatasetPlan,
+    source: &dyn DatasetSource,
+    target: &dyn DatasetTarget,
+    executor: &Executor,
+    resume: bool,
+) -> Result<RunReport> {
+    record_plan(plan, executor.scratch(), resume)?;
     let mut report = RunReport::default();
-    for (index, array_plan) in plan.arrays.iter().enumerate() {
-        let name = &array_plan.target.name;
-        let src = source.open_array(name)?;
-        let dst = target.create_array(&array_plan.target)?;
-        let job = ArrayJob {
-            name,
-            scratch_prefix: format!("arrays/{index}/"),
-            plan: &array_plan.plan,
-            source: src.as_ref(),
-            target: dst.as_ref(),
+    let mut stage = 0;
+    let mut recomputed = 0;
+    while stage < plan.num_stages() {
+        let stage_report = match run_stage(plan, source, target, executor, stage) {
+            // A lost piece: its producer is unjournaled; go back and recompute it (bounded, so
+            // a store that keeps damaging pieces fails instead of looping).
+            Err(e)
+                if recomputed < MAX_RECOMPUTES && matches!(e.root(), Error::LostPiece { .. }) =>
+            {
+                if let Error::LostPiece {
+                    stage: producer, ..
+                } = e.root()
+                {
+                    tracing::warn!("{e}");
+                    stage = *producer;
+                }
+                recomputed += 1;
+                continue;
+            }
+            other => other?,
         };
-        let stages = executor.run_array(&job)?;
-        report.arrays.push((name.clone(), stages));
+        for (name, stages) in stage_report.arrays {
+            match report.arrays.iter_mut().find(|(n, _)| *n == name) {
+                Some((_, existing)) => existing.extend(stages),
+                None => report.arrays.push((name, stages)),
+            }
+        }
+        stage += 1;
     }
-    target.finalize(&plan.target_meta())?;
-    scratch.remove_prefix("")?;
+    finalize(plan, target, executor.scratch())?;
     Ok(report)
 }

@@ -42,6 +42,9 @@ pub trait ScratchStore: Send + Sync {
 
     /// Removes everything below `prefix` ("" for the whole store).
     fn remove_prefix(&self, prefix: &str) -> Result<()>;
+
+    /// Removes the object under `key`, if any.
+    fn delete(&self, key: &str) -> Result<()>;
 }
 
 /// A scratch store in a local directory.
@@ -180,6 +183,15 @@ impl ScratchStore for LocalScratch {
         let mut out = Vec::new();
         walk(&self.path(prefix), "", &mut out).map_err(|e| self.io_error("cannot list", e))?;
         Ok(out)
+    }
+
+    fn delete(&self, key: &str) -> Result<()> {
+        match fs::remove_file(self.path(key)) {
+            Err(e) if e.kind() != ErrorKind::NotFound => {
+                Err(self.io_error(&format!("cannot delete `{key}`"), e))
+            }
+            _ => Ok(()),
+        }
     }
 
     fn remove_prefix(&self, prefix: &str) -> Result<()> {

@@ -117,7 +117,6 @@ fn executor(
     threads: usize,
     codec: ScratchCodec,
     task_memory: u64,
-    resume: bool,
     fail_task: Option<(usize, u64)>,
 ) -> Executor {
     let scratch = Arc::new(LocalScratch::open(dir).unwrap());
@@ -125,7 +124,6 @@ fn executor(
         threads,
         task_memory,
         codec,
-        resume,
         fail_task,
     };
     Executor::new(options, scratch, Arc::new(NoProgress)).unwrap()
@@ -426,7 +424,6 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
         c.threads,
         c.codec,
         max_task * c.memory_factor,
-        false,
         None,
     );
     let job = job(&plan, &source, &target);
@@ -548,7 +545,6 @@ fn interrupt_and_resume(
         threads,
         codec,
         memory,
-        false,
         Some((fail_stage, fail_task)),
     );
     let err = first.run_array(&job).unwrap_err();
@@ -615,7 +611,7 @@ fn interrupt_and_resume(
         .all(|&t| first_writes.contains(&plan.task_region(last, t))));
 
     // Second run: resumes, skips every journaled task and finishes.
-    let second = executor(dir.path(), threads, codec, memory, true, None);
+    let second = executor(dir.path(), threads, codec, memory, None);
     let reports = second.run_array(&job).unwrap();
     for k in 0..n {
         let done = journal[k].len() as u64;
@@ -717,7 +713,7 @@ fn memory_budget_bounds_concurrent_tasks() {
         );
         let target = MemArray::new(meta(DataType::Int16, plan.target.clone()), None);
         let dir = tempfile::tempdir().unwrap();
-        executor(dir.path(), 3, ScratchCodec::Lz4, memory, false, None)
+        executor(dir.path(), 3, ScratchCodec::Lz4, memory, None)
             .run_array(&job(&plan, &source, &target))
             .unwrap();
         assert!(target.data() == data);

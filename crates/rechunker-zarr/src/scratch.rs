@@ -135,6 +135,13 @@ impl ScratchStore for StoreScratch {
             .collect())
     }
 
+    fn delete(&self, k: &str) -> rechunker_core::Result<()> {
+        let store_key = key(&self.uri, k)?;
+        self.storage
+            .erase(&store_key)
+            .map_err(|e| self.error(&format!("cannot delete `{k}`"), e))
+    }
+
     fn remove_prefix(&self, p: &str) -> rechunker_core::Result<()> {
         let store_prefix = prefix(&self.uri, p)?;
         self.storage

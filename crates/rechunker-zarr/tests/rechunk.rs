@@ -95,7 +95,6 @@ fn rechunk(src: &str, dst: &str, scratch: &std::path::Path, format: ZarrFormat) 
             threads: 2,
             task_memory: options.task_memory().unwrap(),
             codec: Default::default(),
-            resume: false,
             fail_task: None,
         },
         Arc::new(LocalScratch::open(scratch).unwrap()),
