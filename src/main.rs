@@ -349,8 +349,9 @@ fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// The executor for `plan`: its threads, the task memory its budget leaves, and the test hook
-/// `RECHUNKER_FAIL_TASK=STAGE:TASK` that fails one task as a crash would.
+/// The executor for `plan`: its threads, the task memory its budget leaves, and the test hooks
+/// `RECHUNKER_FAIL_TASK=STAGE:TASK` (fails one task as a crash would) and
+/// `RECHUNKER_TASK_DELAY_MS` (slows every task, so a test can kill a worker mid-stage).
 fn executor(
     plan: &DatasetPlan,
     codec: ScratchCodec,
@@ -367,7 +368,17 @@ fn executor(
         codec,
         fail_task,
     };
-    Ok(Executor::new(options, scratch, progress)?)
+    let executor = Executor::new(options, scratch, progress)?;
+    // Test hook for fault tests: RECHUNKER_TASK_DELAY_MS slows every task down.
+    Ok(
+        match std::env::var("RECHUNKER_TASK_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+        {
+            Some(ms) => executor.with_task_delay(std::time::Duration::from_millis(ms)),
+            None => executor,
+        },
+    )
 }
 
 fn print_summary(plan: &DatasetPlan, report: &job::RunReport, started: Instant) {

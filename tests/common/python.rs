@@ -1,3 +1,5 @@
+#![allow(dead_code)]
+
 //! The reference readers and the S3 server, from the venv that `cargo xtask setup` makes.
 
 use std::io::{Read, Write};
@@ -53,6 +55,11 @@ impl S3Server {
             .local_addr()
             .unwrap()
             .port();
+        S3Server::start_on(port, buckets)
+    }
+
+    /// Starts moto on `port` (e.g. again after a stop: moto keeps nothing) with `buckets`.
+    pub fn start_on(port: u16, buckets: &[&str]) -> S3Server {
         let moto = python().with_file_name("moto_server");
         let child = Command::new(&moto)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -102,6 +109,16 @@ impl S3Server {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ALLOW_HTTP", "true".into()),
         ]
+    }
+}
+
+impl S3Server {
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0)
     }
 }
 

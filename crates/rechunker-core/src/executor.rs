@@ -189,6 +189,7 @@ pub struct Executor {
     codec: ScratchCodec,
     fail_task: Option<(usize, u64)>,
     shard: Shard,
+    task_delay: Option<std::time::Duration>,
 }
 
 impl Executor {
@@ -215,12 +216,20 @@ impl Executor {
             codec: options.codec,
             fail_task: options.fail_task,
             shard: Shard { index: 0, count: 1 },
+            task_delay: None,
         })
     }
 
     /// Runs only `shard`'s tasks of each stage (several processes share the stage).
     pub fn with_shard(mut self, shard: Shard) -> Self {
         self.shard = shard;
+        self
+    }
+
+    /// Test hook: every task sleeps this long after writing its outputs and before its journal
+    /// entry, so that fault tests can kill a worker mid-stage at a predictable moment.
+    pub fn with_task_delay(mut self, delay: std::time::Duration) -> Self {
+        self.task_delay = Some(delay);
         self
     }
 
@@ -350,6 +359,9 @@ impl Executor {
         let result = self.move_block(job, stage, region, len, &mut buffers);
         pool.give(buffers);
         result?;
+        if let Some(delay) = self.task_delay {
+            std::thread::sleep(delay);
+        }
         self.scratch
             .put(&format!("{}{task}", Self::journal_prefix(job, stage)), b"")?;
         Ok(len as u64)
