@@ -205,6 +205,41 @@ impl Bench {
                 note: String::new(),
             });
         }
+        // A plan file for the 10^9-chunk array, and `status` over its (empty) journal.
+        let plan_file = self.dir.join("huge-plan.json");
+        let (huge_out, huge_scratch) =
+            (self.dir.join("huge-out.raw"), self.dir.join("huge-scratch"));
+        let _ = std::fs::remove_dir_all(&huge_out);
+        let _ = std::fs::remove_dir_all(&huge_scratch);
+        let args = [
+            "plan",
+            s(&huge),
+            s(&huge_out),
+            "--chunks",
+            "time=1000,lat=100,lon=100",
+            "--max-mem",
+            "8GiB",
+            "--scratch",
+            s(&huge_scratch),
+            "-o",
+            s(&plan_file),
+        ];
+        let m = self.measure_rechunk("plan -o", &args)?;
+        rows.push(Row {
+            case: "plan -o (plan file, target arrays) for 10^9 source chunks".into(),
+            seconds: m.seconds,
+            peak: m.peak_rss,
+            note: String::new(),
+        });
+        let m = self.measure_rechunk("status", &["status", "--plan", s(&plan_file)])?;
+        rows.push(Row {
+            case: "status of that plan (journal listed per stage)".into(),
+            seconds: m.seconds,
+            peak: m.peak_rss,
+            note: String::new(),
+        });
+        let _ = std::fs::remove_dir_all(&huge_out);
+        let _ = std::fs::remove_dir_all(&huge_scratch);
         Ok(table(&rows))
     }
 

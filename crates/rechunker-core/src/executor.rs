@@ -538,3 +538,37 @@ impl BufferPool {
             .push(buffers);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_tasks_and_enumerate_only_their_own() {
+        for tasks in [0u64, 1, 7, 10, 1_000_000_007] {
+            for count in [1u64, 2, 3, 8] {
+                let total: u64 = (0..count)
+                    .map(|i| Shard { index: i, count }.len(tasks))
+                    .sum();
+                assert_eq!(total, tasks, "{tasks} tasks in {count} shards");
+                let shard = Shard {
+                    index: count - 1,
+                    count,
+                };
+                // The k-th task of a shard is computed, not searched for: O(1) per task.
+                if shard.len(tasks) > 0 {
+                    let last = shard.task(shard.len(tasks) - 1);
+                    assert!(last < tasks && shard.contains(last));
+                    assert!(shard.task(shard.len(tasks)) >= tasks);
+                }
+            }
+        }
+        assert_eq!(
+            "1/4".parse::<Shard>().unwrap(),
+            Shard { index: 1, count: 4 }
+        );
+        for bad in ["4/4", "1/0", "x", "1-4"] {
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
+        }
+    }
+}
