@@ -97,13 +97,14 @@ fn resolve_shard(
             .transpose()
     };
     let (index, count) = if let Some(i) = number("SLURM_ARRAY_TASK_ID")? {
-        // SLURM numbers from --array's first index; our submissions use 0-(n-1).
-        let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-        let count = match (number("SLURM_ARRAY_TASK_COUNT")?, shards) {
-            (_, Some(n)) | (Some(n), None) => n,
+        // The task id is the shard index (submit-slurm uses --array=0-(n-1); resubmitting
+        // --array=2 must still run shard 2), so the count must come from --shard-count when
+        // only some indices are submitted.
+        let count = match (shards, number("SLURM_ARRAY_TASK_COUNT")?) {
+            (Some(n), _) | (None, Some(n)) => n,
             (None, None) => bail!("SLURM_ARRAY_TASK_COUNT is not set; pass --shard-count N"),
         };
-        (i - min.min(i), count)
+        (i, count)
     } else if let Some(i) = number("JOB_COMPLETION_INDEX")? {
         let Some(n) = shards else {
             bail!("JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) gives no count; pass --shard-count N (the Job's completions)")

@@ -473,7 +473,24 @@ fn print_plan(plan: &DatasetPlan) {
     );
 }
 
-fn plan(a: PlanArgs) -> Result<()> {
+/// `path` made absolute when it is local, so that a plan file means the same from any worker's
+/// working directory.
+fn absolute(path: &str) -> String {
+    if path.contains("://") || Path::new(path).is_absolute() {
+        return path.to_string();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(path).display().to_string())
+        .unwrap_or_else(|_| path.to_string())
+}
+
+fn plan(mut a: PlanArgs) -> Result<()> {
+    if a.output.is_some() {
+        let p = &mut a.plan;
+        p.src = p.src.as_deref().map(absolute);
+        p.dst = p.dst.as_deref().map(absolute);
+        p.scratch = Some(absolute(&p.scratch_location()?));
+    }
     let (_, format, plan) = make_plan(&a.plan)?;
     if let Some(path) = &a.output {
         let file = distributed::JobFile {

@@ -451,3 +451,27 @@ fn http_sources_are_read_through_consolidated_metadata() {
         stderr(&out)
     );
 }
+
+#[test]
+fn runs_with_nan_fill_values_resume() {
+    // A NaN fill value is not equal to itself: the resumed run must still see its own plan.
+    let dir = tempfile::tempdir().unwrap();
+    let src = fixture("group_coords_v3.zarr");
+    let dst = dir.path().join("o.zarr").display().to_string();
+    let args = [
+        src.as_str(),
+        dst.as_str(),
+        "--chunks",
+        "time=-1,lat=5,lon=6",
+        "-q",
+    ];
+    let failed = rechunk_env(&args, &[("RECHUNKER_FAIL_TASK", "0:0")]);
+    assert!(
+        !failed.status.success(),
+        "the injected failure did not happen"
+    );
+    let mut resumed = args.to_vec();
+    resumed.push("--resume");
+    ok(&resumed);
+    check("zarr_check.py", &["identical", &src, &dst, "tas=24,5,6"]);
+}

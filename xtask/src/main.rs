@@ -8,6 +8,7 @@
 
 mod bench;
 mod demo;
+mod slurm;
 mod synth;
 mod util;
 
@@ -48,11 +49,13 @@ const APT_PACKAGES: &[&str] = &[
     "pkg-config",
 ];
 
-/// Installs what the build and tests need beyond cargo: Debian packages, and a Python venv with
-/// the reference readers (zarr-python, xarray) and the S3 test server (moto).
+/// Installs what the build and tests need beyond cargo: Debian packages, a Python venv with the
+/// reference readers (zarr-python, xarray, netCDF4, h5py, tiledb-py) and the S3 test server
+/// (moto), and a one-node SLURM on localhost for the distributed tests.
 fn setup() -> Result<()> {
     util::apt_install(APT_PACKAGES)?;
     util::python_venv(".venv", "tests/python/requirements.txt")?;
+    slurm::ensure_running()?;
     Ok(())
 }
 

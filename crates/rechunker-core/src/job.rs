@@ -382,7 +382,8 @@ pub fn record_plan(plan: &DatasetPlan, scratch: &dyn ScratchStore, resume: bool)
         Some(existing) if resume => {
             let existing = DatasetPlan::from_json(&String::from_utf8_lossy(&existing))
                 .map_err(|e| Error::scratch(scratch.location(), e))?;
-            if existing != *plan {
+            // Compared as JSON: a NaN fill value is never equal to itself as a float.
+            if existing.to_json() != plan.to_json() {
                 return Err(Error::scratch(
                     scratch.location(),
                     "holds a run with a different plan (other chunks, budget or threads); repeat the original command, or remove the scratch folder to start over",
