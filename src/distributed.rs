@@ -22,6 +22,10 @@ use std::time::Instant;
 pub struct JobFile {
     #[serde(flatten)]
     pub plan: DatasetPlan,
+    /// SRC as given (a path, URI or file pattern), and --concat-dim for patterns.
+    pub source_arg: String,
+    #[serde(default)]
+    pub concat_dim: Option<String>,
     pub target_format: TargetFormat,
     pub write: WriteOptions,
     pub scratch: String,
@@ -141,7 +145,15 @@ pub fn run_stage(plan_file: &Path, args: &StageArgs, quiet: bool) -> Result<()> 
         );
     }
     let shard = resolve_shard(&args.shard, args.shard_count, &|k| std::env::var(k).ok())?;
-    let source = formats::open_source(&file.plan.source)?;
+    if shard.count > 1
+        && matches!(
+            file.target_format,
+            TargetFormat::Netcdf | TargetFormat::Hdf5
+        )
+    {
+        bail!("{} is one NetCDF/HDF5 file, which one process must write: run its stages with --shard 0/1, or write Zarr or TileDB to share the work", file.plan.target);
+    }
+    let source = formats::open_source(&file.source_arg, file.concat_dim.as_deref())?.dataset;
     let target = formats::create_target(&file.plan.target, file.target_format, &file.write)?;
     let scratch = formats::open_scratch(&file.scratch)?;
     job::record_plan(&file.plan, scratch.as_ref(), true)?;

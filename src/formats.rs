@@ -15,6 +15,12 @@ use std::sync::Arc;
 pub enum TargetFormat {
     /// Zarr v2 or v3 (see --zarr-format), locally or on an object store.
     Zarr,
+    /// TileDB dense arrays (one array per variable, a group for several).
+    Tiledb,
+    /// NetCDF-4 (chunked, deflate/zstd + shuffle) or a classic format (see --netcdf-format).
+    Netcdf,
+    /// HDF5 datasets in groups, with dimension scales.
+    Hdf5,
     /// rechunker's raw reference format: one uncompressed file per chunk plus JSON.
     Raw,
 }
@@ -36,6 +42,9 @@ impl TargetFormat {
         match ext.as_deref() {
             Some("raw") => Some(TargetFormat::Raw),
             Some("zarr") => Some(TargetFormat::Zarr),
+            Some("tdb") | Some("tiledb") => Some(TargetFormat::Tiledb),
+            Some("nc") | Some("nc4") | Some("cdf") | Some("netcdf") => Some(TargetFormat::Netcdf),
+            Some("h5") | Some("hdf5") | Some("he5") | Some("hdf") => Some(TargetFormat::Hdf5),
             _ if is_uri(path) && !path.starts_with("file://") => Some(TargetFormat::Zarr),
             _ => None,
         }
@@ -51,6 +60,15 @@ pub struct WriteOptions {
     pub zarr_format: Option<u8>,
     /// Zarr v3 shard shape, e.g. `time=8760,lat=48,lon=48`.
     pub shards: Option<String>,
+    /// NetCDF flavour: netcdf4 (default), netcdf4-classic, classic, 64bit-offset, cdf5.
+    #[serde(default)]
+    pub netcdf_format: Option<String>,
+    /// Dimensions to write as unlimited (NetCDF), normally the source's.
+    #[serde(default)]
+    pub unlimited_dims: Vec<String>,
+    /// Reopen an unfinished single-file target (NetCDF, HDF5) instead of starting it anew.
+    #[serde(default)]
+    pub resume: bool,
 }
 
 fn looks_like_zarr(p: &Path) -> bool {
@@ -59,30 +77,93 @@ fn looks_like_zarr(p: &Path) -> bool {
         .any(|f| p.join(f).is_file())
 }
 
-/// Opens `path` with the adapter that recognizes it.
-pub fn open_source(path: &str) -> Result<Box<dyn DatasetSource>> {
+/// A source and what the target may want to keep of it beyond the dataset model.
+pub struct OpenedSource {
+    pub dataset: Box<dyn DatasetSource>,
+    /// Unlimited dimensions of a NetCDF source.
+    pub unlimited_dims: Vec<String>,
+}
+
+fn has_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+fn hdf5_extension(p: &Path) -> bool {
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("h5" | "hdf5" | "he5" | "hdf")
+    )
+}
+
+/// Opens `path` with the adapter that recognizes it. A glob (`archive/*.nc`) is many NetCDF
+/// files concatenated along `concat_dim`.
+pub fn open_source(path: &str, concat_dim: Option<&str>) -> Result<OpenedSource> {
+    let plain = |dataset: Box<dyn DatasetSource>| OpenedSource {
+        dataset,
+        unlimited_dims: Vec::new(),
+    };
+    if has_glob(path) && !is_uri(path) {
+        let files: Vec<std::path::PathBuf> = glob::glob(path)
+            .with_context(|| format!("`{path}` is not a valid file pattern"))?
+            .filter_map(std::result::Result::ok)
+            .collect();
+        if files.is_empty() {
+            bail!("no file matches {path}; check the pattern (quote it so the shell does not expand it)");
+        }
+        let Some(dim) = concat_dim else {
+            bail!("{path} matches {} files: say which dimension joins them with --concat-dim, e.g. --concat-dim time", files.len());
+        };
+        let source = rechunker_netcdf::NetcdfSource::open_many(&files, dim)?;
+        let unlimited_dims = source.unlimited_dims().to_vec();
+        return Ok(OpenedSource {
+            dataset: Box::new(source),
+            unlimited_dims,
+        });
+    }
+    if concat_dim.is_some() {
+        bail!("--concat-dim joins many files: give a pattern such as 'archive/*.nc' (quoted) as the source");
+    }
     if is_uri(path) {
-        return Ok(Box::new(rechunker_zarr::ZarrSource::open(path)?));
+        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open(path)?)));
     }
     let p = Path::new(path);
     if !p.exists() {
         bail!("source {path} does not exist; check the path");
     }
     if rechunker_raw::is_raw_dataset(p) || rechunker_raw::is_unfinished_raw_dataset(p) {
-        return Ok(Box::new(rechunker_raw::RawSource::open(p)?));
+        return Ok(plain(Box::new(rechunker_raw::RawSource::open(p)?)));
     }
     if looks_like_zarr(p) {
-        return Ok(Box::new(rechunker_zarr::ZarrSource::open(path)?));
+        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open(path)?)));
     }
-    bail!(
-        "cannot read {path}: it is not a dataset in a format this rechunk knows (Zarr v2/v3, raw)"
-    )
+    if rechunker_tiledb::is_tiledb(path) {
+        return Ok(plain(Box::new(rechunker_tiledb::TileDbSource::open(path)?)));
+    }
+    if p.is_file() {
+        // NetCDF-4 files are HDF5 files too: the extension decides, else NetCDF first.
+        if hdf5_extension(p) && rechunker_hdf5::is_hdf5(p) {
+            return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open(p)?)));
+        }
+        if rechunker_netcdf::is_netcdf(p) || !rechunker_hdf5::is_hdf5(p) {
+            let source = rechunker_netcdf::NetcdfSource::open(p)?;
+            let unlimited_dims = source.unlimited_dims().to_vec();
+            return Ok(OpenedSource {
+                dataset: Box::new(source),
+                unlimited_dims,
+            });
+        }
+        return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open(p)?)));
+    }
+    bail!("cannot read {path}: it is not a dataset in a format this rechunk knows (Zarr v2/v3, NetCDF, HDF5, TileDB, raw)")
 }
 
 /// Picks the target format from `--format` or the path's extension.
 pub fn target_format(path: &str, explicit: Option<TargetFormat>) -> Result<TargetFormat> {
     explicit.or_else(|| TargetFormat::from_path(path)).with_context(|| {
-        format!("cannot tell which format to write {path} in; give it a known extension (.zarr, .raw) or pass --format")
+        format!("cannot tell which format to write {path} in; give it a known extension (.zarr, .nc, .h5, .tdb, .raw) or pass --format")
     })
 }
 
@@ -105,6 +186,60 @@ pub fn create_target(
                 bail!("the raw format is written to local paths only, not {path}");
             }
             Ok(Box::new(rechunker_raw::RawTarget::create(path)?))
+        }
+        TargetFormat::Netcdf | TargetFormat::Hdf5 if is_uri(path) => {
+            bail!("NetCDF and HDF5 are written to local files only, not {path}; write Zarr to object stores")
+        }
+        TargetFormat::Netcdf => {
+            if options.shards.is_some() || options.zarr_format.is_some() {
+                bail!(
+                    "--shards and --zarr-format are Zarr options, not for the NetCDF file {path}"
+                );
+            }
+            let mut o = rechunker_netcdf::NetcdfWriteOptions {
+                unlimited_dims: options.unlimited_dims.clone(),
+                resume: options.resume,
+                ..Default::default()
+            };
+            if let Some(f) = &options.netcdf_format {
+                o.format = f.parse()?;
+            }
+            if let Some(c) = &options.codec {
+                o.codec = c.parse()?;
+            }
+            Ok(Box::new(rechunker_netcdf::NetcdfTarget::create(path, o)?))
+        }
+        TargetFormat::Hdf5 => {
+            if options.shards.is_some()
+                || options.zarr_format.is_some()
+                || options.netcdf_format.is_some()
+            {
+                bail!("--shards, --zarr-format and --netcdf-format do not apply to the HDF5 file {path}");
+            }
+            let mut o = rechunker_hdf5::Hdf5WriteOptions {
+                resume: options.resume,
+                ..Default::default()
+            };
+            if let Some(c) = &options.codec {
+                o.codec = c.parse()?;
+            }
+            Ok(Box::new(rechunker_hdf5::Hdf5Target::create(path, o)?))
+        }
+        TargetFormat::Tiledb => {
+            if options.shards.is_some() || options.zarr_format.is_some() {
+                bail!("--shards and --zarr-format are Zarr options; TileDB tiles are the chunks of {path}");
+            }
+            let codec = match &options.codec {
+                Some(c) => c.parse().map_err(|e: String| anyhow::anyhow!(e))?,
+                None => rechunker_tiledb::Codec::default(),
+            };
+            let options = rechunker_tiledb::TileDbWriteOptions {
+                codec,
+                ..Default::default()
+            };
+            Ok(Box::new(rechunker_tiledb::TileDbTarget::create(
+                path, options,
+            )?))
         }
         TargetFormat::Zarr => {
             let zarr_format = match options.zarr_format {
@@ -140,6 +275,12 @@ pub fn target_exists(path: &str) -> Result<bool> {
 pub fn remove_target(path: &str) -> Result<()> {
     if is_uri(path) {
         return Ok(rechunker_zarr::remove(path)?);
+    }
+    if TargetFormat::from_path(path) == Some(TargetFormat::Tiledb)
+        || rechunker_tiledb::is_tiledb(path)
+    {
+        // Also the staging folder an interrupted TileDB write leaves.
+        return Ok(rechunker_tiledb::remove(path)?);
     }
     let p = Path::new(path);
     let result = if p.is_dir() {

@@ -12,7 +12,7 @@ use rechunker_core::job::{self, DatasetPlan, JobOptions};
 use rechunker_core::planner::CostModel;
 use rechunker_core::scratch::ScratchCodec;
 use rechunker_core::units::{format_bytes, format_seconds, parse_size};
-use rechunker_core::{ChunkSpec, DatasetSource};
+use rechunker_core::ChunkSpec;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -61,9 +61,12 @@ struct PlanOptions {
     src: Option<String>,
     /// Target dataset (its format follows from the extension, or --format).
     dst: Option<String>,
+    /// Join the files a SRC pattern ('archive/*.nc', quoted) matches along this dimension.
+    #[arg(long)]
+    concat_dim: Option<String>,
     /// Target chunks by dimension name (time=8760,lat=24,lon=24) or position (8760,24,24);
     /// -1 means the whole dimension; unnamed dimensions keep their source chunks.
-    #[arg(long, short = 'c', value_parser = parse_chunks)]
+    #[arg(long, short = 'c', value_parser = parse_chunks, allow_hyphen_values = true)]
     chunks: Option<ChunkSpec>,
     /// Peak memory of the whole process, e.g. 2GiB or 512MB.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
@@ -85,7 +88,7 @@ struct PlanOptions {
     #[arg(long)]
     zarr_format: Option<u8>,
     /// Shard shape of Zarr v3 output, by name (time=8760,lat=48,lon=48) or position.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     shards: Option<String>,
     /// Where intermediate pieces and the task journal go: a directory or an object-store URI
     /// (default: DST.rechunk-scratch beside the target).
@@ -94,6 +97,9 @@ struct PlanOptions {
     /// Codec of the intermediate pieces.
     #[arg(long, default_value = "lz4")]
     scratch_codec: ScratchCodec,
+    /// NetCDF output flavour: netcdf4 (default), netcdf4-classic, classic, 64bit-offset, cdf5.
+    #[arg(long)]
+    netcdf_format: Option<String>,
 }
 
 /// SRC and DST, which every command but `run --plan` needs (with --chunks).
@@ -122,11 +128,14 @@ impl PlanOptions {
             .unwrap_or_else(|| formats::default_scratch(self.dst.as_deref().unwrap_or("target"))))
     }
 
-    fn write_options(&self) -> formats::WriteOptions {
+    fn write_options(&self, source: &formats::OpenedSource, resume: bool) -> formats::WriteOptions {
         formats::WriteOptions {
             codec: self.codec.clone(),
             zarr_format: self.zarr_format,
             shards: self.shards.clone(),
+            netcdf_format: self.netcdf_format.clone(),
+            unlimited_dims: source.unlimited_dims.clone(),
+            resume,
         }
     }
 }
@@ -164,6 +173,9 @@ struct PlanArgs {
 struct InspectArgs {
     /// Dataset to describe.
     src: String,
+    /// Join the files a SRC pattern matches along this dimension.
+    #[arg(long)]
+    concat_dim: Option<String>,
     /// Print the metadata as JSON.
     #[arg(long)]
     json: bool,
@@ -173,6 +185,9 @@ struct InspectArgs {
 struct VerifyArgs {
     src: String,
     dst: String,
+    /// Join the files a SRC pattern matches along this dimension.
+    #[arg(long)]
+    concat_dim: Option<String>,
     /// Peak memory for the comparison buffers.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     max_mem: u64,
@@ -203,6 +218,21 @@ fn with_default_subcommand(mut args: Vec<String>) -> Vec<String> {
 
 fn main() {
     memory::tune_allocator();
+    // Like other Unix tools, end quietly when stdout goes away (`rechunk inspect x | head`).
+    // The native libraries set SIGPIPE to ignored when they initialize, so std's printing
+    // panics instead; that one panic becomes the exit status a shell expects (128 + SIGPIPE).
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse_from(with_default_subcommand(std::env::args().collect()));
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("RECHUNK_LOG"))
@@ -239,9 +269,13 @@ fn error_message(e: &anyhow::Error) -> String {
 }
 
 /// Memory the process needs besides task buffers: what it holds now (binary, libraries, the
-/// opened source) plus headroom for thread stacks, allocator slack and metadata.
+/// opened source), what the allocator may keep of freed memory (see `memory::tune_allocator`),
+/// and headroom for thread stacks, small per-chunk buffers of codecs and metadata.
 fn memory_reserve(threads: usize) -> u64 {
-    memory::current_rss().unwrap_or(32 << 20) + (12 << 20) + threads as u64 * (1 << 20)
+    memory::current_rss().unwrap_or(32 << 20)
+        + memory::ALLOCATOR_RETENTION
+        + (16 << 20)
+        + threads as u64 * (2 << 20)
 }
 
 fn job_options(p: &PlanOptions) -> JobOptions {
@@ -266,14 +300,14 @@ fn same_path(a: &str, b: &str) -> bool {
 }
 
 /// Plans SRC → DST without touching DST.
-fn make_plan(p: &PlanOptions) -> Result<(Box<dyn DatasetSource>, TargetFormat, DatasetPlan)> {
+fn make_plan(p: &PlanOptions) -> Result<(formats::OpenedSource, TargetFormat, DatasetPlan)> {
     let r = p.required()?;
-    let source = formats::open_source(r.src)?;
+    let source = formats::open_source(r.src, p.concat_dim.as_deref())?;
     let format = formats::target_format(r.dst, p.format)?;
     let options = job_options(p);
     // Adapters touch nothing before the first array is created: planning only asks for sizes.
-    let target = formats::create_target(r.dst, format, &p.write_options())?;
-    let plan = job::plan_dataset(source.as_ref(), target.as_ref(), &options)?;
+    let target = formats::create_target(r.dst, format, &p.write_options(&source, false))?;
+    let plan = job::plan_dataset(source.dataset.as_ref(), target.as_ref(), &options)?;
     Ok((source, format, plan))
 }
 
@@ -330,14 +364,14 @@ fn run(a: RunArgs) -> Result<()> {
     if !a.quiet {
         print_plan(&plan);
     }
-    let target = formats::create_target(r.dst, format, &p.write_options())?;
+    let target = formats::create_target(r.dst, format, &p.write_options(&source, a.resume))?;
     let progress: Arc<dyn rechunker_core::executor::Progress> = if a.quiet {
         Arc::new(rechunker_core::executor::NoProgress)
     } else {
         Arc::new(progress::CliProgress::new())
     };
     let executor = executor(&plan, p.scratch_codec, scratch, progress)?;
-    let report = job::run_dataset(&plan, source.as_ref(), target.as_ref(), &executor, a.resume).map_err(|e| {
+    let report = job::run_dataset(&plan, source.dataset.as_ref(), target.as_ref(), &executor, a.resume).map_err(|e| {
         anyhow::Error::new(e).context(format!(
             "rechunking {} into {} stopped; the scratch {} keeps the finished tasks: rerun the same command with --resume to continue",
             r.src,
@@ -491,12 +525,15 @@ fn plan(mut a: PlanArgs) -> Result<()> {
         p.dst = p.dst.as_deref().map(absolute);
         p.scratch = Some(absolute(&p.scratch_location()?));
     }
-    let (_, format, plan) = make_plan(&a.plan)?;
+    let (source, format, plan) = make_plan(&a.plan)?;
     if let Some(path) = &a.output {
         let file = distributed::JobFile {
             plan: plan.clone(),
+            source_arg: a.plan.src.clone().unwrap_or_default(),
+            concat_dim: a.plan.concat_dim.clone(),
             target_format: format,
-            write: a.plan.write_options(),
+            // Workers reopen what `plan -o` and other workers created.
+            write: a.plan.write_options(&source, true),
             scratch: a.plan.scratch_location()?,
             scratch_codec: a.plan.scratch_codec,
         };
@@ -511,7 +548,7 @@ fn plan(mut a: PlanArgs) -> Result<()> {
 }
 
 fn inspect(a: InspectArgs) -> Result<()> {
-    let source = formats::open_source(&a.src)?;
+    let source = formats::open_source(&a.src, a.concat_dim.as_deref())?.dataset;
     let meta = source.meta();
     if a.json {
         println!("{}", serde_json::to_string_pretty(meta)?);
@@ -558,8 +595,8 @@ fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    let src = formats::open_source(&a.src)?;
-    let dst = formats::open_source(&a.dst)?;
+    let src = formats::open_source(&a.src, a.concat_dim.as_deref())?.dataset;
+    let dst = formats::open_source(&a.dst, None)?.dataset;
     let compared = rechunker::verify::verify(src.as_ref(), dst.as_ref(), a.max_mem)?;
     println!(
         "identical: {} arrays, {} compared",

@@ -23,6 +23,14 @@ pub fn peak_rss() -> Option<u64> {
     proc_status("VmHWM:")
 }
 
+/// Freed heap kept per arena before it is trimmed.
+const TRIM_THRESHOLD: u64 = 8 << 20;
+/// Most malloc arenas: threads share them beyond this (two keep the worker threads from
+/// contending much while bounding what freed memory the allocator keeps).
+const ARENAS: u64 = 2;
+/// What the allocator may hold of freed memory at worst: the trim threshold in every arena.
+pub const ALLOCATOR_RETENTION: u64 = TRIM_THRESHOLD * ARENAS;
+
 /// Sets glibc's allocator so that resident memory follows the executor's accounting without
 /// paying a page fault per 4 KiB on every codec buffer. Buffers up to 32 MiB (chunks, encoded
 /// chunks: what adapters allocate per chunk) come from the heap and are reused; larger ones (task
@@ -41,13 +49,13 @@ pub fn tune_allocator() {
                 .unwrap_or(default)
         };
         let mmap_threshold = setting("RECHUNK_MMAP_THRESHOLD", 32 << 20);
-        let trim_threshold = setting("RECHUNK_TRIM_THRESHOLD", 8 << 20);
+        let trim_threshold = setting("RECHUNK_TRIM_THRESHOLD", TRIM_THRESHOLD as i32);
         if mmap_threshold > 0 {
             libc::mallopt(libc::M_MMAP_THRESHOLD, mmap_threshold);
         }
         if trim_threshold > 0 {
             libc::mallopt(libc::M_TRIM_THRESHOLD, trim_threshold);
         }
-        libc::mallopt(libc::M_ARENA_MAX, 4);
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS as i32);
     }
 }

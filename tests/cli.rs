@@ -12,15 +12,16 @@ fn tas(dir: &Path) -> String {
     write_raw(
         &path,
         &[
-            // 16 MB: larger than the data budget of a 28 MiB process, so plans need two stages.
+            // 32 MB: larger than the data budget of an 80 MiB process (the binary and its native
+            // libraries take about 60 MiB), so plans need two stages.
             meta(
                 "tas",
                 &["time", "lat", "lon"],
                 DataType::Float32,
-                &[400, 100, 100],
+                &[800, 100, 100],
                 &[1, 100, 100],
             ),
-            meta("time", &["time"], DataType::Int64, &[400], &[400]),
+            meta("time", &["time"], DataType::Int64, &[800], &[800]),
         ],
     );
     path.display().to_string()
@@ -65,7 +66,7 @@ fn run_verify_and_inspect() {
         "--chunks",
         "time=-1,lat=7,lon=5",
         "--max-mem",
-        "64MiB",
+        "96MiB",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
@@ -78,7 +79,7 @@ fn run_verify_and_inspect() {
     assert!(v.status.success(), "{}", stderr(&v));
     let i = rechunk(&["inspect", &dst, "--json"]);
     let meta: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
-    assert_eq!(meta["arrays"][0]["grid"][0]["regular"]["chunk"], 400);
+    assert_eq!(meta["arrays"][0]["grid"][0]["regular"]["chunk"], 800);
     assert_eq!(meta["arrays"][0]["grid"][1]["regular"]["chunk"], 7);
     assert_eq!(
         meta["arrays"][0]["dims"],
@@ -110,7 +111,7 @@ fn positional_chunks_and_explicit_run_subcommand() {
         "--chunks",
         "1,40",
         "--max-mem",
-        "40MiB",
+        "96MiB",
         "-q",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -138,7 +139,7 @@ fn verify_detects_a_difference() {
     std::fs::write(&chunk, bytes).unwrap();
     let v = rechunk(&["verify", &src, dst.to_str().unwrap()]);
     assert!(!v.status.success());
-    // Byte 100 of chunk (0, 1, 1) of (400, 10, 10) is element 25: (0, 2, 5) in the chunk.
+    // Byte 100 of chunk (0, 1, 1) of (800, 10, 10) is element 25: (0, 2, 5) in the chunk.
     assert!(
         stderr(&v).contains("`tas` differs at [0, 12, 15]"),
         "{}",
@@ -157,9 +158,9 @@ fn plan_prints_stages_and_writes_json() {
         &src,
         &dst,
         "--chunks",
-        "time=400,lat=5,lon=5",
+        "time=800,lat=5,lon=5",
         "--max-mem",
-        "28MiB",
+        "80MiB",
         "-o",
         plan_file.to_str().unwrap(),
     ]);
@@ -182,7 +183,7 @@ fn plan_prints_stages_and_writes_json() {
         &src,
         dry.to_str().unwrap(),
         "--chunks",
-        "time=400,lat=5,lon=5",
+        "time=800,lat=5,lon=5",
     ]);
     assert!(
         out.status.success() && !dry.exists(),
@@ -199,7 +200,7 @@ fn resume_after_a_failure_reruns_no_finished_task() {
         "--chunks",
         "time=-1,lat=5,lon=5",
         "--max-mem",
-        "28MiB",
+        "80MiB",
         "--threads",
         "1",
     ];
@@ -301,7 +302,7 @@ fn bad_input_gives_one_clear_error() {
         dir.path(),
         &src,
         &[&src, &dst, "--chunks", "60,5"],
-        &["`tas`", "3 dimensions", "time=400,lat=100,lon=100"],
+        &["`tas`", "3 dimensions", "time=800,lat=100,lon=100"],
     );
     fails(
         dir.path(),
@@ -315,7 +316,7 @@ fn bad_input_gives_one_clear_error() {
         &[&src, &dst, "--chunks", "time=1", "--max-mem", "lots"],
         &["`lots`", "size"],
     );
-    // One 16 MB target chunk plus its encode buffer does not fit in 30 MiB with the process.
+    // One 32 MB target chunk plus its encode buffer does not fit in 100 MiB with the process.
     fails(
         dir.path(),
         &src,
@@ -325,7 +326,7 @@ fn bad_input_gives_one_clear_error() {
             "--chunks",
             "time=-1,lat=-1,lon=-1",
             "--max-mem",
-            "30MiB",
+            "100MiB",
             "--threads",
             "1",
         ],
@@ -395,7 +396,7 @@ fn source_chunk_larger_than_budget_names_the_minimum() {
     fails(
         dir.path(),
         &src,
-        &[&src, &dst, "--chunks", "x=2048,y=64", "--max-mem", "64MiB"],
+        &[&src, &dst, "--chunks", "x=2048,y=64", "--max-mem", "72MiB"],
         &["`big`", "source chunks [1024, 4096]", "or more"],
     );
 }

@@ -208,7 +208,7 @@ fn s3_holds_source_scratch_and_target() {
     let env: Vec<(&str, String)> = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let dir = tempfile::tempdir().unwrap();
-    // 16 MB of float32 in time slices: more than a 40 MiB process has for data: two stages.
+    // 32 MB of float32 in time slices: more than an 80 MiB process has for data: two stages.
     let raw = dir.path().join("tas.raw");
     write_raw(
         &raw,
@@ -216,7 +216,7 @@ fn s3_holds_source_scratch_and_target() {
             "tas",
             &["time", "lat", "lon"],
             DataType::Float32,
-            &[400, 100, 100],
+            &[800, 100, 100],
             &[1, 100, 100],
         )],
     );
@@ -235,7 +235,7 @@ fn s3_holds_source_scratch_and_target() {
         "--chunks",
         "time=-1,lat=10,lon=10",
         "--max-mem",
-        "40MiB",
+        "80MiB",
         "--threads",
         "1",
     ]);
@@ -262,7 +262,7 @@ fn s3_holds_source_scratch_and_target() {
             "array",
             &format!("{local}/tas"),
             &format!("{local}/tas"),
-            "400,10,10",
+            "800,10,10",
         ],
     );
 }

@@ -10,6 +10,7 @@ mod bench;
 mod demo;
 mod slurm;
 mod synth;
+mod tiledb;
 mod util;
 
 use anyhow::{bail, Result};
@@ -51,10 +52,12 @@ const APT_PACKAGES: &[&str] = &[
 
 /// Installs what the build and tests need beyond cargo: Debian packages, a Python venv with the
 /// reference readers (zarr-python, xarray, netCDF4, h5py, tiledb-py) and the S3 test server
-/// (moto), and a one-node SLURM on localhost for the distributed tests.
+/// (moto), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), and a one-node
+/// SLURM on localhost for the distributed tests.
 fn setup() -> Result<()> {
     util::apt_install(APT_PACKAGES)?;
     util::python_venv(".venv", "tests/python/requirements.txt")?;
+    tiledb::install()?;
     slurm::ensure_running()?;
     Ok(())
 }

@@ -45,7 +45,10 @@ pub fn install_into(dir: &Path) -> Result<PathBuf> {
     if cfg!(not(all(target_os = "linux", target_arch = "x86_64"))) {
         bail!("the libtiledb this setup fetches is built for Linux x86_64 only; on another platform install TileDB 2.30 and set TILEDB_LIB_DIR to the folder holding libtiledb");
     }
-    eprintln!("\n==> fetching libtiledb 2.30 (tiledb-py {VERSION} wheel from PyPI) into {}", dir.display());
+    eprintln!(
+        "\n==> fetching libtiledb 2.30 (tiledb-py {VERSION} wheel from PyPI) into {}",
+        dir.display()
+    );
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let download = dir.join("download");
     let _ = std::fs::remove_dir_all(&download);
@@ -106,7 +109,10 @@ with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(dest, "wb") as out
         .context("cannot run python3")?;
     if !status.success() {
         let _ = std::fs::remove_file(&partial);
-        bail!("cannot unpack libtiledb from {} (see above)", wheel.display());
+        bail!(
+            "cannot unpack libtiledb from {} (see above)",
+            wheel.display()
+        );
     }
     let library = dir.join(LIBRARY);
     std::fs::rename(&partial, &library)

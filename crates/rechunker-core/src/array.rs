@@ -69,6 +69,13 @@ pub trait DatasetTarget: Send + Sync {
         2 * meta.max_chunk_bytes()
     }
 
+    /// Called once before arrays are created, with the whole target dataset, for formats that
+    /// must define every variable up front (NetCDF's define mode). Must be idempotent: every
+    /// process of a distributed run calls it.
+    fn prepare(&self, _meta: &DatasetMeta) -> Result<()> {
+        Ok(())
+    }
+
     /// Writes the dataset-level metadata last, so that no reader sees a half-written dataset as
     /// complete.
     fn finalize(&self, meta: &DatasetMeta) -> Result<()>;

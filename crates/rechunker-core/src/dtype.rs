@@ -154,7 +154,7 @@ impl fmt::Display for Scalar {
             Scalar::Bool(v) => write!(f, "{v}"),
             Scalar::Int(v) => write!(f, "{v}"),
             Scalar::UInt(v) => write!(f, "{v}"),
-            Scalar::Float(v) => write!(f, "{v}"),
+            Scalar::Float(v) => write!(f, "{v:?}"),
         }
     }
 }

@@ -382,7 +382,7 @@ impl Executor {
             encoded,
         } = buffers;
         block.clear();
-        block.resize(len, 0);
+        resize_exact(block, len);
         match plan.input(stage) {
             Endpoint::Source => job.source.read_region(region, block)?,
             Endpoint::Pieces(boundary) => {
@@ -422,7 +422,7 @@ impl Executor {
             encode_piece_into(data, self.codec, encoded);
         } else {
             raw.clear();
-            raw.resize(buffer_len(&piece.shape, item).unwrap_or(0), 0);
+            resize_exact(raw, buffer_len(&piece.shape, item).unwrap_or(0));
             copy_box(
                 data,
                 &block.shape,
@@ -490,7 +490,7 @@ impl Executor {
             decode_piece(encoded, out).map_err(bad)?;
         } else {
             raw.clear();
-            raw.resize(buffer_len(&piece.shape, item).unwrap_or(0), 0);
+            resize_exact(raw, buffer_len(&piece.shape, item).unwrap_or(0));
             decode_piece(encoded, raw).map_err(bad)?;
             copy_box(
                 raw,
@@ -505,6 +505,14 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+/// Makes `buf` `len` zeroed bytes long. Growth is exact: `Vec`'s amortized doubling would let
+/// a buffer that met a slightly larger piece hold twice what the plan accounted for.
+fn resize_exact(buf: &mut Vec<u8>, len: usize) {
+    buf.clear();
+    buf.reserve_exact(len);
+    buf.resize(len, 0);
 }
 
 /// The buffers one task works in. Reused from task to task: fresh multi-megabyte allocations

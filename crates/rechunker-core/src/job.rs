@@ -343,6 +343,7 @@ pub fn run_stage(
     stage: usize,
 ) -> Result<RunReport> {
     check_previous_stages(plan, executor.scratch(), stage)?;
+    target.prepare(&plan.target_meta())?;
     let mut report = RunReport::default();
     for (index, array_plan) in plan.arrays.iter().enumerate() {
         if stage >= array_plan.plan.stages.len() {

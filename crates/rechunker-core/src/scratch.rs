@@ -148,7 +148,7 @@ impl ScratchStore for LocalScratch {
         };
         let size = file.metadata().map(|m| m.len() as usize).unwrap_or(0);
         buf.clear();
-        buf.reserve(size);
+        buf.reserve_exact(size);
         file.read_to_end(buf)
             .map_err(|e| self.io_error(&format!("cannot read `{key}`"), e))?;
         Ok(true)
@@ -240,10 +240,10 @@ pub fn encode_piece_into(raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
     let mut used = ScratchCodec::None;
     out.clear();
     if codec == ScratchCodec::Lz4 {
-        out.resize(
-            HEADER + lz4_flex::block::get_maximum_output_size(raw.len()),
-            0,
-        );
+        // Exact growth (no amortized doubling): the plan accounts for one bound per piece.
+        let bound = HEADER + lz4_flex::block::get_maximum_output_size(raw.len());
+        out.reserve_exact(bound);
+        out.resize(bound, 0);
         if let Ok(n) = lz4_flex::block::compress_into(raw, &mut out[HEADER..]) {
             if n < raw.len() - raw.len() / 16 {
                 out.truncate(HEADER + n);
@@ -253,7 +253,7 @@ pub fn encode_piece_into(raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
     }
     if used == ScratchCodec::None {
         out.clear();
-        out.reserve(HEADER + raw.len());
+        out.reserve_exact(HEADER + raw.len());
         out.resize(HEADER, 0);
         out.extend_from_slice(raw);
     }

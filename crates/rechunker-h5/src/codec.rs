@@ -1,0 +1,488 @@
+//! HDF5 filter pipelines we run ourselves: byte shuffle, deflate (zlib format, through
+//! flate2's zlib-rs backend) and zstd (the registered filter 32015 of HDF5Plugin-Zstandard, as
+//! h5py + hdf5plugin write it). Chunks are decoded and encoded here, outside the library lock.
+
+use crate::hid::check;
+use hdf5_sys::h5p::{
+    H5Pget_filter2, H5Pget_nfilters, H5Pset_deflate, H5Pset_filter, H5Pset_shuffle,
+};
+use hdf5_sys::h5z::{H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE, H5Z_FLAG_OPTIONAL};
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_uint};
+
+/// The filter id HDF5Plugin-Zstandard registered with The HDF Group (hdf5plugin's `Zstd`).
+pub const ZSTD_FILTER_ID: i32 = 32015;
+
+/// One stage of an HDF5 filter pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    /// Byte shuffle of elements of this many bytes.
+    Shuffle(usize),
+    /// zlib stream at this level.
+    Deflate(u32),
+    /// zstd frame (with its content size) at this level.
+    Zstd(i32),
+    /// A filter we do not run ourselves; data goes through the library then.
+    Other { id: i32, name: String },
+}
+
+impl Filter {
+    fn describe(&self) -> String {
+        match self {
+            Filter::Shuffle(_) => "shuffle".into(),
+            Filter::Deflate(level) => format!("zlib({level})"),
+            Filter::Zstd(level) => format!("zstd({level})"),
+            Filter::Other { id, name } => match id {
+                3 => "fletcher32".into(),
+                4 => "szip".into(),
+                5 => "nbit".into(),
+                6 => "scaleoffset".into(),
+                307 => "bzip2".into(),
+                32000 => "lzf".into(),
+                32001 => "blosc".into(),
+                32004 => "lz4".into(),
+                _ if name.is_empty() => format!("filter {id}"),
+                _ => format!("{name} (filter {id})"),
+            },
+        }
+    }
+
+    fn is_compressor(&self) -> bool {
+        matches!(self, Filter::Deflate(_) | Filter::Zstd(_))
+    }
+}
+
+/// A dataset's filters in the order they are applied when writing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Pipeline(pub Vec<Filter>);
+
+impl Pipeline {
+    /// Reads the pipeline of a dataset creation property list (call with the lock held).
+    pub fn from_dcpl(dcpl: hdf5_sys::h5i::hid_t, item: usize) -> Result<Pipeline, String> {
+        let n = check(unsafe { H5Pget_nfilters(dcpl) })?;
+        let mut filters = Vec::with_capacity(n as usize);
+        for i in 0..n as c_uint {
+            let mut flags: c_uint = 0;
+            let mut nelmts: usize = 16;
+            let mut values = [0 as c_uint; 16];
+            let mut name = [0 as c_char; 128];
+            let mut config: c_uint = 0;
+            let id = check(unsafe {
+                H5Pget_filter2(
+                    dcpl,
+                    i,
+                    &mut flags,
+                    &mut nelmts,
+                    values.as_mut_ptr(),
+                    name.len(),
+                    name.as_mut_ptr(),
+                    &mut config,
+                )
+            })?;
+            let values = &values[..nelmts.min(values.len())];
+            let name = unsafe { CStr::from_ptr(name.as_ptr()) }
+                .to_string_lossy()
+                .into_owned();
+            filters.push(match id {
+                H5Z_FILTER_SHUFFLE => {
+                    Filter::Shuffle(values.first().map_or(item, |&s| s as usize).max(1))
+                }
+                H5Z_FILTER_DEFLATE => Filter::Deflate(values.first().copied().unwrap_or(6)),
+                ZSTD_FILTER_ID => Filter::Zstd(values.first().map_or(3, |&l| l as i32)),
+                id => Filter::Other { id, name },
+            });
+        }
+        Ok(Pipeline(filters))
+    }
+
+    /// Adds this pipeline's filters to a dataset creation property list (lock held).
+    pub fn apply_to_dcpl(&self, dcpl: hdf5_sys::h5i::hid_t) -> Result<(), String> {
+        for f in &self.0 {
+            match f {
+                Filter::Shuffle(_) => check(unsafe { H5Pset_shuffle(dcpl) })?,
+                Filter::Deflate(level) => check(unsafe { H5Pset_deflate(dcpl, *level) })?,
+                Filter::Zstd(level) => {
+                    let values = [*level as c_uint];
+                    check(unsafe {
+                        H5Pset_filter(dcpl, ZSTD_FILTER_ID, H5Z_FLAG_OPTIONAL, 1, values.as_ptr())
+                    })?
+                }
+                Filter::Other { id, .. } => {
+                    return Err(format!("cannot write with HDF5 filter {id}"));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// True when we can decode and encode every filter ourselves: shuffle and at most one
+    /// compressor (deflate or zstd), in any order.
+    pub fn is_native(&self) -> bool {
+        let compressors = self.0.iter().filter(|f| f.is_compressor()).count();
+        let shuffles = self
+            .0
+            .iter()
+            .filter(|f| matches!(f, Filter::Shuffle(_)))
+            .count();
+        compressors <= 1
+            && shuffles <= 1
+            && self.0.iter().all(|f| !matches!(f, Filter::Other { .. }))
+    }
+
+    /// Human-readable stages, e.g. `["shuffle", "zlib(1)"]`.
+    pub fn describe(&self) -> Vec<String> {
+        self.0.iter().map(Filter::describe).collect()
+    }
+
+    /// Extra bytes the codecs' own state takes while encoding one chunk (zlib's window and
+    /// hash tables, zstd's context), on top of the chunk buffers.
+    pub fn codec_state_bytes(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|f| match f {
+                Filter::Deflate(_) => 1 << 20,
+                Filter::Zstd(level) => zstd_cctx_bytes(*level),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Decodes a stored chunk `raw` into `out`, which has the chunk's exact decoded size.
+    /// `mask` has bit `i` set when filter `i` was skipped for this chunk. `tmp` is scratch
+    /// space reused between calls (it grows to at most the chunk's size).
+    pub fn decode(
+        &self,
+        mask: u32,
+        raw: &[u8],
+        out: &mut [u8],
+        tmp: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let stages: Vec<&Filter> = self
+            .0
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i >= 32 || mask & (1 << i) == 0)
+            .map(|(_, f)| f)
+            .rev()
+            .collect();
+        match stages.as_slice() {
+            [] => {
+                if raw.len() != out.len() {
+                    return Err(format!(
+                        "stored chunk has {} bytes, expected {}",
+                        raw.len(),
+                        out.len()
+                    ));
+                }
+                out.copy_from_slice(raw);
+                Ok(())
+            }
+            [one] => decode_stage(one, raw, out),
+            [first, second] => {
+                let len = if first.is_compressor() {
+                    out.len()
+                } else {
+                    raw.len()
+                };
+                tmp.clear();
+                tmp.resize(len, 0);
+                decode_stage(first, raw, tmp)?;
+                decode_stage(second, tmp, out)
+            }
+            _ => Err("more filters than this reader decodes itself".into()),
+        }
+    }
+
+    /// Encodes one whole chunk `data`; returns the bytes to store, which live in `data`,
+    /// `tmp` or `out`.
+    pub fn encode<'a>(
+        &self,
+        data: &'a [u8],
+        tmp: &'a mut Vec<u8>,
+        out: &'a mut Vec<u8>,
+    ) -> Result<&'a [u8], String> {
+        match self.0.as_slice() {
+            [] => Ok(data),
+            [one] => {
+                encode_stage(one, data, out)?;
+                Ok(out)
+            }
+            [first, second] => {
+                encode_stage(first, data, tmp)?;
+                encode_stage(second, tmp, out)?;
+                Ok(out)
+            }
+            _ => Err("more filters than this writer encodes itself".into()),
+        }
+    }
+}
+
+/// Memory of a zstd compression context at `level` (hash and chain tables; single-shot
+/// compression needs no window buffer). Conservative figures from zstd's parameter tables.
+fn zstd_cctx_bytes(level: i32) -> u64 {
+    match level {
+        ..=3 => 4 << 20,
+        4..=9 => 16 << 20,
+        10..=19 => 96 << 20,
+        _ => 256 << 20,
+    }
+}
+
+fn decode_stage(filter: &Filter, input: &[u8], out: &mut [u8]) -> Result<(), String> {
+    match filter {
+        Filter::Shuffle(item) => {
+            if input.len() != out.len() {
+                return Err(format!(
+                    "shuffled data has {} bytes, expected {}",
+                    input.len(),
+                    out.len()
+                ));
+            }
+            unshuffle(input, out, *item);
+            Ok(())
+        }
+        Filter::Deflate(_) => inflate(input, out),
+        Filter::Zstd(_) => {
+            let n = zstd::bulk::decompress_to_buffer(input, out)
+                .map_err(|e| format!("zstd: {e}; the chunk is corrupt"))?;
+            if n != out.len() {
+                return Err(format!(
+                    "zstd chunk decodes to {n} bytes, expected {}",
+                    out.len()
+                ));
+            }
+            Ok(())
+        }
+        Filter::Other { .. } => Err(format!("filter {} is not decoded here", filter.describe())),
+    }
+}
+
+fn encode_stage(filter: &Filter, input: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    out.clear();
+    match filter {
+        Filter::Shuffle(item) => {
+            out.resize(input.len(), 0);
+            shuffle(input, out, *item);
+            Ok(())
+        }
+        Filter::Deflate(level) => deflate(input, *level, out),
+        Filter::Zstd(level) => {
+            out.reserve(zstd::zstd_safe::compress_bound(input.len()));
+            zstd::bulk::Compressor::new(*level)
+                .and_then(|mut c| c.compress_to_buffer(input, out))
+                .map_err(|e| format!("zstd: {e}"))?;
+            Ok(())
+        }
+        Filter::Other { .. } => Err(format!("filter {} is not encoded here", filter.describe())),
+    }
+}
+
+/// Decompresses a zlib stream that must fill `out` exactly.
+fn inflate(input: &[u8], out: &mut [u8]) -> Result<(), String> {
+    use flate2::{Decompress, FlushDecompress, Status};
+    let mut d = Decompress::new(true);
+    loop {
+        let (in_at, out_at) = (d.total_in() as usize, d.total_out() as usize);
+        let status = d
+            .decompress(&input[in_at..], &mut out[out_at..], FlushDecompress::Finish)
+            .map_err(|e| format!("deflate: {e}; the chunk is corrupt"))?;
+        let progressed = d.total_in() as usize != in_at || d.total_out() as usize != out_at;
+        match status {
+            Status::StreamEnd => break,
+            _ if !progressed || d.total_out() as usize == out.len() => {
+                return Err(format!(
+                    "deflate stream does not decode to {} bytes; the chunk is truncated or corrupt",
+                    out.len()
+                ))
+            }
+            _ => {}
+        }
+    }
+    if d.total_out() as usize != out.len() {
+        return Err(format!(
+            "deflate chunk decodes to {} bytes, expected {}",
+            d.total_out(),
+            out.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Compresses `input` into a zlib stream (what HDF5's deflate filter stores).
+fn deflate(input: &[u8], level: u32, out: &mut Vec<u8>) -> Result<(), String> {
+    use flate2::{Compress, Compression, FlushCompress, Status};
+    let mut c = Compress::new(Compression::new(level.min(9)), true);
+    out.reserve(input.len() + input.len() / 1000 + 64);
+    loop {
+        let in_at = c.total_in() as usize;
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity() / 4 + 64);
+        }
+        let status = c
+            .compress_vec(&input[in_at..], out, FlushCompress::Finish)
+            .map_err(|e| format!("deflate: {e}"))?;
+        if status == Status::StreamEnd {
+            return Ok(());
+        }
+    }
+}
+
+/// HDF5's byte shuffle: byte `j` of every `item`-byte element goes to plane `j`. Trailing
+/// bytes that do not form a whole element are copied as they are.
+pub fn shuffle(src: &[u8], dst: &mut [u8], item: usize) {
+    assert_eq!(src.len(), dst.len());
+    let n = src.len() / item.max(1);
+    if item <= 1 || n <= 1 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let body = n * item;
+    match item {
+        2 => shuffle_k::<2>(&src[..body], &mut dst[..body]),
+        4 => shuffle_k::<4>(&src[..body], &mut dst[..body]),
+        8 => shuffle_k::<8>(&src[..body], &mut dst[..body]),
+        _ => {
+            for (j, plane) in dst[..body].chunks_exact_mut(n).enumerate() {
+                for (b, e) in plane.iter_mut().zip(src.chunks_exact(item)) {
+                    *b = e[j];
+                }
+            }
+        }
+    }
+    dst[body..].copy_from_slice(&src[body..]);
+}
+
+/// The inverse of [`shuffle`].
+pub fn unshuffle(src: &[u8], dst: &mut [u8], item: usize) {
+    assert_eq!(src.len(), dst.len());
+    let n = src.len() / item.max(1);
+    if item <= 1 || n <= 1 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let body = n * item;
+    match item {
+        2 => unshuffle_k::<2>(&src[..body], &mut dst[..body]),
+        4 => unshuffle_k::<4>(&src[..body], &mut dst[..body]),
+        8 => unshuffle_k::<8>(&src[..body], &mut dst[..body]),
+        _ => {
+            for (j, plane) in src[..body].chunks_exact(n).enumerate() {
+                for (b, e) in plane.iter().zip(dst.chunks_exact_mut(item)) {
+                    e[j] = *b;
+                }
+            }
+        }
+    }
+    dst[body..].copy_from_slice(&src[body..]);
+}
+
+/// Elements per block in the shuffles: planes of this many bytes stay in L1 while a block of
+/// elements is spread over them.
+const BLOCK: usize = 256;
+
+fn shuffle_k<const K: usize>(src: &[u8], dst: &mut [u8]) {
+    let n = src.len() / K;
+    let mut planes: Vec<&mut [u8]> = dst.chunks_exact_mut(n).collect();
+    let mut start = 0;
+    for block in src.chunks(BLOCK * K) {
+        let m = block.len() / K;
+        for (j, plane) in planes.iter_mut().enumerate() {
+            let out = &mut plane[start..start + m];
+            for (b, e) in out.iter_mut().zip(block.chunks_exact(K)) {
+                *b = e[j];
+            }
+        }
+        start += m;
+    }
+}
+
+fn unshuffle_k<const K: usize>(src: &[u8], dst: &mut [u8]) {
+    let n = src.len() / K;
+    let planes: Vec<&[u8]> = src.chunks_exact(n).collect();
+    let mut start = 0;
+    for block in dst.chunks_mut(BLOCK * K) {
+        let m = block.len() / K;
+        for (j, plane) in planes.iter().enumerate() {
+            let input = &plane[start..start + m];
+            for (b, e) in input.iter().zip(block.chunks_exact_mut(K)) {
+                e[j] = *b;
+            }
+        }
+        start += m;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shuffle_round_trips_every_size() {
+        for item in [1usize, 2, 3, 4, 8, 16] {
+            for len in [0usize, 1, 7, 64, 1000, 4096 + 5] {
+                let src: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+                let mut s = vec![0; len];
+                let mut back = vec![0; len];
+                shuffle(&src, &mut s, item);
+                unshuffle(&s, &mut back, item);
+                assert_eq!(back, src, "item {item} len {len}");
+            }
+        }
+        // Matches HDF5's layout: plane j holds byte j of every element.
+        let src = [1u8, 2, 3, 4, 5, 6, 7, 8, 9];
+        let mut s = [0u8; 9];
+        shuffle(&src, &mut s, 2);
+        assert_eq!(s, [1, 3, 5, 7, 2, 4, 6, 8, 9]);
+    }
+
+    #[test]
+    fn pipelines_round_trip() {
+        let data: Vec<u8> = (0..40_000u32)
+            .flat_map(|i| ((i / 7) as f32).to_ne_bytes())
+            .collect();
+        for pipeline in [
+            vec![],
+            vec![Filter::Shuffle(4)],
+            vec![Filter::Deflate(1)],
+            vec![Filter::Shuffle(4), Filter::Deflate(4)],
+            vec![Filter::Shuffle(4), Filter::Zstd(3)],
+            vec![Filter::Zstd(1), Filter::Shuffle(4)],
+        ] {
+            let p = Pipeline(pipeline);
+            assert!(p.is_native());
+            let (mut tmp, mut out) = (Vec::new(), Vec::new());
+            let stored = p.encode(&data, &mut tmp, &mut out).unwrap().to_vec();
+            let mut back = vec![0u8; data.len()];
+            p.decode(0, &stored, &mut back, &mut tmp).unwrap();
+            assert_eq!(back, data, "{:?}", p.describe());
+            if p.0.iter().any(Filter::is_compressor) {
+                assert!(stored.len() < data.len() / 2);
+                let mut short = vec![0u8; data.len()];
+                assert!(p
+                    .decode(0, &stored[..stored.len() / 2], &mut short, &mut tmp)
+                    .is_err());
+            }
+        }
+        // zstd frames carry their content size, as the HDF5 plugin needs to decode them.
+        let (mut tmp, mut out) = (Vec::new(), Vec::new());
+        let stored = Pipeline(vec![Filter::Zstd(3)])
+            .encode(&data, &mut tmp, &mut out)
+            .unwrap()
+            .to_vec();
+        assert_eq!(
+            zstd::zstd_safe::get_frame_content_size(&stored).unwrap(),
+            Some(data.len() as u64)
+        );
+        // A skipped filter (mask bit) is not reversed.
+        let p = Pipeline(vec![Filter::Shuffle(4), Filter::Deflate(1)]);
+        let mut shuffled = vec![0u8; data.len()];
+        shuffle(&data, &mut shuffled, 4);
+        let mut back = vec![0u8; data.len()];
+        p.decode(0b10, &shuffled, &mut back, &mut tmp).unwrap();
+        assert_eq!(back, data);
+    }
+}

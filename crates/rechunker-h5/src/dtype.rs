@@ -1,0 +1,159 @@
+//! HDF5 datatypes and rechunker's [`DataType`]s.
+//!
+//! Integers and IEEE floats of any byte order map to our numeric types; h5py's boolean (an
+//! enum of int8 with members FALSE = 0 and TRUE = 1) maps to `Bool`. Everything else (strings,
+//! compounds, references, variable-length data) is not an array we rechunk.
+
+use crate::hid::{check, Hid};
+use hdf5::globals::*;
+use hdf5_sys::h5i::hid_t;
+use hdf5_sys::h5t::{
+    H5T_class_t, H5T_order_t, H5T_sign_t, H5Tcopy, H5Tenum_create, H5Tenum_insert, H5Tget_class,
+    H5Tget_member_name, H5Tget_member_value, H5Tget_nmembers, H5Tget_order, H5Tget_sign,
+    H5Tget_size, H5Tget_super,
+};
+use rechunker_core::DataType;
+use std::ffi::CStr;
+
+/// What a stored datatype is in our terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TypeInfo {
+    pub dtype: DataType,
+    /// True when the stored bytes are big-endian on a little-endian host (or the reverse):
+    /// raw chunks must be byte-swapped after decoding.
+    pub swap: bool,
+}
+
+fn is_native_order(order: H5T_order_t) -> bool {
+    match order {
+        H5T_order_t::H5T_ORDER_LE => cfg!(target_endian = "little"),
+        H5T_order_t::H5T_ORDER_BE => cfg!(target_endian = "big"),
+        _ => true,
+    }
+}
+
+/// Classifies the datatype `type_id` (lock held); `Err` describes a type we do not support.
+pub fn classify_type(type_id: hid_t) -> Result<TypeInfo, String> {
+    let class = unsafe { H5Tget_class(type_id) };
+    let size = unsafe { H5Tget_size(type_id) };
+    let order = unsafe { H5Tget_order(type_id) };
+    match class {
+        H5T_class_t::H5T_INTEGER => {
+            let signed = unsafe { H5Tget_sign(type_id) } == H5T_sign_t::H5T_SGN_2;
+            let dtype = match (signed, size) {
+                (true, 1) => DataType::Int8,
+                (true, 2) => DataType::Int16,
+                (true, 4) => DataType::Int32,
+                (true, 8) => DataType::Int64,
+                (false, 1) => DataType::UInt8,
+                (false, 2) => DataType::UInt16,
+                (false, 4) => DataType::UInt32,
+                (false, 8) => DataType::UInt64,
+                _ => return Err(format!("{size}-byte integers")),
+            };
+            Ok(TypeInfo {
+                dtype,
+                swap: size > 1 && !is_native_order(order),
+            })
+        }
+        H5T_class_t::H5T_FLOAT => {
+            let dtype = match size {
+                4 => DataType::Float32,
+                8 => DataType::Float64,
+                _ => return Err(format!("{size}-byte floats")),
+            };
+            Ok(TypeInfo {
+                dtype,
+                swap: !is_native_order(order),
+            })
+        }
+        H5T_class_t::H5T_ENUM if is_bool_enum(type_id) => Ok(TypeInfo {
+            dtype: DataType::Bool,
+            swap: false,
+        }),
+        H5T_class_t::H5T_ENUM => Err("enumerations".into()),
+        H5T_class_t::H5T_STRING => Err("strings".into()),
+        H5T_class_t::H5T_COMPOUND => Err("compound types".into()),
+        H5T_class_t::H5T_VLEN => Err("variable-length data".into()),
+        H5T_class_t::H5T_REFERENCE => Err("references".into()),
+        H5T_class_t::H5T_OPAQUE => Err("opaque data".into()),
+        H5T_class_t::H5T_ARRAY => Err("array types".into()),
+        H5T_class_t::H5T_BITFIELD => Err("bitfields".into()),
+        other => Err(format!("datatype class {other:?}")),
+    }
+}
+
+/// h5py's bool: a 1-byte enum with exactly FALSE = 0 and TRUE = 1.
+fn is_bool_enum(type_id: hid_t) -> bool {
+    unsafe {
+        if H5Tget_size(type_id) != 1 || H5Tget_nmembers(type_id) != 2 {
+            return false;
+        }
+        let Ok(base) = Hid::new(H5Tget_super(type_id)) else {
+            return false;
+        };
+        if H5Tget_size(base.id()) != 1 {
+            return false;
+        }
+        let mut ok = true;
+        for (i, (want_name, want_value)) in [("FALSE", 0u8), ("TRUE", 1u8)].iter().enumerate() {
+            let name = H5Tget_member_name(type_id, i as u32);
+            if name.is_null() {
+                return false;
+            }
+            let text = CStr::from_ptr(name).to_string_lossy().into_owned();
+            hdf5_sys::h5::H5free_memory(name.cast());
+            let mut value = 0u8;
+            if H5Tget_member_value(type_id, i as u32, (&mut value as *mut u8).cast()) < 0 {
+                return false;
+            }
+            ok &= text == *want_name && value == *want_value;
+        }
+        ok
+    }
+}
+
+/// h5py's boolean type: enum over `base` with FALSE = 0 and TRUE = 1 (lock held).
+fn bool_enum(base: hid_t) -> Result<Hid, String> {
+    let t = Hid::new(unsafe { H5Tenum_create(base) })?;
+    for (name, value) in [(c"FALSE", 0i8), (c"TRUE", 1i8)] {
+        check(unsafe { H5Tenum_insert(t.id(), name.as_ptr(), (&value as *const i8).cast()) })?;
+    }
+    Ok(t)
+}
+
+/// The in-memory (native) type of `dtype` (lock held).
+pub fn mem_type(dtype: DataType) -> Result<Hid, String> {
+    let base = match dtype {
+        DataType::Bool => return bool_enum(*H5T_NATIVE_INT8),
+        DataType::Int8 => *H5T_NATIVE_INT8,
+        DataType::Int16 => *H5T_NATIVE_INT16,
+        DataType::Int32 => *H5T_NATIVE_INT32,
+        DataType::Int64 => *H5T_NATIVE_INT64,
+        DataType::UInt8 => *H5T_NATIVE_UINT8,
+        DataType::UInt16 => *H5T_NATIVE_UINT16,
+        DataType::UInt32 => *H5T_NATIVE_UINT32,
+        DataType::UInt64 => *H5T_NATIVE_UINT64,
+        DataType::Float32 => *H5T_NATIVE_FLOAT,
+        DataType::Float64 => *H5T_NATIVE_DOUBLE,
+    };
+    Hid::new(unsafe { H5Tcopy(base) })
+}
+
+/// The type we store `dtype` as: little-endian standard types, h5py's bool (lock held).
+pub fn file_type(dtype: DataType) -> Result<Hid, String> {
+    let base = match dtype {
+        DataType::Bool => return bool_enum(*H5T_STD_I8LE),
+        DataType::Int8 => *H5T_STD_I8LE,
+        DataType::Int16 => *H5T_STD_I16LE,
+        DataType::Int32 => *H5T_STD_I32LE,
+        DataType::Int64 => *H5T_STD_I64LE,
+        DataType::UInt8 => *H5T_STD_U8LE,
+        DataType::UInt16 => *H5T_STD_U16LE,
+        DataType::UInt32 => *H5T_STD_U32LE,
+        DataType::UInt64 => *H5T_STD_U64LE,
+        DataType::Float32 => *H5T_IEEE_F32LE,
+        DataType::Float64 => *H5T_IEEE_F64LE,
+    };
+    Hid::new(unsafe { H5Tcopy(base) })
+}

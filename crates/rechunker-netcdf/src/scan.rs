@@ -1,0 +1,239 @@
+//! Reading a NetCDF file's structure: groups, dimensions, variables and attributes.
+
+use crate::attrs::read_attributes;
+use crate::nc::{self, dtype_of, inq_dim, inq_var, nc, type_description, NcFile};
+use crate::options::NetcdfFormat;
+use netcdf_sys as sys;
+use rechunker_core::{Attributes, DataType};
+use rechunker_h5::locked;
+use std::collections::HashSet;
+use std::os::raw::c_int;
+
+/// One variable as libnetcdf describes it.
+#[derive(Clone, Debug)]
+pub(crate) struct VarInfo {
+    /// Path without the leading `/` (`grp/var` in groups).
+    pub name: String,
+    /// Full group path (`/` for the root).
+    pub group: String,
+    pub varid: c_int,
+    /// The data type, or what the unsupported type is.
+    pub dtype: Result<DataType, String>,
+    pub dims: Vec<String>,
+    pub shape: Vec<u64>,
+    pub chunking: Option<Vec<u64>>,
+    /// Storage fill value (one native element); `None` when the variable is not filled.
+    pub fill: Option<Vec<u8>>,
+    pub attrs: Attributes,
+    /// Stored filters, e.g. `["shuffle", "zlib(1)"]` (NetCDF-4 only).
+    pub codecs: Vec<String>,
+}
+
+impl VarInfo {
+    /// The HDF5 dataset paths this variable may have in a NetCDF-4 file.
+    pub fn h5_paths(&self) -> [String; 2] {
+        h5_paths(&self.name)
+    }
+}
+
+/// The HDF5 dataset paths of variable `name` (`grp/var`) in a NetCDF-4 file. libnetcdf renames
+/// a variable that shares its name with a dimension it is not the coordinate of; that name
+/// comes first, as the plain name may be the data-less scale of the dimension.
+pub(crate) fn h5_paths(name: &str) -> [String; 2] {
+    let (group, base) = name.rsplit_once('/').unwrap_or(("", name));
+    let prefix = if group.is_empty() {
+        String::new()
+    } else {
+        format!("/{group}")
+    };
+    [
+        format!("{prefix}/_nc4_non_coord_{base}"),
+        format!("{prefix}/{base}"),
+    ]
+}
+
+/// A file's structure.
+#[derive(Clone, Debug)]
+pub(crate) struct FileInfo {
+    pub format: NetcdfFormat,
+    pub vars: Vec<VarInfo>,
+    pub attrs: Attributes,
+    /// Names of unlimited dimensions.
+    pub unlimited: Vec<String>,
+    /// Every dimension with its length (first definition wins for repeated names).
+    pub dims: Vec<(String, u64)>,
+}
+
+impl FileInfo {
+    pub fn var(&self, name: &str) -> Option<&VarInfo> {
+        self.vars.iter().find(|v| v.name == name)
+    }
+}
+
+/// Reads the structure of an open file (takes the lock).
+pub(crate) fn scan(file: &NcFile) -> Result<FileInfo, String> {
+    let format = file.format()?;
+    let format = NetcdfFormat::from_nc(format)
+        .ok_or_else(|| format!("file format {format} is not NetCDF-3 or NetCDF-4"))?;
+    locked(|| {
+        let mut info = FileInfo {
+            format,
+            vars: Vec::new(),
+            attrs: read_attributes(file.ncid, sys::NC_GLOBAL).map_err(|e| format!("global {e}"))?,
+            unlimited: Vec::new(),
+            dims: Vec::new(),
+        };
+        let mut unlimited_ids = HashSet::new();
+        scan_group(file.ncid, "/", &mut info, &mut unlimited_ids)?;
+        Ok(info)
+    })
+}
+
+fn scan_group(
+    grp: c_int,
+    path: &str,
+    info: &mut FileInfo,
+    unlimited_ids: &mut HashSet<c_int>,
+) -> Result<(), String> {
+    for id in nc::unlimited_dimids(grp)? {
+        let (name, _) = inq_dim(grp, id)?;
+        unlimited_ids.insert(id);
+        if !info.unlimited.contains(&name) {
+            info.unlimited.push(name);
+        }
+    }
+    if path != "/" {
+        let attrs = read_attributes(grp, sys::NC_GLOBAL).unwrap_or_default();
+        if !attrs.is_empty() {
+            tracing::debug!(
+                group = path,
+                "attributes of groups other than the root are not carried"
+            );
+        }
+    }
+    for varid in nc::varids(grp)? {
+        let (name, xtype, dimids) = inq_var(grp, varid)?;
+        let full = if path == "/" {
+            name.clone()
+        } else {
+            format!("{}/{name}", path.trim_start_matches('/'))
+        };
+        let mut dims = Vec::with_capacity(dimids.len());
+        let mut shape = Vec::with_capacity(dimids.len());
+        for &d in &dimids {
+            let (dname, len) = inq_dim(grp, d)?;
+            if !info.dims.iter().any(|(n, _)| *n == dname) {
+                info.dims.push((dname.clone(), len));
+            }
+            dims.push(dname);
+            shape.push(len);
+        }
+        let mut attrs =
+            read_attributes(grp, varid).map_err(|e| format!("variable `{full}`: {e}"))?;
+        let mut dtype = dtype_of(xtype).ok_or_else(|| type_description(grp, xtype));
+        // xarray stores booleans as bytes with the attribute dtype = "bool".
+        if matches!(dtype, Ok(DataType::Int8 | DataType::UInt8))
+            && attrs.get("dtype").is_some_and(|a| a.value == "bool")
+        {
+            dtype = Ok(DataType::Bool);
+            attrs.0.retain(|(n, _)| n != "dtype");
+        }
+        let (chunking, fill) = match &dtype {
+            Ok(dt) => (
+                nc::chunking(grp, varid, dimids.len()),
+                nc::fill_value(grp, varid, *dt),
+            ),
+            Err(_) => (None, None),
+        };
+        info.vars.push(VarInfo {
+            name: full,
+            group: path.to_string(),
+            varid,
+            dtype,
+            dims,
+            shape,
+            chunking,
+            fill,
+            attrs,
+            codecs: if info.format.is_hdf5() {
+                codecs(grp, varid)
+            } else {
+                Vec::new()
+            },
+        });
+    }
+    for (child, name) in nc::groups(grp)? {
+        let child_path = if path == "/" {
+            format!("/{name}")
+        } else {
+            format!("{path}/{name}")
+        };
+        scan_group(child, &child_path, info, unlimited_ids)?;
+    }
+    Ok(())
+}
+
+/// The ncid of group `path` (`/` for the root) of an open file (lock held).
+pub(crate) fn group_id(file: &NcFile, path: &str) -> Result<c_int, String> {
+    if path == "/" {
+        return Ok(file.ncid);
+    }
+    let c = nc::cstring(path)?;
+    let mut g = 0;
+    nc(unsafe { sys::nc_inq_grp_full_ncid(file.ncid, c.as_ptr(), &mut g) })?;
+    Ok(g)
+}
+
+/// The first value of a 1-d variable as a double (for ordering files), if it has one.
+pub(crate) fn first_value(file: &NcFile, var: &VarInfo) -> Option<f64> {
+    if var.shape.len() != 1 || var.shape[0] == 0 || var.dtype.is_err() {
+        return None;
+    }
+    locked(|| {
+        let grp = group_id(file, &var.group).ok()?;
+        let index = [0usize];
+        let mut v = 0f64;
+        let code = unsafe { sys::nc_get_var1_double(grp, var.varid, index.as_ptr(), &mut v) };
+        (code == sys::NC_NOERR).then_some(v)
+    })
+}
+
+/// Filters of a NetCDF-4 variable, in pipeline order (lock held).
+fn codecs(grp: c_int, varid: c_int) -> Vec<String> {
+    let mut n = 0usize;
+    if unsafe { sys::nc_inq_var_filter_ids(grp, varid, &mut n, std::ptr::null_mut()) }
+        != sys::NC_NOERR
+    {
+        return Vec::new();
+    }
+    let mut ids = vec![0u32; n];
+    if n > 0
+        && unsafe { sys::nc_inq_var_filter_ids(grp, varid, &mut n, ids.as_mut_ptr()) }
+            != sys::NC_NOERR
+    {
+        return Vec::new();
+    }
+    ids.iter()
+        .map(|&id| {
+            let mut np = 0usize;
+            let mut params = [0u32; 16];
+            let ok = unsafe {
+                sys::nc_inq_var_filter_info(grp, varid, id, &mut np, std::ptr::null_mut())
+            } == sys::NC_NOERR
+                && np <= params.len()
+                && unsafe {
+                    sys::nc_inq_var_filter_info(grp, varid, id, &mut np, params.as_mut_ptr())
+                } == sys::NC_NOERR;
+            let first = if ok && np > 0 { Some(params[0]) } else { None };
+            match id {
+                1 => format!("zlib({})", first.unwrap_or(0)),
+                2 => "shuffle".into(),
+                3 => "fletcher32".into(),
+                rechunker_h5::ZSTD_FILTER_ID_U32 => {
+                    format!("zstd({})", first.map_or(3, |l| l as i32))
+                }
+                other => format!("filter {other}"),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,387 @@
+//! TileDB data types, dimension values and filters in rechunker's terms.
+
+use rechunker_core::DataType;
+use tiledb_sys as sys;
+
+/// The TileDB type of a rechunker data type.
+pub(crate) fn tiledb_type(dtype: DataType) -> sys::tiledb_datatype_t {
+    match dtype {
+        DataType::Bool => sys::TILEDB_BOOL,
+        DataType::Int8 => sys::TILEDB_INT8,
+        DataType::Int16 => sys::TILEDB_INT16,
+        DataType::Int32 => sys::TILEDB_INT32,
+        DataType::Int64 => sys::TILEDB_INT64,
+        DataType::UInt8 => sys::TILEDB_UINT8,
+        DataType::UInt16 => sys::TILEDB_UINT16,
+        DataType::UInt32 => sys::TILEDB_UINT32,
+        DataType::UInt64 => sys::TILEDB_UINT64,
+        DataType::Float32 => sys::TILEDB_FLOAT32,
+        DataType::Float64 => sys::TILEDB_FLOAT64,
+    }
+}
+
+/// The rechunker data type of a TileDB type, if it is a plain number.
+pub(crate) fn data_type(t: sys::tiledb_datatype_t) -> Option<DataType> {
+    Some(match t {
+        sys::TILEDB_BOOL => DataType::Bool,
+        sys::TILEDB_INT8 => DataType::Int8,
+        sys::TILEDB_INT16 => DataType::Int16,
+        sys::TILEDB_INT32 => DataType::Int32,
+        sys::TILEDB_INT64 => DataType::Int64,
+        sys::TILEDB_UINT8 => DataType::UInt8,
+        sys::TILEDB_UINT16 => DataType::UInt16,
+        sys::TILEDB_UINT32 => DataType::UInt32,
+        sys::TILEDB_UINT64 => DataType::UInt64,
+        sys::TILEDB_FLOAT32 => DataType::Float32,
+        sys::TILEDB_FLOAT64 => DataType::Float64,
+        _ => return None,
+    })
+}
+
+/// A TileDB type's name, for messages.
+pub(crate) fn type_name(t: sys::tiledb_datatype_t) -> String {
+    match t {
+        sys::TILEDB_CHAR => "char".into(),
+        sys::TILEDB_STRING_ASCII => "string_ascii".into(),
+        sys::TILEDB_STRING_UTF8 => "string_utf8".into(),
+        sys::TILEDB_BLOB => "blob".into(),
+        13..=35 => format!("datetime/time type {t}"),
+        other => match data_type(other) {
+            Some(d) => d.name().into(),
+            None => format!("TileDB type {other}"),
+        },
+    }
+}
+
+/// Size and signedness of an integer TileDB type (the types dense dimensions may have).
+pub(crate) fn int_type(t: sys::tiledb_datatype_t) -> Option<(usize, bool)> {
+    Some(match t {
+        sys::TILEDB_INT8 => (1, true),
+        sys::TILEDB_UINT8 => (1, false),
+        sys::TILEDB_INT16 => (2, true),
+        sys::TILEDB_UINT16 => (2, false),
+        sys::TILEDB_INT32 => (4, true),
+        sys::TILEDB_UINT32 => (4, false),
+        sys::TILEDB_INT64 => (8, true),
+        sys::TILEDB_UINT64 => (8, false),
+        _ => return None,
+    })
+}
+
+/// Reads one native-endian integer of type `t`.
+pub(crate) fn decode_int(t: sys::tiledb_datatype_t, bytes: &[u8]) -> Option<i128> {
+    let (size, signed) = int_type(t)?;
+    let b = bytes.get(..size)?;
+    let mut buf = [0u8; 16];
+    if cfg!(target_endian = "little") {
+        buf[..size].copy_from_slice(b);
+        let negative = signed && b[size - 1] & 0x80 != 0;
+        if negative {
+            buf[size..].fill(0xff);
+        }
+        Some(i128::from_le_bytes(buf))
+    } else {
+        buf[16 - size..].copy_from_slice(b);
+        let negative = signed && b[0] & 0x80 != 0;
+        if negative {
+            buf[..16 - size].fill(0xff);
+        }
+        Some(i128::from_be_bytes(buf))
+    }
+}
+
+/// Writes `v` as one native-endian integer of type `t` (None if it does not fit).
+pub(crate) fn encode_int(t: sys::tiledb_datatype_t, v: i128) -> Option<Vec<u8>> {
+    let (size, signed) = int_type(t)?;
+    let bits = 8 * size as u32;
+    let (lo, hi) = if signed {
+        (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+    } else {
+        (0, (1i128 << bits) - 1)
+    };
+    if v < lo || v > hi {
+        return None;
+    }
+    let all = v.to_ne_bytes();
+    Some(if cfg!(target_endian = "little") {
+        all[..size].to_vec()
+    } else {
+        all[16 - size..].to_vec()
+    })
+}
+
+/// The compressor of a [`Codec`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compressor {
+    None,
+    Zstd(i32),
+    Gzip(i32),
+    Lz4(i32),
+}
+
+/// A shuffle applied before compression.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shuffle {
+    None,
+    Byte,
+    Bit,
+}
+
+/// The filter pipeline written on every attribute: an optional shuffle, then a compressor.
+///
+/// Syntax (`--codec`): a compressor `zstd[:LEVEL]` (1-22, default 3), `gzip[:LEVEL]` (1-9,
+/// default 6), `lz4[:LEVEL]` (1-12, default 1; TileDB's lz4 ignores levels) or `none`,
+/// optionally joined by `+` with `byteshuffle` or `bitshuffle`, in either order:
+/// `zstd:5+byteshuffle`, `bitshuffle+lz4`, `none`. The shuffle always runs before the
+/// compressor, the only order in which it helps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Codec {
+    pub compressor: Compressor,
+    pub shuffle: Shuffle,
+}
+
+impl Default for Codec {
+    /// `zstd:3`, as the Zarr adapter writes by default.
+    fn default() -> Self {
+        Codec {
+            compressor: Compressor::Zstd(3),
+            shuffle: Shuffle::None,
+        }
+    }
+}
+
+fn level(
+    codec: &str,
+    text: Option<&str>,
+    default: i32,
+    range: (i32, i32),
+    whole: &str,
+) -> Result<i32, String> {
+    let Some(text) = text else { return Ok(default) };
+    match text.trim().parse::<i32>() {
+        Ok(l) if (range.0..=range.1).contains(&l) => Ok(l),
+        _ => Err(format!(
+            "`{text}` in --codec {whole} is not a {codec} level: use {} to {}",
+            range.0, range.1
+        )),
+    }
+}
+
+impl std::str::FromStr for Codec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Codec, String> {
+        let help = "write a compressor (zstd:LEVEL, gzip:LEVEL, lz4 or none), optionally with +byteshuffle or +bitshuffle, e.g. zstd:3+byteshuffle";
+        let mut compressor = None;
+        let mut shuffle = None;
+        for part in text.split('+') {
+            let part = part.trim().to_ascii_lowercase();
+            let (name, arg) = match part.split_once(':') {
+                Some((n, a)) => (n.trim().to_string(), Some(a.to_string())),
+                None => (part.clone(), None),
+            };
+            let (c, s) = match name.as_str() {
+                "zstd" => (
+                    Some(Compressor::Zstd(level(
+                        "zstd",
+                        arg.as_deref(),
+                        3,
+                        (1, 22),
+                        text,
+                    )?)),
+                    None,
+                ),
+                "gzip" | "zlib" | "deflate" => (
+                    Some(Compressor::Gzip(level(
+                        "gzip",
+                        arg.as_deref(),
+                        6,
+                        (1, 9),
+                        text,
+                    )?)),
+                    None,
+                ),
+                "lz4" => (
+                    Some(Compressor::Lz4(level(
+                        "lz4",
+                        arg.as_deref(),
+                        1,
+                        (1, 12),
+                        text,
+                    )?)),
+                    None,
+                ),
+                "none" if arg.is_none() => (Some(Compressor::None), None),
+                "byteshuffle" | "shuffle" if arg.is_none() => (None, Some(Shuffle::Byte)),
+                "bitshuffle" if arg.is_none() => (None, Some(Shuffle::Bit)),
+                "" => return Err(format!("--codec `{text}` has an empty part; {help}")),
+                _ => {
+                    return Err(format!(
+                        "--codec `{text}`: `{part}` is not a TileDB codec; {help}"
+                    ))
+                }
+            };
+            if c.is_some() && compressor.replace(c).is_some() {
+                return Err(format!("--codec `{text}` names two compressors; {help}"));
+            }
+            if s.is_some() && shuffle.replace(s).is_some() {
+                return Err(format!("--codec `{text}` names two shuffles; {help}"));
+            }
+        }
+        Ok(Codec {
+            compressor: compressor.flatten().unwrap_or(Compressor::None),
+            shuffle: shuffle.flatten().unwrap_or(Shuffle::None),
+        })
+    }
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.compressor {
+            Compressor::None => f.write_str("none")?,
+            Compressor::Zstd(l) => write!(f, "zstd:{l}")?,
+            Compressor::Gzip(l) => write!(f, "gzip:{l}")?,
+            Compressor::Lz4(l) => write!(f, "lz4:{l}")?,
+        }
+        match self.shuffle {
+            Shuffle::None => Ok(()),
+            Shuffle::Byte => f.write_str("+byteshuffle"),
+            Shuffle::Bit => f.write_str("+bitshuffle"),
+        }
+    }
+}
+
+impl Codec {
+    /// The filters in pipeline order, as (type, level) pairs.
+    pub(crate) fn filters(&self) -> Vec<(sys::tiledb_filter_type_t, Option<i32>)> {
+        let mut out = Vec::new();
+        match self.shuffle {
+            Shuffle::None => {}
+            Shuffle::Byte => out.push((sys::TILEDB_FILTER_BYTESHUFFLE, None)),
+            Shuffle::Bit => out.push((sys::TILEDB_FILTER_BITSHUFFLE, None)),
+        }
+        match self.compressor {
+            Compressor::None => {}
+            Compressor::Zstd(l) => out.push((sys::TILEDB_FILTER_ZSTD, Some(l))),
+            Compressor::Gzip(l) => out.push((sys::TILEDB_FILTER_GZIP, Some(l))),
+            Compressor::Lz4(l) => out.push((sys::TILEDB_FILTER_LZ4, Some(l))),
+        }
+        out
+    }
+}
+
+/// True for the filters that take a compression level.
+pub(crate) fn is_compressor(kind: sys::tiledb_filter_type_t) -> bool {
+    matches!(
+        kind,
+        sys::TILEDB_FILTER_GZIP
+            | sys::TILEDB_FILTER_ZSTD
+            | sys::TILEDB_FILTER_LZ4
+            | sys::TILEDB_FILTER_RLE
+            | sys::TILEDB_FILTER_BZIP2
+            | sys::TILEDB_FILTER_DOUBLE_DELTA
+            | sys::TILEDB_FILTER_DELTA
+            | sys::TILEDB_FILTER_DICTIONARY
+    )
+}
+
+/// A filter's name as `ArrayMeta::codecs` lists it, e.g. `zstd(level=3)`, `byteshuffle`.
+pub(crate) fn describe_filter(kind: sys::tiledb_filter_type_t, level: Option<i32>) -> String {
+    let name = match kind {
+        sys::TILEDB_FILTER_NONE => "none",
+        sys::TILEDB_FILTER_GZIP => "gzip",
+        sys::TILEDB_FILTER_ZSTD => "zstd",
+        sys::TILEDB_FILTER_LZ4 => "lz4",
+        sys::TILEDB_FILTER_RLE => "rle",
+        sys::TILEDB_FILTER_BZIP2 => "bzip2",
+        sys::TILEDB_FILTER_DOUBLE_DELTA => "double_delta",
+        sys::TILEDB_FILTER_BIT_WIDTH_REDUCTION => "bit_width_reduction",
+        sys::TILEDB_FILTER_BITSHUFFLE => "bitshuffle",
+        sys::TILEDB_FILTER_BYTESHUFFLE => "byteshuffle",
+        sys::TILEDB_FILTER_POSITIVE_DELTA => "positive_delta",
+        sys::TILEDB_FILTER_CHECKSUM_MD5 => "checksum_md5",
+        sys::TILEDB_FILTER_CHECKSUM_SHA256 => "checksum_sha256",
+        sys::TILEDB_FILTER_DICTIONARY => "dictionary",
+        sys::TILEDB_FILTER_SCALE_FLOAT => "scale_float",
+        sys::TILEDB_FILTER_XOR => "xor",
+        sys::TILEDB_FILTER_WEBP => "webp",
+        sys::TILEDB_FILTER_DELTA => "delta",
+        other => return format!("filter {other}"),
+    };
+    match level {
+        Some(l) => format!("{name}(level={l})"),
+        None => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ints_round_trip() {
+        for t in [
+            sys::TILEDB_INT8,
+            sys::TILEDB_UINT8,
+            sys::TILEDB_INT16,
+            sys::TILEDB_UINT16,
+            sys::TILEDB_INT32,
+            sys::TILEDB_UINT32,
+            sys::TILEDB_INT64,
+            sys::TILEDB_UINT64,
+        ] {
+            let (size, signed) = int_type(t).unwrap();
+            for v in [0i128, 1, 100, if signed { -5 } else { 7 }] {
+                let b = encode_int(t, v).unwrap();
+                assert_eq!(b.len(), size);
+                assert_eq!(decode_int(t, &b), Some(v));
+            }
+        }
+        assert_eq!(encode_int(sys::TILEDB_UINT8, 256), None);
+        assert_eq!(encode_int(sys::TILEDB_UINT64, -1), None);
+        let max = encode_int(sys::TILEDB_UINT64, u64::MAX as i128).unwrap();
+        assert_eq!(decode_int(sys::TILEDB_UINT64, &max), Some(u64::MAX as i128));
+        let min = encode_int(sys::TILEDB_INT64, i64::MIN as i128).unwrap();
+        assert_eq!(decode_int(sys::TILEDB_INT64, &min), Some(i64::MIN as i128));
+    }
+
+    #[test]
+    fn codecs_parse_and_print() {
+        let c: Codec = "zstd:5+byteshuffle".parse().unwrap();
+        assert_eq!(
+            c,
+            Codec {
+                compressor: Compressor::Zstd(5),
+                shuffle: Shuffle::Byte
+            }
+        );
+        assert_eq!(c.to_string(), "zstd:5+byteshuffle");
+        assert_eq!(
+            "bitshuffle+lz4".parse::<Codec>().unwrap().to_string(),
+            "lz4:1+bitshuffle"
+        );
+        assert_eq!("GZIP".parse::<Codec>().unwrap().to_string(), "gzip:6");
+        assert_eq!("none".parse::<Codec>().unwrap().filters(), vec![]);
+        assert_eq!(
+            "zstd+bitshuffle".parse::<Codec>().unwrap().filters(),
+            vec![
+                (sys::TILEDB_FILTER_BITSHUFFLE, None),
+                (sys::TILEDB_FILTER_ZSTD, Some(3))
+            ]
+        );
+        for bad in [
+            "",
+            "zstd:0",
+            "zstd:x",
+            "gzip:10",
+            "zstd+gzip",
+            "byteshuffle+bitshuffle",
+            "blosc",
+            "zstd+",
+            "none:3",
+        ] {
+            let e = bad.parse::<Codec>().unwrap_err();
+            assert!(e.contains("--codec"), "{bad}: {e}");
+        }
+    }
+}
