@@ -45,6 +45,34 @@ enum Command {
     Finalize(distributed::FinalizeArgs),
     /// Submit a plan file's stages to SLURM as job arrays chained with afterok.
     SubmitSlurm(distributed::SubmitSlurmArgs),
+    /// Rechunk a TileDB array (or group) in place: copy, verify, swap in crash-safely.
+    /// Rerun the same command to finish an interrupted run.
+    InPlace(InPlaceArgs),
+}
+
+#[derive(Args)]
+struct InPlaceArgs {
+    /// The TileDB array or group (a local path).
+    array: String,
+    /// New tile extents, by dimension name or position; -1 is the whole dimension.
+    #[arg(long, short = 'c', value_parser = parse_chunks, allow_hyphen_values = true)]
+    chunks: ChunkSpec,
+    /// New filters for every attribute (zstd:3, gzip:6, lz4, none, with +byteshuffle or
+    /// +bitshuffle); default: keep each attribute's own.
+    #[arg(long)]
+    codec: Option<String>,
+    /// Peak memory of the whole process.
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    max_mem: u64,
+    /// Worker threads (default: all cores).
+    #[arg(long, short = 'j')]
+    threads: Option<usize>,
+    /// Accepted for symmetry with `rechunk run`: an interrupted job always resumes.
+    #[arg(long)]
+    resume: bool,
+    /// Print no progress.
+    #[arg(long, short = 'q')]
+    quiet: bool,
 }
 
 fn parse_chunks(s: &str) -> Result<ChunkSpec, String> {
@@ -195,7 +223,7 @@ struct VerifyArgs {
 
 /// Lets `rechunk SRC DST ...` stand for `rechunk run SRC DST ...`.
 fn with_default_subcommand(mut args: Vec<String>) -> Vec<String> {
-    const KNOWN: [&str; 11] = [
+    const KNOWN: [&str; 12] = [
         "run",
         "plan",
         "inspect",
@@ -203,6 +231,7 @@ fn with_default_subcommand(mut args: Vec<String>) -> Vec<String> {
         "status",
         "finalize",
         "submit-slurm",
+        "in-place",
         "help",
         "-h",
         "--help",
@@ -246,6 +275,7 @@ fn main() {
         Command::Status(a) => distributed::status(a),
         Command::Finalize(a) => distributed::finalize(a),
         Command::SubmitSlurm(a) => distributed::submit_slurm(a),
+        Command::InPlace(a) => in_place(a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", error_message(&e));
@@ -602,6 +632,51 @@ fn verify(a: VerifyArgs) -> Result<()> {
         "identical: {} arrays, {} compared",
         src.meta().arrays.len(),
         format_bytes(compared)
+    );
+    Ok(())
+}
+
+fn in_place(a: InPlaceArgs) -> Result<()> {
+    let started = Instant::now();
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut options = rechunker_tiledb::in_place::InPlaceOptions::new(
+        a.chunks.clone(),
+        a.max_mem,
+        memory_reserve(threads),
+    );
+    options.threads = threads;
+    options.codec = a
+        .codec
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    if !a.quiet {
+        options.progress = Arc::new(progress::CliProgress::new());
+    }
+    options.fail_task = std::env::var("RECHUNKER_FAIL_TASK").ok().and_then(|v| {
+        let (s, t) = v.split_once(':')?;
+        Some((s.parse().ok()?, t.parse().ok()?))
+    });
+    let report = rechunker_tiledb::in_place::run(&a.array, &options)
+        .map_err(|e| anyhow::Error::new(e).context(format!("rechunking {} in place stopped; rerun the same command to finish it (the array stays readable meanwhile)", a.array)))?;
+    if report.unchanged {
+        println!("{} already has those tile extents: nothing to do", a.array);
+        return Ok(());
+    }
+    println!(
+        "done: {} rechunked in place ({} arrays, {} copied and verified) in {}{}; tasks run {}, skipped {}; peak memory {} of --max-mem {}",
+        a.array,
+        report.arrays,
+        format_bytes(report.bytes),
+        format_seconds(started.elapsed().as_secs_f64()),
+        report.resumed_from.map(|s| format!(", resumed from `{s}`")).unwrap_or_default(),
+        report.tasks_run,
+        report.tasks_skipped,
+        format_bytes(memory::peak_rss().unwrap_or(0)),
+        format_bytes(a.max_mem),
     );
     Ok(())
 }

@@ -298,3 +298,73 @@ fn bad_netcdf_hdf5_and_tiledb_input_gives_one_clear_error() {
         &tdb,
     );
 }
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn tile_extents(array: &str) -> serde_json::Value {
+    let meta: serde_json::Value = serde_json::from_str(&ok(&["inspect", array, "--json"])).unwrap();
+    meta["arrays"][0]["grid"].clone()
+}
+
+/// `rechunk in-place`, killed after every step of the swap: the array always reads the same
+/// values, and rerunning the command finishes with the new tile extents.
+#[test]
+fn tiledb_in_place_survives_a_kill_at_every_step() {
+    let dir = tempfile::tempdir().unwrap();
+    // Same file name everywhere: an anonymous attribute is named after its array.
+    let pristine = dir.path().join("pristine/from_numpy.tdb");
+    copy_dir(Path::new(&fixture("tiledb/from_numpy.tdb")), &pristine);
+    let pristine = pristine.display().to_string();
+    let old = tile_extents(&pristine);
+    for step in 1..=rechunker_tiledb::in_place::LAST_STEP {
+        let array = dir.path().join(format!("a{step}/from_numpy.tdb"));
+        copy_dir(Path::new(&pristine), &array);
+        let array = array.display().to_string();
+        let args = ["in-place", array.as_str(), "--chunks", "-1,2", "-q"];
+        let killed = rechunk_env(
+            &args,
+            &[(rechunker_tiledb::in_place::ABORT_ENV, &step.to_string())],
+        );
+        assert!(
+            !killed.status.success(),
+            "step {step}: the abort hook did not fire"
+        );
+        // Readable, with the old values, whatever the step.
+        ok(&["verify", &pristine, &array]);
+        // Either the old array or the new one, never something in between.
+        let now = tile_extents(&array);
+        assert!(
+            now == old || now[1]["regular"]["chunk"] == 2,
+            "step {step}: {now}"
+        );
+        let out = ok(&args);
+        assert!(
+            out.contains("done") || out.contains("nothing to do"),
+            "step {step}: {out}"
+        );
+        ok(&["verify", &pristine, &array]);
+        let new = tile_extents(&array);
+        assert_ne!(new, old, "step {step}: the tile extents did not change");
+        assert_eq!(new[1]["regular"]["chunk"], 2, "step {step}: {new}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join(format!("a{step}")))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "from_numpy.tdb")
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "step {step}: left behind {leftovers:?}"
+        );
+    }
+}
