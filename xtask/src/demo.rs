@@ -46,9 +46,9 @@ pub fn run(_args: &[String]) -> Result<()> {
         "--codec",
         "zstd:3",
         "--max-mem",
-        "512MiB",
+        "1GiB",
     ];
-    util::step("plan: the archive to cloud-optimized Zarr v3, time-series chunks (8760, 24, 24) in (8760, 24, 48) shards, zstd, within 512 MiB");
+    util::step("plan: the archive to cloud-optimized Zarr v3, time-series chunks (8760, 24, 24) in (8760, 24, 48) shards, zstd, within 1 GiB");
     util::run(Command::new(&rechunk).arg("plan").arg(&pattern).arg(&dst).args(args))?;
     util::step("rechunking");
     util::run(Command::new(&rechunk).arg(&pattern).arg(&dst).args(args))?;
