@@ -28,7 +28,12 @@ pub fn run(_args: &[String]) -> Result<()> {
         let raw = dir.join(format!("month-{m:02}.raw"));
         synth::write_month(&raw, t0, *h, LAT, LON)?;
         let nc = archive.join(format!("tas_2001{:02}.nc", m + 1));
-        util::run(Command::new(&rechunk).arg(&raw).arg(&nc).args(["--chunks", "time=1", "--codec", "zlib:1", "-q"]))?;
+        util::run(
+            Command::new(&rechunk)
+                .arg(&raw)
+                .arg(&nc)
+                .args(["--chunks", "time=1", "--codec", "zlib:1", "-q"]),
+        )?;
         let _ = std::fs::remove_dir_all(&raw);
         t0 += h;
     }
@@ -49,12 +54,27 @@ pub fn run(_args: &[String]) -> Result<()> {
         "1GiB",
     ];
     util::step("plan: the archive to cloud-optimized Zarr v3, time-series chunks (8760, 24, 24) in (8760, 24, 48) shards, zstd, within 1 GiB");
-    util::run(Command::new(&rechunk).arg("plan").arg(&pattern).arg(&dst).args(args))?;
+    util::run(
+        Command::new(&rechunk)
+            .arg("plan")
+            .arg(&pattern)
+            .arg(&dst)
+            .args(args),
+    )?;
     util::step("rechunking");
     util::run(Command::new(&rechunk).arg(&pattern).arg(&dst).args(args))?;
     util::step("verifying every value against the archive");
-    util::run(Command::new(&rechunk).args(["verify", &pattern]).arg(&dst).args(["--concat-dim", "time"]))?;
+    util::run(
+        Command::new(&rechunk)
+            .args(["verify", &pattern])
+            .arg(&dst)
+            .args(["--concat-dim", "time"]),
+    )?;
     util::run(Command::new(&rechunk).arg("inspect").arg(&dst))?;
-    util::step(&format!("done: {} is ready for xarray.open_zarr; the archive is in {}", dst.display(), archive.display()));
+    util::step(&format!(
+        "done: {} is ready for xarray.open_zarr; the archive is in {}",
+        dst.display(),
+        archive.display()
+    ));
     Ok(())
 }

@@ -107,30 +107,84 @@ pub fn write_month(path: &Path, t0: u64, hours: u64, lat: u64, lon: u64) -> Resu
         attrs: a,
         codecs: vec![],
     };
-    let time = coord("time", hours, DataType::Float64, attrs(&[("units", "hours since 2000-01-01"), ("calendar", "standard"), ("standard_name", "time")]));
-    let lat_meta = coord("lat", lat, DataType::Float32, attrs(&[("units", "degrees_north"), ("standard_name", "latitude")]));
-    let lon_meta = coord("lon", lon, DataType::Float32, attrs(&[("units", "degrees_east"), ("standard_name", "longitude")]));
+    let time = coord(
+        "time",
+        hours,
+        DataType::Float64,
+        attrs(&[
+            ("units", "hours since 2000-01-01"),
+            ("calendar", "standard"),
+            ("standard_name", "time"),
+        ]),
+    );
+    let lat_meta = coord(
+        "lat",
+        lat,
+        DataType::Float32,
+        attrs(&[("units", "degrees_north"), ("standard_name", "latitude")]),
+    );
+    let lon_meta = coord(
+        "lon",
+        lon,
+        DataType::Float32,
+        attrs(&[("units", "degrees_east"), ("standard_name", "longitude")]),
+    );
     let mut tas = tas_meta(hours, lat, lon);
-    tas.attrs.insert("_FillValue", AttrValue { value: "NaN".into(), dtype: Some(DataType::Float32) });
+    tas.attrs.insert(
+        "_FillValue",
+        AttrValue {
+            value: "NaN".into(),
+            dtype: Some(DataType::Float32),
+        },
+    );
     let target = RawTarget::create(path)?;
     let write = |meta: &ArrayMeta, bytes: Vec<u8>| -> Result<()> {
         let array = target.array(meta)?;
-        rechunker_core::ChunkedArrayMut::write_region(&array, &Region::full(&meta.shape()), &bytes)?;
+        rechunker_core::ChunkedArrayMut::write_region(
+            &array,
+            &Region::full(&meta.shape()),
+            &bytes,
+        )?;
         Ok(())
     };
-    write(&time, (t0..t0 + hours).flat_map(|h| (h as f64).to_ne_bytes()).collect())?;
-    write(&lat_meta, (0..lat).flat_map(|y| (-90.0 + 180.0 * y as f32 / (lat - 1).max(1) as f32).to_ne_bytes()).collect())?;
-    write(&lon_meta, (0..lon).flat_map(|x| (360.0 * x as f32 / lon as f32).to_ne_bytes()).collect())?;
+    write(
+        &time,
+        (t0..t0 + hours)
+            .flat_map(|h| (h as f64).to_ne_bytes())
+            .collect(),
+    )?;
+    write(
+        &lat_meta,
+        (0..lat)
+            .flat_map(|y| (-90.0 + 180.0 * y as f32 / (lat - 1).max(1) as f32).to_ne_bytes())
+            .collect(),
+    )?;
+    write(
+        &lon_meta,
+        (0..lon)
+            .flat_map(|x| (360.0 * x as f32 / lon as f32).to_ne_bytes())
+            .collect(),
+    )?;
     let array = target.array(&tas)?;
     let mut slice = vec![0u8; (lat * lon * 4) as usize];
     for t in 0..hours {
         for (i, out) in slice.chunks_exact_mut(4).enumerate() {
             out.copy_from_slice(&value(t0 + t, i as u64 / lon, i as u64 % lon).to_ne_bytes());
         }
-        rechunker_core::ChunkedArrayMut::write_region(&array, &Region::new(vec![t, 0, 0], vec![1, lat, lon]), &slice)?;
+        rechunker_core::ChunkedArrayMut::write_region(
+            &array,
+            &Region::new(vec![t, 0, 0], vec![1, lat, lon]),
+            &slice,
+        )?;
     }
-    let mut global = attrs(&[("title", "synthetic hourly near-surface air temperature"), ("Conventions", "CF-1.8")]);
+    let mut global = attrs(&[
+        ("title", "synthetic hourly near-surface air temperature"),
+        ("Conventions", "CF-1.8"),
+    ]);
     global.insert("source", AttrValue::json("cargo xtask demo".into()));
-    target.finalize(&DatasetMeta { arrays: vec![time, lat_meta, lon_meta, tas], attrs: global })?;
+    target.finalize(&DatasetMeta {
+        arrays: vec![time, lat_meta, lon_meta, tas],
+        attrs: global,
+    })?;
     Ok(())
 }

@@ -1,0 +1,23 @@
+"""Peer for `cargo xtask bench`: Python rechunker 0.5 on `xarray.open_dataset` of a NetCDF file,
+dask threads (2), to Zarr v2.
+
+usage: rechunker_xarray.py SOURCE_NC TARGET TEMP MAX_MEM T THREADS
+"""
+
+import shutil
+import sys
+
+import dask
+import xarray as xr
+from rechunker import rechunk
+
+source, target, temp, max_mem, time, threads = sys.argv[1:7]
+for path in (target, temp):
+    shutil.rmtree(path, ignore_errors=True)
+ds = xr.open_dataset(source, chunks={"time": 1})
+target_chunks = {"tas": {"time": int(time), "lat": 24, "lon": 24}, "time": None, "lat": None, "lon": None}
+target_chunks = {k: v for k, v in target_chunks.items() if k in ds.variables}
+plan = rechunk(ds, target_chunks, max_mem, target, temp_store=temp)
+with dask.config.set(scheduler="threads", num_workers=int(threads)):
+    plan.execute()
+shutil.rmtree(temp, ignore_errors=True)
