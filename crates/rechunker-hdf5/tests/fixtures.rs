@@ -1,6 +1,8 @@
 //! Files written by h5py (fixtures/hdf5/make_fixtures.py) read with the right values,
 //! attributes and dimensions; bad input gives one clear error.
 
+// Shared with the other libhdf5-based crate: one copy, beside the code both use.
+#[path = "../../rechunker-h5/test-support/common.rs"]
 mod common;
 
 use common::{check_parallel_reads, check_partial_reads, fixture_values, fixtures, read_all};

@@ -1,6 +1,8 @@
 //! Whole rechunks through the core's planner and executor (2 threads): an h5py file (gzip,
 //! zstd, contiguous, big-endian, fletcher32, bool datasets) into HDF5 with zstd and gzip.
 
+// Shared with the other libhdf5-based crate: one copy, beside the code both use.
+#[path = "../../rechunker-h5/test-support/common.rs"]
 mod common;
 
 use common::{fixtures, read_all};

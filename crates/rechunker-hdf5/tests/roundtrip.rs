@@ -1,6 +1,8 @@
 //! Writes HDF5 through Hdf5Target and reads it back through Hdf5Source: every dtype, every
 //! codec, partial regions, parallel readers; h5py reads what we write.
 
+// Shared with the other libhdf5-based crate: one copy, beside the code both use.
+#[path = "../../rechunker-h5/test-support/common.rs"]
 mod common;
 
 use common::{check_parallel_reads, check_partial_reads, data_for, read_all, run_python};

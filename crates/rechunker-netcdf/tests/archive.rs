@@ -1,6 +1,8 @@
 //! Many NetCDF files as one source concatenated along a dimension, and archives that do not
 //! fit together.
 
+// Shared with the other libhdf5-based crate: one copy, beside the code both use.
+#[path = "../../rechunker-h5/test-support/common.rs"]
 mod common;
 
 use common::{check_parallel_reads, check_partial_reads, fixtures, read_all};

@@ -2,6 +2,8 @@
 //! archive into NetCDF-4 and NetCDF-3 targets, with and without the define-first hook, and a
 //! run that dies half-way and is resumed.
 
+// Shared with the other libhdf5-based crate: one copy, beside the code both use.
+#[path = "../../rechunker-h5/test-support/common.rs"]
 mod common;
 
 use common::{fixtures, read_all};

@@ -1,6 +1,8 @@
 //! Writes NetCDF through NetcdfTarget and reads it back through NetcdfSource; ncdump and
 //! netCDF4-python read what we write with the requested chunks and filters.
 
+// Shared with the other libhdf5-based crate: one copy, beside the code both use.
+#[path = "../../rechunker-h5/test-support/common.rs"]
 mod common;
 
 use common::{

@@ -1,5 +1,6 @@
-//! Helpers shared by the integration tests: the fixture formula, random data, reading whole
-//! arrays, and the reference Python.
+//! Helpers shared by the integration tests of rechunker-netcdf and rechunker-hdf5 (each
+//! includes this file): the fixture formula, random data, reading whole arrays, and the
+//! reference Python.
 #![allow(dead_code)]
 
 use rechunker_core::layout::copy_box;
@@ -131,15 +132,14 @@ pub fn check_parallel_reads(a: &(dyn ChunkedArray + Sync), data: &[u8]) {
     });
 }
 
-/// The project's Python (with netCDF4, h5py, hdf5plugin, xarray), if set up.
+/// The project's Python (with netCDF4, h5py, hdf5plugin, xarray): `RECHUNKER_PYTHON`, else the
+/// workspace venv. A missing one fails the test (the reference readers are the judges here).
 pub fn python() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python");
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("skipping the reference-reader check: no {}", p.display());
-        None
-    }
+    let p = std::env::var_os("RECHUNKER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
+    assert!(p.is_file(), "{} is missing: run `cargo xtask setup` to install the reference readers", p.display());
+    Some(p)
 }
 
 /// Runs `cmd` and collects its output. The child must not inherit the descriptors of files
