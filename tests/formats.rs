@@ -13,24 +13,6 @@ use rechunker_core::DataType;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn fixture(path: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(path)
-        .display()
-        .to_string()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = rechunk(args);
-    assert!(
-        out.status.success(),
-        "rechunk {args:?} failed: {}",
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
 #[test]
 fn a_netcdf_archive_becomes_zarr_that_xarray_reads_identically() {
     let dir = tempfile::tempdir().unwrap();
@@ -297,18 +279,6 @@ fn bad_netcdf_hdf5_and_tiledb_input_gives_one_clear_error() {
         &["not supported"],
         &tdb,
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 fn tile_extents(array: &str) -> serde_json::Value {

@@ -12,35 +12,8 @@ use python::{check, S3Server};
 use rechunker_core::DataType;
 use std::path::{Path, PathBuf};
 
-fn fixture(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/zarr")
-        .join(name)
-        .display()
-        .to_string()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = rechunk(args);
-    assert!(
-        out.status.success(),
-        "rechunk {args:?} failed: {}",
-        stderr(&out)
-    );
-    stdout(&out)
-}
-
-/// Copies a fixture directory, so a test can damage its copy.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
+fn fixture_zarr(name: &str) -> String {
+    fixture(&format!("zarr/{name}"))
 }
 
 /// Reads a whole-array raw dataset written by `rechunk` back as bytes.
@@ -60,7 +33,7 @@ fn zarr_python_fixtures_read_with_the_right_values() {
     // v2, blosc lz4: (i * 3 - 100), with the last chunk [30:, 21:] all fill value (-1).
     let out = dir.path().join("v2.raw");
     ok(&[
-        &fixture("v2_blosc.zarr"),
+        &fixture_zarr("v2_blosc.zarr"),
         out.to_str().unwrap(),
         "--chunks",
         "37,23",
@@ -82,7 +55,7 @@ fn zarr_python_fixtures_read_with_the_right_values() {
     // v3, sharded, zstd: t * 1000 + y * 10 + x * 0.5.
     let out = dir.path().join("v3.raw");
     ok(&[
-        &fixture("v3_sharded_zstd.zarr"),
+        &fixture_zarr("v3_sharded_zstd.zarr"),
         out.to_str().unwrap(),
         "--chunks",
         "t=40,y=3,x=4",
@@ -100,7 +73,7 @@ fn zarr_python_fixtures_read_with_the_right_values() {
             "element ({t}, {y}, {x})"
         );
     }
-    let inspect = ok(&["inspect", &fixture("v3_sharded_zstd.zarr")]);
+    let inspect = ok(&["inspect", &fixture_zarr("v3_sharded_zstd.zarr")]);
     assert!(
         inspect.contains("(t, y, x)")
             && inspect.contains("chunks (20, 30, 10)")
@@ -113,7 +86,7 @@ fn zarr_python_fixtures_read_with_the_right_values() {
 fn xarray_reads_our_v2_v3_and_sharded_output_identically() {
     let dir = tempfile::tempdir().unwrap();
     for source in ["group_coords_v3.zarr", "group_coords_v2.zarr"] {
-        let src = fixture(source);
+        let src = fixture_zarr(source);
         for (name, extra) in [
             ("v3.zarr", vec![]),
             (
@@ -170,7 +143,7 @@ fn xarray_reads_our_v2_v3_and_sharded_output_identically() {
 #[test]
 fn zarr_python_reads_single_arrays_we_rechunked() {
     let dir = tempfile::tempdir().unwrap();
-    let src = fixture("v3_sharded_zstd.zarr");
+    let src = fixture_zarr("v3_sharded_zstd.zarr");
     let dst = dir.path().join("a.zarr").display().to_string();
     ok(&[
         &src,
@@ -185,7 +158,7 @@ fn zarr_python_reads_single_arrays_we_rechunked() {
         "zarr_check.py",
         &["array", &src, &format!("{dst}/v3_sharded_zstd"), "40,5,5"],
     );
-    let src = fixture("v2_blosc.zarr");
+    let src = fixture_zarr("v2_blosc.zarr");
     let dst = dir.path().join("b.zarr").display().to_string();
     ok(&[
         &src,
@@ -301,7 +274,7 @@ fn bad_zarr_input_gives_one_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let bad = |name: &str, damage: &dyn Fn(&Path), fragments: &[&str]| {
         let src = dir.path().join(name);
-        copy_dir(Path::new(&fixture("group_coords_v3.zarr")), &src);
+        copy_dir(Path::new(&fixture_zarr("group_coords_v3.zarr")), &src);
         damage(&src);
         let before = snapshot(&src);
         let dst = dir
@@ -361,7 +334,7 @@ fn bad_zarr_input_gives_one_clear_error() {
         },
         &["no-metadata.zarr"],
     );
-    let src = fixture("v2_blosc.zarr");
+    let src = fixture_zarr("v2_blosc.zarr");
     let dst = dir.path().join("x.zarr").display().to_string();
     let out = rechunk(&[&src, &dst, "--chunks", "5,5,5"]);
     assert!(
@@ -433,14 +406,14 @@ fn http_sources_are_read_through_consolidated_metadata() {
         "zarr_check.py",
         &[
             "identical",
-            &fixture("group_coords_v3.zarr"),
+            &fixture_zarr("group_coords_v3.zarr"),
             &dst,
             "tas=24,5,6",
         ],
     );
     // Writing to HTTP is refused clearly.
     let out = rechunk(&[
-        &fixture("group_coords_v3.zarr"),
+        &fixture_zarr("group_coords_v3.zarr"),
         "http://127.0.0.1:9/x.zarr",
         "--chunks",
         "time=-1",
@@ -456,7 +429,7 @@ fn http_sources_are_read_through_consolidated_metadata() {
 fn runs_with_nan_fill_values_resume() {
     // A NaN fill value is not equal to itself: the resumed run must still see its own plan.
     let dir = tempfile::tempdir().unwrap();
-    let src = fixture("group_coords_v3.zarr");
+    let src = fixture_zarr("group_coords_v3.zarr");
     let dst = dir.path().join("o.zarr").display().to_string();
     let args = [
         src.as_str(),

@@ -104,3 +104,36 @@ pub fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, std::time::SystemTime)
     walk(dir, dir, &mut out);
     out
 }
+
+/// `fixtures/<path>` of the workspace.
+pub fn fixture(path: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Runs `rechunk args`, failing the test with its stderr unless it succeeds; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = rechunk(args);
+    assert!(
+        out.status.success(),
+        "rechunk {args:?} failed: {}",
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// Copies a directory tree (a fixture a test may damage or rewrite).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}

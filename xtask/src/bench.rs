@@ -620,6 +620,124 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// NetCDF -> TileDB to (T, 24, 24) and TileDB (time-slice tiles) rechunked in place, each
+    /// against the floor: our chunk-aligned NetCDF -> TileDB copy (tiles = time slices).
+    fn tiledb(&mut self) -> Result<String> {
+        let mut rows = Vec::new();
+        for time in if self.quick {
+            vec![100]
+        } else {
+            vec![100, 1000]
+        } {
+            let raw = self.raw_tas(time)?;
+            let nc = self.dir.join(format!("tas-{time}.nc"));
+            if !nc.exists() {
+                util::step("writing the NetCDF-4 input (zlib 1 + shuffle, time slices)");
+                self.measure_rechunk(
+                    "nc input",
+                    &[
+                        s(&raw),
+                        s(&nc),
+                        "--chunks",
+                        "time=1",
+                        "--codec",
+                        "zlib:1",
+                        "-q",
+                    ],
+                )?;
+            }
+            let chunks = format!("time={time},lat=24,lon=24");
+            let budget: u64 = 1 << 30;
+            let floor_out = self.dir.join("floor.tdb");
+            let out = self.dir.join("ours.tdb");
+            util::step(&format!("T={time}: NetCDF -> TileDB, the floor (time-slice tiles) and ours ((T, 24, 24) tiles)"));
+            let floor = self.measure_rechunk(
+                "floor",
+                &[
+                    s(&nc),
+                    s(&floor_out),
+                    "--chunks",
+                    "time=1",
+                    "--codec",
+                    "zstd:3",
+                    "--max-mem",
+                    "1GiB",
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+            let ours = self.measure_rechunk(
+                "nc->tdb",
+                &[
+                    s(&nc),
+                    s(&out),
+                    "--chunks",
+                    &chunks,
+                    "--codec",
+                    "zstd:3",
+                    "--max-mem",
+                    "1GiB",
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+            self.measure_rechunk("verify", &["verify", s(&nc), s(&out)])?;
+            util::step(&format!(
+                "T={time}: TileDB rechunked in place (copy, verify, swap)"
+            ));
+            let in_place = self.measure_rechunk(
+                "in-place",
+                &[
+                    "in-place",
+                    s(&floor_out),
+                    "--chunks",
+                    &chunks,
+                    "--max-mem",
+                    "1GiB",
+                    "-q",
+                ],
+            )?;
+            self.measure_rechunk("verify in place", &["verify", s(&nc), s(&floor_out)])?;
+            for (case, m) in [
+                (format!("T={time} NetCDF->TileDB ours"), &ours),
+                (
+                    format!("T={time} TileDB in place (includes verification)"),
+                    &in_place,
+                ),
+            ] {
+                let of_floor = m.seconds / floor.seconds;
+                let within = m.peak_rss <= budget;
+                if time == 1000 && (of_floor > 2.5 || !within) {
+                    self.failures.push(format!(
+                        "{case}: {of_floor:.2}x the floor, peak {}",
+                        format_bytes(m.peak_rss)
+                    ));
+                }
+                rows.push(Row {
+                    case,
+                    seconds: m.seconds,
+                    peak: m.peak_rss,
+                    note: format!(
+                        "{of_floor:.2}x the floor; peak <= --max-mem 1GiB: {}",
+                        if within { "yes" } else { "NO" }
+                    ),
+                });
+            }
+            rows.push(Row {
+                case: format!("T={time} floor: NetCDF->TileDB in time-slice tiles"),
+                seconds: floor.seconds,
+                peak: floor.peak_rss,
+                note: String::new(),
+            });
+            for p in [&floor_out, &out] {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+        Ok(table(&rows))
+    }
+}
+
 fn dir_size(p: &Path) -> u64 {
     std::fs::read_dir(p)
         .map(|entries| {
@@ -645,7 +763,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .map(String::as_str)
         .collect();
     if sections.is_empty() {
-        sections = vec!["memory", "zarr", "netcdf"];
+        sections = vec!["memory", "zarr", "netcdf", "tiledb"];
     }
     let mut bench = Bench {
         bin: util::build_rechunk()?,
@@ -668,7 +786,11 @@ pub fn run(args: &[String]) -> Result<()> {
                 "NetCDF and HDF5: against nccopy, h5repack and rechunker on xarray",
                 bench.netcdf()?,
             ),
-            other => bail!("unknown benchmark `{other}`; use memory, zarr or netcdf"),
+            "tiledb" => (
+                "TileDB: NetCDF to TileDB and in place, against the floor",
+                bench.tiledb()?,
+            ),
+            other => bail!("unknown benchmark `{other}`; use memory, zarr, netcdf or tiledb"),
         };
         util::step(&format!("results: {title}"));
         println!("{body}");

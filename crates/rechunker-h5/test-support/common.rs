@@ -138,7 +138,11 @@ pub fn python() -> Option<PathBuf> {
     let p = std::env::var_os("RECHUNKER_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
-    assert!(p.is_file(), "{} is missing: run `cargo xtask setup` to install the reference readers", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo xtask setup` to install the reference readers",
+        p.display()
+    );
     Some(p)
 }
 
