@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// A 32 MB float32 dataset: more than an 80 MiB process has for data, so plans have two stages.
+/// A 64 MB float32 dataset: more than a 100 MiB process has for data, so plans have two stages.
 fn source(dir: &Path) -> String {
     let path = dir.join("tas.raw");
     write_raw(
@@ -23,7 +23,7 @@ fn source(dir: &Path) -> String {
             "tas",
             &["time", "lat", "lon"],
             DataType::Float32,
-            &[800, 100, 100],
+            &[1600, 100, 100],
             &[1, 100, 100],
         )],
     );
@@ -34,7 +34,7 @@ const CHUNKS: [&str; 6] = [
     "--chunks",
     "time=-1,lat=5,lon=5",
     "--max-mem",
-    "80MiB",
+    "100MiB",
     "--threads",
     "1",
 ];

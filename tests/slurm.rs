@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(300);
 const SHARDS: u64 = 3;
 const CHUNKS: &str = "time=-1,lat=5,lon=5";
-/// 32 MB of data under an 80 MiB process: a two-stage plan.
-const PLAN_ARGS: &[&str] = &["--chunks", CHUNKS, "--max-mem", "80MiB", "--threads", "1"];
+/// 64 MB of data under a 100 MiB process: a two-stage plan.
+const PLAN_ARGS: &[&str] = &["--chunks", CHUNKS, "--max-mem", "100MiB", "--threads", "1"];
 
 /// Fails (never skips) when no SLURM answers, saying how to start one.
 fn require_slurm() {
@@ -63,10 +63,10 @@ fn tas(dir: &Path) -> String {
                 "tas",
                 &["time", "lat", "lon"],
                 DataType::Float32,
-                &[800, 100, 100],
+                &[1600, 100, 100],
                 &[1, 100, 100],
             ),
-            meta("time", &["time"], DataType::Int64, &[800], &[800]),
+            meta("time", &["time"], DataType::Int64, &[1600], &[1600]),
         ],
     );
     path.display().to_string()

@@ -181,7 +181,7 @@ fn s3_holds_source_scratch_and_target() {
     let env: Vec<(&str, String)> = s3.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let dir = tempfile::tempdir().unwrap();
-    // 32 MB of float32 in time slices: more than an 80 MiB process has for data: two stages.
+    // 64 MB of float32 in time slices: more than a 100 MiB process has for data: two stages.
     let raw = dir.path().join("tas.raw");
     write_raw(
         &raw,
@@ -189,7 +189,7 @@ fn s3_holds_source_scratch_and_target() {
             "tas",
             &["time", "lat", "lon"],
             DataType::Float32,
-            &[800, 100, 100],
+            &[1600, 100, 100],
             &[1, 100, 100],
         )],
     );
@@ -208,7 +208,7 @@ fn s3_holds_source_scratch_and_target() {
         "--chunks",
         "time=-1,lat=10,lon=10",
         "--max-mem",
-        "80MiB",
+        "100MiB",
         "--threads",
         "1",
     ]);
@@ -235,7 +235,7 @@ fn s3_holds_source_scratch_and_target() {
             "array",
             &format!("{local}/tas"),
             &format!("{local}/tas"),
-            "800,10,10",
+            "1600,10,10",
         ],
     );
 }
