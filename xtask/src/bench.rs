@@ -64,6 +64,26 @@ impl Bench {
         Ok(m)
     }
 
+    /// The NetCDF-4 input (zlib 1 + shuffle, time slices) made from `raw`, once.
+    fn nc_input(&self, raw: &Path, nc: &Path) -> Result<()> {
+        if !nc.exists() {
+            util::step("writing the NetCDF-4 input (zlib 1 + shuffle, time slices)");
+            self.measure_rechunk(
+                "nc input",
+                &[
+                    s(raw),
+                    s(nc),
+                    "--chunks",
+                    "time=1",
+                    "--codec",
+                    "zlib:1",
+                    "-q",
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
     /// The synthetic source in the raw format, generated once and kept in target/bench.
     fn raw_tas(&self, time: u64) -> Result<PathBuf> {
         let src = self.dir.join(format!("tas-v2-{time}x721x1440.raw"));
@@ -412,21 +432,7 @@ impl Bench {
                 self.dir.join(format!("tas-{time}.nc")),
                 self.dir.join(format!("tas-{time}.h5")),
             );
-            if !nc.exists() {
-                util::step("writing the NetCDF-4 input (zlib 1 + shuffle, time slices)");
-                self.measure_rechunk(
-                    "nc input",
-                    &[
-                        s(&raw),
-                        s(&nc),
-                        "--chunks",
-                        "time=1",
-                        "--codec",
-                        "zlib:1",
-                        "-q",
-                    ],
-                )?;
-            }
+            self.nc_input(&raw, &nc)?;
             if !h5.exists() {
                 util::step("writing the HDF5 input (gzip 1 + shuffle, time slices)");
                 self.measure_rechunk(
@@ -632,21 +638,7 @@ impl Bench {
         } {
             let raw = self.raw_tas(time)?;
             let nc = self.dir.join(format!("tas-{time}.nc"));
-            if !nc.exists() {
-                util::step("writing the NetCDF-4 input (zlib 1 + shuffle, time slices)");
-                self.measure_rechunk(
-                    "nc input",
-                    &[
-                        s(&raw),
-                        s(&nc),
-                        "--chunks",
-                        "time=1",
-                        "--codec",
-                        "zlib:1",
-                        "-q",
-                    ],
-                )?;
-            }
+            self.nc_input(&raw, &nc)?;
             let chunks = format!("time={time},lat=24,lon=24");
             let budget: u64 = 1 << 30;
             let floor_out = self.dir.join("floor.tdb");
