@@ -122,9 +122,10 @@ struct PlanOptions {
     /// (default: DST.rechunk-scratch beside the target).
     #[arg(long)]
     scratch: Option<String>,
-    /// Codec of the intermediate pieces.
-    #[arg(long, default_value = "lz4")]
-    scratch_codec: ScratchCodec,
+    /// Codec of the intermediate pieces: none or lz4 (default: none in a local directory, where
+    /// copying into the page cache beats compressing floats; lz4 on object stores).
+    #[arg(long)]
+    scratch_codec: Option<ScratchCodec>,
     /// NetCDF output flavour: netcdf4 (default), netcdf4-classic, classic, 64bit-offset, cdf5.
     #[arg(long)]
     netcdf_format: Option<String>,
@@ -154,6 +155,16 @@ impl PlanOptions {
             .scratch
             .clone()
             .unwrap_or_else(|| formats::default_scratch(self.dst.as_deref().unwrap_or("target"))))
+    }
+
+    fn scratch_codec(&self) -> Result<ScratchCodec> {
+        Ok(self
+            .scratch_codec
+            .unwrap_or(if formats::is_object_store(&self.scratch_location()?) {
+                ScratchCodec::Lz4
+            } else {
+                ScratchCodec::None
+            }))
     }
 
     fn write_options(&self, source: &formats::OpenedSource, resume: bool) -> formats::WriteOptions {
@@ -400,7 +411,7 @@ fn run(a: RunArgs) -> Result<()> {
     } else {
         Arc::new(progress::CliProgress::new())
     };
-    let executor = executor(&plan, p.scratch_codec, scratch, progress)?;
+    let executor = executor(&plan, p.scratch_codec()?, scratch, progress)?;
     let report = job::run_dataset(&plan, source.dataset.as_ref(), target.as_ref(), &executor, a.resume).map_err(|e| {
         anyhow::Error::new(e).context(format!(
             "rechunking {} into {} stopped; the scratch {} keeps the finished tasks: rerun the same command with --resume to continue",
@@ -565,7 +576,7 @@ fn plan(mut a: PlanArgs) -> Result<()> {
             // Workers reopen what `plan -o` and other workers created.
             write: a.plan.write_options(&source, true),
             scratch: a.plan.scratch_location()?,
-            scratch_codec: a.plan.scratch_codec,
+            scratch_codec: a.plan.scratch_codec()?,
         };
         file.create(path)?;
     }

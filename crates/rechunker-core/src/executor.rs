@@ -3,12 +3,16 @@
 
 use crate::array::{ChunkedArray, ChunkedArrayMut};
 use crate::error::{Error, Result};
-use crate::layout::{buffer_len, copy_box};
+use crate::layout::{buffer_len, contiguous_runs, copy_box};
 use crate::planner::{Endpoint, Plan};
 use crate::region::Region;
-use crate::scratch::{decode_piece, encode_piece_into, ScratchCodec, ScratchStore};
+use crate::scratch::{
+    check_raw_piece, decode_piece, encode_piece_into, raw_piece_header, Fetched, ScratchCodec,
+    ScratchStore, PIECE_HEADER,
+};
 use rayon::prelude::*;
 use std::collections::HashSet;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
@@ -418,6 +422,13 @@ impl Executor {
         encoded: &mut Vec<u8>,
     ) -> Result<()> {
         let item = job.plan.item_size as usize;
+        let key = Self::piece_key(job, boundary, piece);
+        if let Some(runs) = self.direct_runs(block, piece, item) {
+            let runs: Vec<&[u8]> = runs.into_iter().map(|r| &data[r]).collect();
+            let header = raw_piece_header(&runs);
+            let parts: Vec<&[u8]> = std::iter::once(&header[..]).chain(runs).collect();
+            return self.scratch.put_parts(&key, &parts);
+        }
         if piece == block {
             encode_piece_into(data, self.codec, encoded);
         } else {
@@ -435,8 +446,25 @@ impl Executor {
             );
             encode_piece_into(raw, self.codec, encoded);
         }
-        self.scratch
-            .put(&Self::piece_key(job, boundary, piece), encoded)
+        self.scratch.put(&key, encoded)
+    }
+
+    /// Where `piece` lies in `block` as contiguous runs, when pieces are stored uncompressed and
+    /// the runs are long enough to read and write in place (no gathering, encoding or
+    /// decoding copies).
+    fn direct_runs(
+        &self,
+        block: &Region,
+        piece: &Region,
+        item: usize,
+    ) -> Option<Vec<Range<usize>>> {
+        /// Shorter runs cost more in system calls than a gathering copy.
+        const MIN_RUN: usize = 64 << 10;
+        if self.codec != ScratchCodec::None {
+            return None;
+        }
+        let runs = contiguous_runs(&block.shape, &piece.offset_in(block), &piece.shape, item);
+        (runs.len() == 1 || runs.first().is_some_and(|r| r.len() >= MIN_RUN)).then_some(runs)
     }
 
     /// Fetches `piece`, checks and decodes it, and places it in the block.
@@ -482,6 +510,17 @@ impl Executor {
                 task: producer,
             }
         };
+        if let Some(runs) = self.direct_runs(block, piece, item) {
+            let mut header = [0u8; PIECE_HEADER];
+            let mut parts = vec![&mut header[..]];
+            parts.extend(split_runs_mut(out, &runs));
+            match self.scratch.get_parts(&key, &mut parts)? {
+                Fetched::Missing => return Err(lost("is missing".into())),
+                Fetched::Read => return check_raw_piece(&*parts[0], &parts[1..]).map_err(lost),
+                // Stored compressed by an earlier run with another --scratch-codec.
+                Fetched::OtherLength => {}
+            }
+        }
         if !self.scratch.get_into(&key, encoded)? {
             return Err(lost("is missing".into()));
         }
@@ -505,6 +544,20 @@ impl Executor {
         }
         Ok(())
     }
+}
+
+/// Disjoint mutable views of the ascending, non-overlapping `runs` of `buf`.
+fn split_runs_mut<'a>(mut buf: &'a mut [u8], runs: &[Range<usize>]) -> Vec<&'a mut [u8]> {
+    let mut out = Vec::with_capacity(runs.len());
+    let mut consumed = 0;
+    for r in runs {
+        let (_, rest) = std::mem::take(&mut buf).split_at_mut(r.start - consumed);
+        let (run, rest) = rest.split_at_mut(r.len());
+        out.push(run);
+        buf = rest;
+        consumed = r.end;
+    }
+    out
 }
 
 /// Makes `buf` `len` zeroed bytes long. Growth is exact: `Vec`'s amortized doubling would let

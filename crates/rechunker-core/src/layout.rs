@@ -122,9 +122,77 @@ pub fn buffer_len(shape: &[u64], item: usize) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
+/// The contiguous byte ranges that the box of `box_shape` elements at `offset` occupies in a
+/// C-order buffer of `shape`, in order: one range per index of the leading dimensions, each
+/// spanning the trailing dimensions that the box covers whole plus the first it does not.
+pub fn contiguous_runs(
+    shape: &[u64],
+    offset: &[u64],
+    box_shape: &[u64],
+    item: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let ndim = shape.len();
+    if box_shape.iter().any(|&n| n == 0) {
+        return Vec::new();
+    }
+    // Dimensions split.. form one run: the box is whole in every dimension after `split`.
+    let mut split = ndim.saturating_sub(1);
+    while split > 0 && box_shape[split] == shape[split] {
+        split -= 1;
+    }
+    let run_len = box_shape[split.min(ndim)..]
+        .iter()
+        .map(|&n| n as usize)
+        .product::<usize>()
+        * item;
+    let outer = &box_shape[..split.min(ndim)];
+    let mut runs = Vec::with_capacity(outer.iter().product::<u64>() as usize);
+    let mut index = offset.to_vec();
+    loop {
+        let start = byte_offset(shape, &index, item);
+        runs.push(start..start + run_len);
+        let mut d = outer.len();
+        loop {
+            if d == 0 {
+                return runs;
+            }
+            d -= 1;
+            index[d] += 1;
+            if index[d] < offset[d] + outer[d] {
+                break;
+            }
+            index[d] = offset[d];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contiguous_runs_cover_the_box_in_order() {
+        let shape = [4u64, 5, 6];
+        for (offset, bx) in [
+            ([0u64, 0, 0], [4u64, 5, 6]),
+            ([1, 0, 0], [2, 5, 6]),
+            ([1, 2, 0], [2, 3, 6]),
+            ([1, 2, 3], [2, 3, 2]),
+            ([0, 4, 5], [1, 1, 1]),
+        ] {
+            let runs = contiguous_runs(&shape, &offset, &bx, 2);
+            let mut want = Vec::new();
+            for idx in crate::region::indices(&bx) {
+                let at: Vec<u64> = idx.iter().zip(&offset).map(|(i, o)| i + o).collect();
+                let b = byte_offset(&shape, &at, 2);
+                want.extend([b, b + 1]);
+            }
+            let got: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
+            assert_eq!(got, want, "{offset:?} {bx:?}");
+            assert!(runs.windows(2).all(|w| w[0].end < w[1].start));
+        }
+        assert_eq!(contiguous_runs(&[], &[], &[], 4), vec![0..4]);
+    }
 
     fn naive(
         src: &[u8],

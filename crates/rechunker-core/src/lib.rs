@@ -4,6 +4,7 @@
 //! a target adapter ([`ChunkedArrayMut`]). The core knows no file format.
 
 pub mod array;
+pub mod digest;
 pub mod dtype;
 pub mod error;
 pub mod executor;

@@ -37,6 +37,29 @@ pub trait ScratchStore: Send + Sync {
         }
     }
 
+    /// Stores the concatenation of `parts` under `key`, like [`put`](Self::put). Local stores
+    /// write the parts vectored, so a piece cut from a block needs no gathering copy.
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
+        self.put(key, &parts.concat())
+    }
+
+    /// Reads the object under `key` into `parts`, in order, if it is exactly as long as they
+    /// are together (so it can land straight in its place in a block).
+    fn get_parts(&self, key: &str, parts: &mut [&mut [u8]]) -> Result<Fetched> {
+        let Some(data) = self.get(key)? else {
+            return Ok(Fetched::Missing);
+        };
+        if data.len() != parts.iter().map(|p| p.len()).sum::<usize>() {
+            return Ok(Fetched::OtherLength);
+        }
+        let mut at = 0;
+        for part in parts.iter_mut() {
+            part.copy_from_slice(&data[at..at + part.len()]);
+            at += part.len();
+        }
+        Ok(Fetched::Read)
+    }
+
     /// Keys directly or indirectly below `prefix` (a `/`-terminated folder), relative to it.
     fn list(&self, prefix: &str) -> Result<Vec<String>>;
 
@@ -45,6 +68,15 @@ pub trait ScratchStore: Send + Sync {
 
     /// Removes the object under `key`, if any.
     fn delete(&self, key: &str) -> Result<()>;
+}
+
+/// What [`ScratchStore::get_parts`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    Missing,
+    /// The object exists but is not as long as the parts (e.g. it is compressed).
+    OtherLength,
+    Read,
 }
 
 /// A scratch store in a local directory.
@@ -87,8 +119,9 @@ impl LocalScratch {
         self.root.join(key)
     }
 
-    /// Writes `data` to a unique temporary file beside `path`, ready to be renamed into place.
-    fn write_temp(&self, path: &Path, data: &[u8]) -> Result<PathBuf> {
+    /// Writes the concatenation of `parts` to a unique temporary file beside `path`, ready to
+    /// be renamed into place.
+    fn write_temp(&self, path: &Path, parts: &[&[u8]]) -> Result<PathBuf> {
         let parent = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(parent).map_err(|e| self.io_error("cannot create a folder", e))?;
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
@@ -98,10 +131,38 @@ impl LocalScratch {
             .unwrap_or_default();
         let tmp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
         let mut f = fs::File::create(&tmp).map_err(|e| self.io_error("cannot create a file", e))?;
-        f.write_all(data)
-            .map_err(|e| self.io_error("cannot write a file", e))?;
+        write_all_vectored(&mut f, parts).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            self.io_error("cannot write a file", e)
+        })?;
         Ok(tmp)
     }
+
+    fn rename_into_place(&self, tmp: &Path, path: &Path) -> Result<()> {
+        fs::rename(tmp, path).map_err(|e| {
+            let _ = fs::remove_file(tmp);
+            self.io_error("cannot rename a file into place", e)
+        })
+    }
+}
+
+/// Writes every byte of `parts` in order, at most `IOV_MAX`-ish slices per system call.
+fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> {
+    use std::io::IoSlice;
+    let parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    for group in parts.chunks(512) {
+        let mut slices: Vec<IoSlice<'_>> = group.iter().map(|p| IoSlice::new(p)).collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            match f.write_vectored(rest) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => IoSlice::advance_slices(&mut rest, n),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 impl ScratchStore for LocalScratch {
@@ -110,17 +171,36 @@ impl ScratchStore for LocalScratch {
     }
 
     fn put(&self, key: &str, data: &[u8]) -> Result<()> {
+        self.put_parts(key, &[data])
+    }
+
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
         let path = self.path(key);
-        let tmp = self.write_temp(&path, data)?;
-        fs::rename(&tmp, &path).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            self.io_error("cannot rename a file into place", e)
-        })
+        let tmp = self.write_temp(&path, parts)?;
+        self.rename_into_place(&tmp, &path)
+    }
+
+    fn get_parts(&self, key: &str, parts: &mut [&mut [u8]]) -> Result<Fetched> {
+        use std::io::Read;
+        let failed = |e| self.io_error(&format!("cannot read `{key}`"), e);
+        let mut file = match fs::File::open(self.path(key)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Fetched::Missing),
+            Err(e) => return Err(failed(e)),
+        };
+        let size = file.metadata().map_err(failed)?.len();
+        if size != parts.iter().map(|p| p.len() as u64).sum::<u64>() {
+            return Ok(Fetched::OtherLength);
+        }
+        for part in parts.iter_mut() {
+            file.read_exact(part).map_err(failed)?;
+        }
+        Ok(Fetched::Read)
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
         let path = self.path(key);
-        let tmp = self.write_temp(&path, data)?;
+        let tmp = self.write_temp(&path, &[data])?;
         // A hard link fails if the target exists: an atomic create-if-absent with full content.
         let result = fs::hard_link(&tmp, &path);
         let _ = fs::remove_file(&tmp);
@@ -226,6 +306,8 @@ impl std::str::FromStr for ScratchCodec {
 
 const MAGIC: &[u8; 4] = b"RCP1";
 const HEADER: usize = 4 + 1 + 8 + 4;
+/// Bytes of a piece's header (magic, codec, raw length, CRC-32 of the payload).
+pub const PIECE_HEADER: usize = HEADER;
 
 /// Frames `raw` as a scratch piece: magic, codec, raw length, CRC-32 of the payload, payload.
 /// Falls back to storing raw bytes when compression does not pay.
@@ -262,6 +344,37 @@ pub fn encode_piece_into(raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
     out[4] = used as u8;
     out[5..13].copy_from_slice(&(raw.len() as u64).to_le_bytes());
     out[13..17].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The header of an uncompressed piece whose payload is the concatenation of `runs`: stored in
+/// front of them with [`ScratchStore::put_parts`], the payload is never gathered into one buffer.
+pub fn raw_piece_header(runs: &[&[u8]]) -> [u8; PIECE_HEADER] {
+    let mut crc = crc32fast::Hasher::new();
+    runs.iter().for_each(|r| crc.update(r));
+    let len: usize = runs.iter().map(|r| r.len()).sum();
+    let mut header = [0u8; HEADER];
+    header[..4].copy_from_slice(MAGIC);
+    header[4] = ScratchCodec::None as u8;
+    header[5..13].copy_from_slice(&(len as u64).to_le_bytes());
+    header[13..17].copy_from_slice(&crc.finalize().to_le_bytes());
+    header
+}
+
+/// Checks an uncompressed piece read with [`ScratchStore::get_parts`] as `header` + `runs`.
+pub fn check_raw_piece(header: &[u8], runs: &[&mut [u8]]) -> std::result::Result<(), String> {
+    let len: usize = runs.iter().map(|r| r.len()).sum();
+    if header.len() != HEADER || &header[..4] != MAGIC || header[4] != ScratchCodec::None as u8 {
+        return Err("not an uncompressed scratch piece (bad header)".into());
+    }
+    if header[5..13] != (len as u64).to_le_bytes() {
+        return Err("holds another number of bytes than expected".into());
+    }
+    let mut crc = crc32fast::Hasher::new();
+    runs.iter().for_each(|r| crc.update(r));
+    if header[13..17] != crc.finalize().to_le_bytes() {
+        return Err("checksum mismatch: the piece is corrupt".into());
+    }
+    Ok(())
 }
 
 /// Checks and decodes a scratch piece into `out`, which must have the piece's raw length.

@@ -28,12 +28,12 @@ use crate::fragments::Fragments;
 use crate::source::{is_local, name_from_uri, TileDbSource};
 use crate::target::local_path;
 use crate::types::Codec;
+use rechunker_core::digest::{digest_array, first_difference};
 use rechunker_core::executor::{Executor, ExecutorOptions, Progress, StageReport, StageStart};
 use rechunker_core::job::{self, DatasetPlan, JobOptions};
 use rechunker_core::planner::CostModel;
-use rechunker_core::region::unravel;
 use rechunker_core::scratch::{LocalScratch, ScratchCodec, ScratchStore};
-use rechunker_core::{ChunkGrid, ChunkSpec, ChunkedArray, DatasetSource};
+use rechunker_core::{ChunkSpec, ChunkedArray, DatasetSource};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -114,7 +114,8 @@ impl InPlaceOptions {
             memory_reserve,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             min_io: 1 << 20,
-            scratch_codec: ScratchCodec::Lz4,
+            // The scratch is a local directory, where copying beats compressing.
+            scratch_codec: ScratchCodec::None,
             fragments: Fragments::default(),
             verify: true,
             progress: Arc::new(rechunker_core::executor::NoProgress),
@@ -591,27 +592,6 @@ fn copy(
     Ok(())
 }
 
-/// Blocks of whole chunks of `grid`, grown from the last dimension while within `budget` bytes.
-fn blocks(grid: &ChunkGrid, item: u64, budget: u64) -> ChunkGrid {
-    let mut out = grid.clone();
-    for d in (0..grid.ndim()).rev() {
-        let rest: u64 = out
-            .dims
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| *k != d)
-            .map(|(_, g)| g.max_chunk_len())
-            .product();
-        let per_chunk = (rest * grid.dims[d].max_chunk_len() * item).max(1);
-        let factor = (budget / per_chunk).clamp(1, grid.dims[d].num_chunks().max(1));
-        out.dims[d] = grid.dims[d].consolidate(factor);
-        if factor < grid.dims[d].num_chunks() {
-            break;
-        }
-    }
-    out
-}
-
 /// Checks that `A.rechunk-new` has the planned tile extents and (with `options.verify`) the
 /// same values as `A`; returns the bytes compared.
 fn verify(uri: &str, paths: &Paths, options: &InPlaceOptions, journal: &Journal) -> Result<u64> {
@@ -638,6 +618,10 @@ fn verify(uri: &str, paths: &Paths, options: &InPlaceOptions, journal: &Journal)
         .max_mem
         .saturating_sub(options.memory_reserve)
         .max(1 << 20);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads as usize)
+        .build()
+        .map_err(|e| in_place_error(paths, format!("cannot start threads: {e}")))?;
     let mut compared = 0;
     for a in &old.meta().arrays {
         let b = new
@@ -664,36 +648,27 @@ fn verify(uri: &str, paths: &Paths, options: &InPlaceOptions, journal: &Journal)
         if !options.verify {
             continue;
         }
+        // Each copy is read once, whole tiles in its own tile order, into a layout-independent
+        // digest: comparing block by block would decode every old time-slice tile once per
+        // block of the new time-series tiles.
         let x = old.array(&a.name)?;
-        let overhead = x.read_overhead() + b.read_overhead();
-        let budget = (memory / threads).saturating_sub(overhead) / 2;
-        let grid = blocks(&bm.grid, a.item_size() as u64, budget.max(1));
-        let item = a.item_size();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads as usize)
-            .build()
-            .map_err(|e| in_place_error(paths, format!("cannot start threads: {e}")))?;
-        use rayon::prelude::*;
-        pool.install(|| {
-            (0..grid.num_chunks())
-                .into_par_iter()
-                .try_for_each(|i| -> Result<()> {
-                    let region = grid.chunk_region_linear(i);
-                    let len = region.num_elements() as usize * item;
-                    let (mut p, mut q) = (vec![0u8; len], vec![0u8; len]);
-                    x.read(&region, &mut p)?;
-                    b.read(&region, &mut q)?;
-                    if let Some(byte) = p.iter().zip(&q).position(|(s, t)| s != t) {
-                        let at: Vec<u64> = unravel((byte / item) as u64, &region.shape)
-                            .iter()
-                            .zip(&region.start)
-                            .map(|(i, s)| i + s)
-                            .collect();
-                        return Err(mismatch(format!("`{}` differs at {at:?}", a.name)));
-                    }
-                    Ok(())
-                })
+        let per_thread = |overhead: u64| (memory / threads).saturating_sub(overhead).max(1);
+        let (before, after) = pool.install(|| -> Result<_> {
+            Ok((
+                digest_array(x.as_ref(), per_thread(x.read_overhead()))?,
+                digest_array(b.as_ref(), per_thread(b.read_overhead()))?,
+            ))
         })?;
+        if before != after {
+            let at = pool.install(|| first_difference(x.as_ref(), b.as_ref(), memory / threads))?;
+            return Err(mismatch(match at {
+                Some(at) => format!("`{}` differs at {at:?}", a.name),
+                None => format!(
+                    "`{}` read differently twice (digests {after} and {before})",
+                    a.name
+                ),
+            }));
+        }
         compared += a.num_bytes();
     }
     Ok(compared)
