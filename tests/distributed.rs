@@ -150,7 +150,11 @@ fn shards_in_parallel_processes_equal_a_single_run() {
     );
 
     run_shards(&plan, 0, 3, &[]);
+    let pieces = Path::new(&scratch).join("arrays/0/pieces");
+    assert!(!files(&pieces).is_empty(), "stage 0 wrote no pieces");
     run_shards(&plan, 1, 3, &[]);
+    // Every piece has one reader, which deletes it once journaled.
+    assert!(files(&pieces).is_empty(), "pieces outlived their reader");
     let status = ok(rechunk(&["status", "--plan", &plan]), "status");
     assert!(status.contains("all stages complete"), "{status}");
     ok(rechunk(&["finalize", "--plan", &plan]), "finalize");

@@ -37,6 +37,26 @@ fn table(rows: &[Row]) -> String {
     t
 }
 
+/// Gives every measured command the same start: nothing dirty waiting for writeback (which
+/// steals a core from whoever runs next), the page cache emptied (when we may, as root) and then
+/// holding `input`, read once, so every tool reads its input warm and writes into free memory.
+fn settle(input: &Path) {
+    let _ = Command::new("sync").status();
+    let _ = std::fs::write("/proc/sys/vm/drop_caches", "1");
+    warm(input);
+}
+
+/// Reads every file under `path` once.
+fn warm(path: &Path) {
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            warm(&entry.path());
+        }
+    } else if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = std::io::copy(&mut f, &mut std::io::sink());
+    }
+}
+
 struct Bench {
     bin: PathBuf,
     dir: PathBuf,
@@ -301,6 +321,7 @@ impl Bench {
             let (peer_out, peer_tmp) = (self.dir.join("peer.zarr"), self.dir.join("peer-tmp.zarr"));
 
             util::step(&format!("T={time}: rechunk (ours)"));
+            settle(&input);
             let ours = self.measure_rechunk(
                 "ours",
                 &[
@@ -320,6 +341,7 @@ impl Bench {
             )?;
             self.measure_rechunk("verify ours", &["verify", s(&input), s(&ours_out)])?;
             util::step(&format!("T={time}: chunk-aligned re-encode (the floor)"));
+            settle(&input);
             let floor = self.measure_rechunk(
                 "floor",
                 &[
@@ -340,6 +362,7 @@ impl Bench {
             util::step(&format!(
                 "T={time}: Python rechunker 0.5 + dask threads (2), max_mem=1GB"
             ));
+            settle(&input);
             let peer = util::measure(
                 Command::new(&python)
                     .arg(peers.join("rechunker_dask.py"))
@@ -465,6 +488,7 @@ impl Bench {
             }
 
             util::step(&format!("T={time}: NetCDF -> NetCDF, ours and nccopy"));
+            settle(&nc);
             let ours = self.measure_rechunk(
                 "nc->nc",
                 &[
@@ -487,6 +511,7 @@ impl Bench {
                 (vec![], "default"),
                 (vec!["-m", "1G", "-h", "1G"], "-m 1G -h 1G"),
             ] {
+                settle(&nc);
                 let _ = std::fs::remove_file(&peer_nc);
                 let m = util::measure(
                     Command::new("nccopy")
@@ -515,6 +540,7 @@ impl Bench {
             });
 
             util::step(&format!("T={time}: HDF5 -> HDF5, ours and h5repack"));
+            settle(&h5);
             let ours = self.measure_rechunk(
                 "h5->h5",
                 &[
@@ -533,6 +559,7 @@ impl Bench {
             self.measure_rechunk("verify h5", &["verify", s(&h5), s(&out_h5)])?;
             if time <= 100 {
                 let layout = format!("tas:CHUNK={time}x24x24");
+                settle(&h5);
                 let m = util::measure(
                     Command::new("h5repack")
                         .args(["-l", &layout])
@@ -567,6 +594,7 @@ impl Bench {
                 "T={time}: NetCDF -> Zarr, ours and rechunker on xarray.open_dataset"
             ));
             let codec = "blosc:zstd:3:shuffle";
+            settle(&nc);
             let ours = self.measure_rechunk(
                 "nc->zarr",
                 &[
@@ -585,6 +613,7 @@ impl Bench {
                 ],
             )?;
             self.measure_rechunk("verify nc->zarr", &["verify", s(&nc), s(&out_zarr)])?;
+            settle(&nc);
             let m = util::measure(
                 Command::new(&python)
                     .arg(peers.join("rechunker_xarray.py"))
@@ -644,6 +673,7 @@ impl Bench {
             let floor_out = self.dir.join("floor.tdb");
             let out = self.dir.join("ours.tdb");
             util::step(&format!("T={time}: NetCDF -> TileDB, the floor (time-slice tiles) and ours ((T, 24, 24) tiles)"));
+            settle(&nc);
             let floor = self.measure_rechunk(
                 "floor",
                 &[
@@ -659,6 +689,7 @@ impl Bench {
                     "-q",
                 ],
             )?;
+            settle(&nc);
             let ours = self.measure_rechunk(
                 "nc->tdb",
                 &[
@@ -678,6 +709,7 @@ impl Bench {
             util::step(&format!(
                 "T={time}: TileDB rechunked in place (copy, verify, swap)"
             ));
+            settle(&floor_out);
             let in_place = self.measure_rechunk(
                 "in-place",
                 &[
@@ -809,10 +841,14 @@ fn publish(key: &str, title: &str, body: &str) -> Result<()> {
         .unwrap_or_default();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let header = "# Benchmarks\n\nWritten by `cargo xtask bench` (do not edit by hand); each section is replaced when it \
-                  is run again. Peak RSS is the kernel's high-water mark of the whole process (`wait4` rusage).\n";
+                  is run again. Peak RSS is the kernel's high-water mark of the whole process (`wait4` rusage). \
+                  Before each compared command, dirty pages are flushed, the page cache is emptied (as root) and the \
+                  input is read once, so every tool starts alike: input warm, memory free.\n";
     let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-    if !text.starts_with("# Benchmarks") || !text.contains("<!-- section:") {
-        text = header.to_string();
+    match text.find("<!-- section:") {
+        // The header is ours: keep it current, whatever an older bench wrote.
+        Some(first) if text.starts_with("# Benchmarks") => text.replace_range(..first, header),
+        _ => text = header.to_string(),
     }
     let (start, end) = (
         format!("<!-- section:{key} -->"),

@@ -368,6 +368,14 @@ impl Executor {
         }
         self.scratch
             .put(&format!("{}{task}", Self::journal_prefix(job, stage)), b"")?;
+        // A piece is the overlap of one block of each of two consecutive stages, so it has
+        // exactly one reader: once that task is journaled its input pieces are dead. Freeing
+        // them now keeps the scratch (and the page cache) from holding a whole boundary.
+        if let Endpoint::Pieces(boundary) = plan.input(stage) {
+            for p in plan.pieces_in(boundary, region) {
+                self.scratch.delete(&Self::piece_key(job, boundary, &p))?;
+            }
+        }
         Ok(len as u64)
     }
 

@@ -724,3 +724,94 @@ fn memory_budget_bounds_concurrent_tasks() {
     // Without a binding budget three threads do overlap, so the bounds above are not vacuous.
     assert!(max_concurrent_reads(100 * per_task) >= 2);
 }
+
+/// Time slices to series, with pieces whose contiguous runs inside their blocks are long
+/// enough (64 KiB) to be written and read in place when the scratch codec is none.
+fn long_run_plan() -> Plan {
+    let shape = [8u64, 64, 1024];
+    let mut req = PlanRequest {
+        item_size: 4,
+        source: ChunkGrid::regular(&shape, &[1, 64, 1024]),
+        target: ChunkGrid::regular(&shape, &[8, 16, 1024]),
+        task_budget: 0,
+        source_read_overhead: 0,
+        target_write_overhead: 0,
+        min_io: 0,
+        parallelism: 2,
+        cost: CostModel::default(),
+    };
+    req.task_budget = planner::minimum_task_budget(&req) * 3 / 2;
+    let plan = planner::plan(&req).unwrap();
+    assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());
+    plan
+}
+
+/// Raw pieces go through the in-place path: exact copies, damage detected (and the piece's
+/// producer forgotten so it runs again), and pieces an lz4 run left behind still read.
+#[test]
+fn raw_pieces_in_place_are_exact_checked_and_read_compressed_leftovers() {
+    let plan = long_run_plan();
+    let data = random_bytes(plan.array_bytes() as usize, 11);
+    let source = MemArray::new(
+        meta(DataType::Float32, plan.source.clone()),
+        Some(data.clone()),
+    );
+    let memory = plan.task_budget * 2;
+    for (first, second) in [
+        (ScratchCodec::None, ScratchCodec::None),
+        (ScratchCodec::Lz4, ScratchCodec::None),
+    ] {
+        let target = MemArray::new(meta(DataType::Float32, plan.target.clone()), None);
+        let dir = tempfile::tempdir().unwrap();
+        let job = job(&plan, &source, &target);
+        executor(dir.path(), 2, first, memory, None)
+            .run_stage(&job, 0)
+            .unwrap();
+        executor(dir.path(), 2, second, memory, None)
+            .run_stage(&job, 1)
+            .unwrap();
+        assert!(target.data() == data, "{first:?} then {second:?}");
+        let leftovers: Vec<_> = walkdir(&dir.path().join("arrays/0/pieces"));
+        assert!(
+            leftovers.is_empty(),
+            "pieces outlived their reader: {leftovers:?}"
+        );
+    }
+
+    let target = MemArray::new(meta(DataType::Float32, plan.target.clone()), None);
+    let dir = tempfile::tempdir().unwrap();
+    let job = job(&plan, &source, &target);
+    let run =
+        |stage| executor(dir.path(), 1, ScratchCodec::None, memory, None).run_stage(&job, stage);
+    run(0).unwrap();
+    let piece = walkdir(&dir.path().join("arrays/0/pieces"))
+        .into_iter()
+        .max()
+        .unwrap();
+    let mut bytes = std::fs::read(&piece).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&piece, bytes).unwrap();
+    let err = run(1).unwrap_err();
+    assert!(
+        matches!(err.root(), Error::LostPiece { what, .. } if what.contains("checksum")),
+        "{err}"
+    );
+    run(0).unwrap();
+    run(1).unwrap();
+    assert!(target.data() == data);
+}
+
+/// Files below `dir`, recursively.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
