@@ -8,7 +8,6 @@
 
 use crate::array::ChunkedArray;
 use crate::error::Result;
-use crate::grid::ChunkGrid;
 use crate::region::{ravel, unravel, Region};
 use rayon::prelude::*;
 use std::fmt;
@@ -117,36 +116,13 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Blocks of whole chunks of `grid`, grown from the last dimension backwards while a block stays
-/// within `budget` bytes (so reads are long contiguous runs of whole chunks). A single chunk
-/// larger than `budget` stays one block.
-pub fn whole_chunk_blocks(grid: &ChunkGrid, item: u64, budget: u64) -> ChunkGrid {
-    let mut blocks = grid.clone();
-    for d in (0..grid.ndim()).rev() {
-        let others: u64 = blocks
-            .dims
-            .iter()
-            .enumerate()
-            .filter(|(k, _)| *k != d)
-            .map(|(_, g)| g.max_chunk_len())
-            .product();
-        let per_chunk = others * grid.dims[d].max_chunk_len() * item;
-        let factor = (budget / per_chunk.max(1)).clamp(1, grid.dims[d].num_chunks().max(1));
-        blocks.dims[d] = grid.dims[d].consolidate(factor);
-        if factor < grid.dims[d].num_chunks() {
-            break;
-        }
-    }
-    blocks
-}
-
 /// The digest of the whole of `array`, read in blocks of its own whole chunks, one block of up
 /// to `block_budget` bytes (plus the array's read overhead) per thread of the current rayon pool.
 pub fn digest_array(array: &dyn ChunkedArray, block_budget: u64) -> Result<Digest> {
     let meta = array.meta();
     let item = meta.item_size();
     let shape = meta.shape();
-    let blocks = whole_chunk_blocks(&meta.grid, item as u64, block_budget);
+    let blocks = meta.grid.blocks_within(item as u64, block_budget);
     (0..blocks.num_chunks())
         .into_par_iter()
         .map_init(Vec::new, |buf: &mut Vec<u8>, i| -> Result<Digest> {
@@ -171,7 +147,7 @@ pub fn first_difference(
     let meta = b.meta();
     let item = meta.item_size();
     let budget = per_thread.saturating_sub(a.read_overhead() + b.read_overhead()) / 2;
-    let grid = whole_chunk_blocks(&meta.grid, item as u64, budget);
+    let grid = meta.grid.blocks_within(item as u64, budget);
     let found = (0..grid.num_chunks())
         .into_par_iter()
         .map(|i| -> Result<Option<Vec<u64>>> {
@@ -192,6 +168,7 @@ pub fn first_difference(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grid::ChunkGrid;
     use crate::layout::copy_box;
 
     /// The digest of an array does not depend on how it is cut into blocks, and changes when

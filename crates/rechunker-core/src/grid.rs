@@ -261,6 +261,29 @@ impl ChunkGrid {
         self.dims.iter().map(DimGrid::max_chunk_len).product()
     }
 
+    /// Blocks of whole chunks of this grid, grown from the last dimension backwards while a
+    /// block stays within `budget` bytes of `item`-byte elements (so reads are long contiguous
+    /// runs of whole chunks). A single chunk larger than `budget` stays one block.
+    pub fn blocks_within(&self, item: u64, budget: u64) -> ChunkGrid {
+        let mut blocks = self.clone();
+        for d in (0..self.ndim()).rev() {
+            let others: u64 = blocks
+                .dims
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| *k != d)
+                .map(|(_, g)| g.max_chunk_len())
+                .product();
+            let per_chunk = others * self.dims[d].max_chunk_len() * item;
+            let factor = (budget / per_chunk.max(1)).clamp(1, self.dims[d].num_chunks().max(1));
+            blocks.dims[d] = self.dims[d].consolidate(factor);
+            if factor < self.dims[d].num_chunks() {
+                break;
+            }
+        }
+        blocks
+    }
+
     /// The nominal chunk shape (regular sizes, longest explicit chunks).
     pub fn nominal_chunk_shape(&self) -> Vec<u64> {
         self.dims.iter().map(DimGrid::nominal_chunk).collect()

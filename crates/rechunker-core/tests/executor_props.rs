@@ -650,17 +650,12 @@ fn interrupt_and_resume(
     );
 }
 
-/// A two-stage plan: time slices with a rectilinear second dimension to small time series.
-fn two_stage_plan() -> Plan {
-    let shape = [24u64, 20, 16];
+/// The two-stage plan for `source` to `target` with a budget of 1.5 times the least workable.
+fn squeezed_plan(item_size: u64, source: ChunkGrid, target: ChunkGrid) -> Plan {
     let mut req = PlanRequest {
-        item_size: 2,
-        source: ChunkGrid::new(vec![
-            DimGrid::regular(24, 1),
-            DimGrid::from_lengths([7, 8, 5]),
-            DimGrid::regular(16, 16),
-        ]),
-        target: ChunkGrid::regular(&shape, &[24, 4, 4]),
+        item_size,
+        source,
+        target,
         task_budget: 0,
         source_read_overhead: 0,
         target_write_overhead: 0,
@@ -672,6 +667,16 @@ fn two_stage_plan() -> Plan {
     let plan = planner::plan(&req).unwrap();
     assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());
     plan
+}
+
+/// A two-stage plan: time slices with a rectilinear second dimension to small time series.
+fn two_stage_plan() -> Plan {
+    let source = ChunkGrid::new(vec![
+        DimGrid::regular(24, 1),
+        DimGrid::from_lengths([7, 8, 5]),
+        DimGrid::regular(16, 16),
+    ]);
+    squeezed_plan(2, source, ChunkGrid::regular(&[24, 20, 16], &[24, 4, 4]))
 }
 
 #[test]
@@ -729,21 +734,11 @@ fn memory_budget_bounds_concurrent_tasks() {
 /// enough (64 KiB) to be written and read in place when the scratch codec is none.
 fn long_run_plan() -> Plan {
     let shape = [8u64, 64, 1024];
-    let mut req = PlanRequest {
-        item_size: 4,
-        source: ChunkGrid::regular(&shape, &[1, 64, 1024]),
-        target: ChunkGrid::regular(&shape, &[8, 16, 1024]),
-        task_budget: 0,
-        source_read_overhead: 0,
-        target_write_overhead: 0,
-        min_io: 0,
-        parallelism: 2,
-        cost: CostModel::default(),
-    };
-    req.task_budget = planner::minimum_task_budget(&req) * 3 / 2;
-    let plan = planner::plan(&req).unwrap();
-    assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());
-    plan
+    squeezed_plan(
+        4,
+        ChunkGrid::regular(&shape, &[1, 64, 1024]),
+        ChunkGrid::regular(&shape, &[8, 16, 1024]),
+    )
 }
 
 /// Raw pieces go through the in-place path: exact copies, damage detected (and the piece's

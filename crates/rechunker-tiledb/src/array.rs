@@ -280,22 +280,7 @@ impl TileDbArray {
                 })
                 .collect(),
         );
-        let mut blocks = local.clone();
-        for d in (0..local.ndim()).rev() {
-            let others: u64 = blocks
-                .dims
-                .iter()
-                .enumerate()
-                .filter(|(k, _)| *k != d)
-                .map(|(_, g)| g.max_chunk_len())
-                .product();
-            let per_chunk = others * local.dims[d].max_chunk_len() * item;
-            let factor = (limit / per_chunk.max(1)).clamp(1, local.dims[d].num_chunks().max(1));
-            blocks.dims[d] = local.dims[d].consolidate(factor);
-            if factor < local.dims[d].num_chunks() {
-                break;
-            }
-        }
+        let blocks = local.blocks_within(item, limit);
         (0..blocks.num_chunks())
             .map(|i| {
                 let r = blocks.chunk_region_linear(i);
