@@ -780,6 +780,62 @@ unsafe fn copy_meta(dtype: sys::tiledb_datatype_t, num: u32, value: *const c_voi
     MetaValue { dtype, num, bytes }
 }
 
+/// The out-parameters of `tiledb_{array,group}_get_metadata_from_index`.
+struct MetaSlot {
+    key: *const c_char,
+    key_len: u32,
+    dtype: sys::tiledb_datatype_t,
+    num: u32,
+    value: *const c_void,
+}
+
+/// Reads all `count` metadata entries of an array or group through `at`, which calls the
+/// object's `get_metadata_from_index` for one index, filling the slot.
+fn read_metadata(
+    ctx: &Context,
+    count: u64,
+    at: impl Fn(u64, &mut MetaSlot) -> i32,
+) -> LibResult<Vec<(String, MetaValue)>> {
+    (0..count)
+        .map(|i| {
+            let mut slot = MetaSlot {
+                key: ptr::null(),
+                key_len: 0,
+                dtype: 0,
+                num: 0,
+                value: ptr::null(),
+            };
+            ctx.check(at(i, &mut slot))?;
+            // SAFETY: the library lent `key_len` key bytes and `num` values of `dtype`, valid
+            // until the next call on the object; both are copied at once.
+            unsafe {
+                let key = if slot.key.is_null() {
+                    String::new()
+                } else {
+                    let bytes =
+                        std::slice::from_raw_parts(slot.key.cast::<u8>(), slot.key_len as usize);
+                    String::from_utf8_lossy(bytes).into_owned()
+                };
+                Ok((key, copy_meta(slot.dtype, slot.num, slot.value)))
+            }
+        })
+        .collect()
+}
+
+/// The key of a metadata value to store, checked to hold `num` values of its type.
+fn metadata_key(key: &str, value: &MetaValue) -> LibResult<CString> {
+    let size = datatype_size(value.dtype);
+    if size == 0 || value.bytes.len() != size * value.num as usize {
+        return Err(LibError(format!(
+            "metadata `{key}`: {} bytes do not hold {} values of type {}",
+            value.bytes.len(),
+            value.num,
+            value.dtype
+        )));
+    }
+    cstring(key)
+}
+
 /// An opened array (for reads or for writes). Closed and freed on drop.
 pub struct Array {
     ctx: Arc<Context>,
@@ -842,50 +898,27 @@ impl Array {
         self.ctx.check(unsafe {
             sys::tiledb_array_get_metadata_num(self.ctx.ptr(), self.raw, &mut n)
         })?;
-        (0..n)
-            .map(|i| {
-                let (mut key, mut key_len, mut dtype, mut num) = (ptr::null(), 0u32, 0u32, 0u32);
-                let mut value: *const c_void = ptr::null();
-                // SAFETY: index in range; key and value are borrowed and copied at once.
-                unsafe {
-                    self.ctx.check(sys::tiledb_array_get_metadata_from_index(
-                        self.ctx.ptr(),
-                        self.raw,
-                        i,
-                        &mut key,
-                        &mut key_len,
-                        &mut dtype,
-                        &mut num,
-                        &mut value,
-                    ))?;
-                    let key = if key.is_null() {
-                        String::new()
-                    } else {
-                        String::from_utf8_lossy(std::slice::from_raw_parts(
-                            key.cast::<u8>(),
-                            key_len as usize,
-                        ))
-                        .into_owned()
-                    };
-                    Ok((key, copy_meta(dtype, num, value)))
-                }
-            })
-            .collect()
+        read_metadata(&self.ctx, n, |i, m| {
+            // SAFETY: live handles, index in range, valid out-pointers.
+            unsafe {
+                sys::tiledb_array_get_metadata_from_index(
+                    self.ctx.ptr(),
+                    self.raw,
+                    i,
+                    &mut m.key,
+                    &mut m.key_len,
+                    &mut m.dtype,
+                    &mut m.num,
+                    &mut m.value,
+                )
+            }
+        })
     }
 
     /// Stores one metadata value (saved when the array is closed). Needs the array open for
     /// writes.
     pub fn put_metadata(&self, key: &str, value: &MetaValue) -> LibResult<()> {
-        let c = cstring(key)?;
-        let size = datatype_size(value.dtype);
-        if size == 0 || value.bytes.len() != size * value.num as usize {
-            return Err(LibError(format!(
-                "metadata `{key}`: {} bytes do not hold {} values of type {}",
-                value.bytes.len(),
-                value.num,
-                value.dtype
-            )));
-        }
+        let c = metadata_key(key, value)?;
         // SAFETY: the value buffer holds `num` values of `dtype` (checked above).
         self.ctx.check(unsafe {
             sys::tiledb_array_put_metadata(
@@ -1216,48 +1249,25 @@ impl Group {
         self.ctx.check(unsafe {
             sys::tiledb_group_get_metadata_num(self.ctx.ptr(), self.raw, &mut n)
         })?;
-        (0..n)
-            .map(|i| {
-                let (mut key, mut key_len, mut dtype, mut num) = (ptr::null(), 0u32, 0u32, 0u32);
-                let mut value: *const c_void = ptr::null();
-                // SAFETY: index in range; key and value are borrowed and copied at once.
-                unsafe {
-                    self.ctx.check(sys::tiledb_group_get_metadata_from_index(
-                        self.ctx.ptr(),
-                        self.raw,
-                        i,
-                        &mut key,
-                        &mut key_len,
-                        &mut dtype,
-                        &mut num,
-                        &mut value,
-                    ))?;
-                    let key = if key.is_null() {
-                        String::new()
-                    } else {
-                        String::from_utf8_lossy(std::slice::from_raw_parts(
-                            key.cast::<u8>(),
-                            key_len as usize,
-                        ))
-                        .into_owned()
-                    };
-                    Ok((key, copy_meta(dtype, num, value)))
-                }
-            })
-            .collect()
+        read_metadata(&self.ctx, n, |i, m| {
+            // SAFETY: live handles, index in range, valid out-pointers.
+            unsafe {
+                sys::tiledb_group_get_metadata_from_index(
+                    self.ctx.ptr(),
+                    self.raw,
+                    i,
+                    &mut m.key,
+                    &mut m.key_len,
+                    &mut m.dtype,
+                    &mut m.num,
+                    &mut m.value,
+                )
+            }
+        })
     }
 
     pub fn put_metadata(&self, key: &str, value: &MetaValue) -> LibResult<()> {
-        let c = cstring(key)?;
-        let size = datatype_size(value.dtype);
-        if size == 0 || value.bytes.len() != size * value.num as usize {
-            return Err(LibError(format!(
-                "metadata `{key}`: {} bytes do not hold {} values of type {}",
-                value.bytes.len(),
-                value.num,
-                value.dtype
-            )));
-        }
+        let c = metadata_key(key, value)?;
         // SAFETY: the value buffer holds `num` values of `dtype` (checked above).
         self.ctx.check(unsafe {
             sys::tiledb_group_put_metadata(
