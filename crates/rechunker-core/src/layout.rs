@@ -132,7 +132,7 @@ pub fn contiguous_runs(
     item: usize,
 ) -> Vec<std::ops::Range<usize>> {
     let ndim = shape.len();
-    if box_shape.iter().any(|&n| n == 0) {
+    if box_shape.contains(&0) {
         return Vec::new();
     }
     // Dimensions split.. form one run: the box is whole in every dimension after `split`.

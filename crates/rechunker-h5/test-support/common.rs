@@ -8,6 +8,58 @@ use rechunker_core::{ArrayMeta, ChunkedArray, DataType, Region, Scalar};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// An array with typed attributes (`units`, `valid_range` as int16, `scale_factor` as float32,
+/// `_FillValue` of the array's type when `fill` is given) plus `extra` untyped ones.
+pub fn meta(
+    name: &str,
+    dims: &[&str],
+    dtype: DataType,
+    shape: &[u64],
+    chunks: &[u64],
+    fill: Option<Scalar>,
+    extra: &[(&str, serde_json::Value)],
+) -> ArrayMeta {
+    use rechunker_core::{AttrValue, Attributes, ChunkGrid};
+    use serde_json::json;
+    let mut attrs = Attributes::default();
+    attrs.insert("units", AttrValue::json(json!("K")));
+    attrs.insert(
+        "valid_range",
+        AttrValue {
+            value: json!([-5, 5]),
+            dtype: Some(DataType::Int16),
+        },
+    );
+    attrs.insert(
+        "scale_factor",
+        AttrValue {
+            value: json!(0.5),
+            dtype: Some(DataType::Float32),
+        },
+    );
+    for (key, value) in extra {
+        attrs.insert(*key, AttrValue::json(value.clone()));
+    }
+    if let Some(f) = fill {
+        attrs.insert(
+            "_FillValue",
+            AttrValue {
+                value: rechunker_h5::json::scalar_to_json(f),
+                dtype: (dtype != DataType::Bool).then_some(dtype),
+            },
+        );
+    }
+    ArrayMeta {
+        name: name.into(),
+        dims: dims.iter().map(|d| d.to_string()).collect(),
+        dtype,
+        grid: ChunkGrid::regular(shape, chunks),
+        fill_value: fill,
+        attrs,
+        codecs: vec![],
+    }
+}
+
 /// The fixture scripts' `value()`: element i is (i * 7 + k) % 97 - 40 (signed), % 97
 /// (unsigned), (.. - 40) / 4 (floats), odd (bool), as native-endian bytes.
 pub fn fixture_values(dtype: DataType, n: usize, k: i64) -> Vec<u8> {

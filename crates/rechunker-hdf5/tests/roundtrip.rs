@@ -24,42 +24,8 @@ fn meta(
     chunks: &[u64],
     fill: Option<Scalar>,
 ) -> ArrayMeta {
-    let mut attrs = Attributes::default();
-    attrs.insert("units", AttrValue::json(json!("K")));
-    attrs.insert(
-        "valid_range",
-        AttrValue {
-            value: json!([-5, 5]),
-            dtype: Some(DataType::Int16),
-        },
-    );
-    attrs.insert(
-        "scale_factor",
-        AttrValue {
-            value: json!(0.5),
-            dtype: Some(DataType::Float32),
-        },
-    );
-    attrs.insert("flag_meanings", AttrValue::json(json!(["a", "b"])));
-    attrs.insert("is_ok", AttrValue::json(json!(true)));
-    if let Some(f) = fill {
-        attrs.insert(
-            "_FillValue",
-            AttrValue {
-                value: rechunker_h5::json::scalar_to_json(f),
-                dtype: (dtype != DataType::Bool).then_some(dtype),
-            },
-        );
-    }
-    ArrayMeta {
-        name: name.into(),
-        dims: dims.iter().map(|d| d.to_string()).collect(),
-        dtype,
-        grid: ChunkGrid::regular(shape, chunks),
-        fill_value: fill,
-        attrs,
-        codecs: vec![],
-    }
+    let extra = [("flag_meanings", json!(["a", "b"])), ("is_ok", json!(true))];
+    common::meta(name, dims, dtype, shape, chunks, fill, &extra)
 }
 
 /// Every dtype, groups, a coordinate, a scalar, an edge-heavy chunking.
