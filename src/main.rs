@@ -227,7 +227,7 @@ struct VerifyArgs {
     /// Join the files a SRC pattern matches along this dimension.
     #[arg(long)]
     concat_dim: Option<String>,
-    /// Peak memory for the comparison buffers.
+    /// Peak memory of the whole process.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     max_mem: u64,
 }
@@ -638,7 +638,13 @@ fn inspect(a: InspectArgs) -> Result<()> {
 fn verify(a: VerifyArgs) -> Result<()> {
     let src = formats::open_source(&a.src, a.concat_dim.as_deref())?.dataset;
     let dst = formats::open_source(&a.dst, None)?.dataset;
-    let compared = rechunker::verify::verify(src.as_ref(), dst.as_ref(), a.max_mem)?;
+    // Like a run, --max-mem bounds the whole process: its own footprint comes off first.
+    let threads = rayon::current_num_threads();
+    let buffers = a
+        .max_mem
+        .saturating_sub(memory_reserve(threads))
+        .max(1 << 20);
+    let compared = rechunker::verify::verify(src.as_ref(), dst.as_ref(), buffers)?;
     println!(
         "identical: {} arrays, {} compared",
         src.meta().arrays.len(),

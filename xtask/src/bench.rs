@@ -153,6 +153,7 @@ impl Bench {
             format_bytes(bytes)
         ));
         let chunks = format!("time={time},lat=24,lon=24");
+        settle(&src);
         let m = self.measure_rechunk(
             "memory",
             &[
@@ -185,6 +186,8 @@ impl Bench {
                 if within { "yes" } else { "NO" }
             ),
         });
+        settle(&src);
+        warm(&dst);
         let v = self.measure_rechunk("verify", &["verify", s(&src), s(&dst)])?;
         rows.push(Row {
             case: "rechunk verify of that output against its source".into(),

@@ -116,13 +116,18 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Blocks beyond this size make reads no faster, only the process bigger.
+const DIGEST_BLOCK_TARGET: u64 = 64 << 20;
+
 /// The digest of the whole of `array`, read in blocks of its own whole chunks, one block of up
 /// to `block_budget` bytes (plus the array's read overhead) per thread of the current rayon pool.
 pub fn digest_array(array: &dyn ChunkedArray, block_budget: u64) -> Result<Digest> {
     let meta = array.meta();
     let item = meta.item_size();
     let shape = meta.shape();
-    let blocks = meta.grid.blocks_within(item as u64, block_budget);
+    let blocks = meta
+        .grid
+        .blocks_within(item as u64, block_budget.min(DIGEST_BLOCK_TARGET));
     (0..blocks.num_chunks())
         .into_par_iter()
         .map_init(Vec::new, |buf: &mut Vec<u8>, i| -> Result<Digest> {
