@@ -296,12 +296,12 @@ pub fn remove_target(path: &str) -> Result<()> {
     }
 }
 
-/// The scratch store at `location`: a local directory or an object-store prefix.
 /// Whether `location` is on an object store rather than a local (or mounted) file system.
 pub fn is_object_store(location: &str) -> bool {
     is_uri(location) && !location.starts_with("file://")
 }
 
+/// The scratch store at `location`: a local directory or an object-store prefix.
 pub fn open_scratch(location: &str) -> Result<Arc<dyn ScratchStore>> {
     if is_object_store(location) {
         return Ok(Arc::new(rechunker_zarr::StoreScratch::open(location)?));
