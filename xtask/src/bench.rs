@@ -508,6 +508,23 @@ impl Bench {
                 ],
             )?;
             self.measure_rechunk("verify nc", &["verify", s(&nc), s(&out_nc)])?;
+            // The floor: the same decode and encode with the source's own chunks, no rechunking.
+            settle(&nc);
+            let floor_nc = self.measure_rechunk(
+                "nc floor",
+                &[
+                    s(&nc),
+                    s(&out_nc),
+                    "--chunks",
+                    "time=1",
+                    "--codec",
+                    "zlib:1",
+                    "--max-mem",
+                    "1GiB",
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
             let spec = format!("time/{time},lat/24,lon/24");
             let mut best: Option<(util::Measured, &str)> = None;
             for (flags, label) in [
@@ -533,7 +550,17 @@ impl Bench {
                 case: format!("T={time} NetCDF->NetCDF ours"),
                 seconds: ours.seconds,
                 peak: ours.peak_rss,
-                note: format!("{:.1}x faster than nccopy", peer.seconds / ours.seconds),
+                note: format!(
+                    "{:.1}x faster than nccopy; {:.2}x the floor",
+                    peer.seconds / ours.seconds,
+                    ours.seconds / floor_nc.seconds
+                ),
+            });
+            rows.push(Row {
+                case: format!("T={time} NetCDF->NetCDF floor: chunk-aligned re-encode"),
+                seconds: floor_nc.seconds,
+                peak: floor_nc.peak_rss,
+                note: String::new(),
             });
             rows.push(Row {
                 case: format!("T={time} nccopy -c (best: {flags})"),
@@ -617,6 +644,24 @@ impl Bench {
             )?;
             self.measure_rechunk("verify nc->zarr", &["verify", s(&nc), s(&out_zarr)])?;
             settle(&nc);
+            let floor_zarr = self.measure_rechunk(
+                "nc->zarr floor",
+                &[
+                    s(&nc),
+                    s(&out_zarr),
+                    "--chunks",
+                    "time=1",
+                    "--zarr-format",
+                    "2",
+                    "--codec",
+                    codec,
+                    "--max-mem",
+                    "1GiB",
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+            settle(&nc);
             let m = util::measure(
                 Command::new(&python)
                     .arg(peers.join("rechunker_xarray.py"))
@@ -637,9 +682,16 @@ impl Bench {
                 seconds: ours.seconds,
                 peak: ours.peak_rss,
                 note: format!(
-                    "{:.1}x faster than rechunker+xarray",
-                    m.seconds / ours.seconds
+                    "{:.1}x faster than rechunker+xarray; {:.2}x the floor",
+                    m.seconds / ours.seconds,
+                    ours.seconds / floor_zarr.seconds
                 ),
+            });
+            rows.push(Row {
+                case: format!("T={time} NetCDF->Zarr floor: chunk-aligned re-encode"),
+                seconds: floor_zarr.seconds,
+                peak: floor_zarr.peak_rss,
+                note: String::new(),
             });
             rows.push(Row {
                 case: format!("T={time} rechunker 0.5 on xarray.open_dataset, dask threads (2)"),
