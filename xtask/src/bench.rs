@@ -490,41 +490,29 @@ impl Bench {
                 let _ = std::fs::remove_file(p);
             }
 
+            // Ours, and the floor: the same decode and encode with the source's own chunks.
+            let nc_to_nc = |what: &str, chunks: &str| {
+                settle(&nc);
+                self.measure_rechunk(
+                    what,
+                    &[
+                        s(&nc),
+                        s(&out_nc),
+                        "--chunks",
+                        chunks,
+                        "--codec",
+                        "zlib:1",
+                        "--max-mem",
+                        "1GiB",
+                        "--overwrite",
+                        "-q",
+                    ],
+                )
+            };
             util::step(&format!("T={time}: NetCDF -> NetCDF, ours and nccopy"));
-            settle(&nc);
-            let ours = self.measure_rechunk(
-                "nc->nc",
-                &[
-                    s(&nc),
-                    s(&out_nc),
-                    "--chunks",
-                    &chunks,
-                    "--codec",
-                    "zlib:1",
-                    "--max-mem",
-                    "1GiB",
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
+            let ours = nc_to_nc("nc->nc", &chunks)?;
             self.measure_rechunk("verify nc", &["verify", s(&nc), s(&out_nc)])?;
-            // The floor: the same decode and encode with the source's own chunks, no rechunking.
-            settle(&nc);
-            let floor_nc = self.measure_rechunk(
-                "nc floor",
-                &[
-                    s(&nc),
-                    s(&out_nc),
-                    "--chunks",
-                    "time=1",
-                    "--codec",
-                    "zlib:1",
-                    "--max-mem",
-                    "1GiB",
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
+            let floor_nc = nc_to_nc("nc floor", "time=1")?;
             let spec = format!("time/{time},lat/24,lon/24");
             let mut best: Option<(util::Measured, &str)> = None;
             for (flags, label) in [
@@ -624,43 +612,29 @@ impl Bench {
                 "T={time}: NetCDF -> Zarr, ours and rechunker on xarray.open_dataset"
             ));
             let codec = "blosc:zstd:3:shuffle";
-            settle(&nc);
-            let ours = self.measure_rechunk(
-                "nc->zarr",
-                &[
-                    s(&nc),
-                    s(&out_zarr),
-                    "--chunks",
-                    &chunks,
-                    "--zarr-format",
-                    "2",
-                    "--codec",
-                    codec,
-                    "--max-mem",
-                    "1GiB",
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
+            let nc_to_zarr = |what: &str, chunks: &str| {
+                settle(&nc);
+                self.measure_rechunk(
+                    what,
+                    &[
+                        s(&nc),
+                        s(&out_zarr),
+                        "--chunks",
+                        chunks,
+                        "--zarr-format",
+                        "2",
+                        "--codec",
+                        codec,
+                        "--max-mem",
+                        "1GiB",
+                        "--overwrite",
+                        "-q",
+                    ],
+                )
+            };
+            let ours = nc_to_zarr("nc->zarr", &chunks)?;
             self.measure_rechunk("verify nc->zarr", &["verify", s(&nc), s(&out_zarr)])?;
-            settle(&nc);
-            let floor_zarr = self.measure_rechunk(
-                "nc->zarr floor",
-                &[
-                    s(&nc),
-                    s(&out_zarr),
-                    "--chunks",
-                    "time=1",
-                    "--zarr-format",
-                    "2",
-                    "--codec",
-                    codec,
-                    "--max-mem",
-                    "1GiB",
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
+            let floor_zarr = nc_to_zarr("nc->zarr floor", "time=1")?;
             settle(&nc);
             let m = util::measure(
                 Command::new(&python)

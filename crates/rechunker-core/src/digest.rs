@@ -8,7 +8,8 @@
 
 use crate::array::ChunkedArray;
 use crate::error::Result;
-use crate::region::{ravel, unravel, Region};
+use crate::layout::contiguous_runs;
+use crate::region::{unravel, Region};
 use rayon::prelude::*;
 use std::fmt;
 
@@ -31,31 +32,14 @@ impl Digest {
     /// of `array_shape`.
     pub fn of_block(region: &Region, array_shape: &[u64], data: &[u8], item: usize) -> Digest {
         debug_assert_eq!(data.len() as u64, region.num_elements() * item as u64);
-        if data.is_empty() {
-            return Digest::default();
-        }
-        let ndim = region.ndim();
-        if ndim == 0 {
-            return Digest::default().add_row(0, data, item);
-        }
-        let row_len = region.shape[ndim - 1] as usize * item;
-        let outer = &region.shape[..ndim - 1];
-        // An odometer over the rows (all dimensions but the last), tracking each row's first
-        // position in the whole array.
-        let mut row = vec![0u64; ndim - 1];
-        let mut at = region.start.clone();
+        // The block's elements lie in the whole array as contiguous runs, in the block's order.
+        let runs = contiguous_runs(array_shape, &region.start, &region.shape, 1);
         let mut sum = Digest::default();
-        for bytes in data.chunks_exact(row_len) {
-            sum = sum.add_row(ravel(&at, array_shape), bytes, item);
-            for d in (0..ndim - 1).rev() {
-                row[d] += 1;
-                at[d] += 1;
-                if row[d] < outer[d] {
-                    break;
-                }
-                row[d] = 0;
-                at[d] = region.start[d];
-            }
+        let mut at = 0;
+        for run in runs {
+            let bytes = &data[at..at + run.len() * item];
+            sum = sum.add_row(run.start as u64, bytes, item);
+            at += bytes.len();
         }
         sum
     }

@@ -140,12 +140,12 @@ pub fn contiguous_runs(
     while split > 0 && box_shape[split] == shape[split] {
         split -= 1;
     }
-    let run_len = box_shape[split.min(ndim)..]
+    let run_len = box_shape[split..]
         .iter()
         .map(|&n| n as usize)
         .product::<usize>()
         * item;
-    let outer = &box_shape[..split.min(ndim)];
+    let outer = &box_shape[..split];
     let mut runs = Vec::with_capacity(outer.iter().product::<u64>() as usize);
     let mut index = offset.to_vec();
     loop {
