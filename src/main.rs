@@ -311,12 +311,14 @@ fn error_message(e: &anyhow::Error) -> String {
 
 /// Memory the process needs besides task buffers: what it holds now (binary, libraries, the
 /// opened source), what the allocator may keep of freed memory (see `memory::tune_allocator`),
-/// and headroom for thread stacks, small per-chunk buffers of codecs and metadata.
+/// headroom for thread stacks, small per-chunk buffers of codecs and metadata, and each
+/// thread's direct-I/O transfer buffer for the scratch.
 fn memory_reserve(threads: usize) -> u64 {
+    let per_thread = (2 << 20) + rechunker_core::scratch::DIRECT_IO_BUFFER_BYTES as u64;
     memory::current_rss().unwrap_or(32 << 20)
         + memory::ALLOCATOR_RETENTION
         + (16 << 20)
-        + threads as u64 * (2 << 20)
+        + threads as u64 * per_thread
 }
 
 fn job_options(p: &PlanOptions) -> JobOptions {

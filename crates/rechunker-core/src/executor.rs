@@ -4,11 +4,12 @@
 use crate::array::{ChunkedArray, ChunkedArrayMut};
 use crate::error::{Error, Result};
 use crate::layout::{buffer_len, contiguous_runs, copy_box};
+use crate::pages::PageBuffer;
 use crate::planner::{Endpoint, Plan};
 use crate::region::Region;
 use crate::scratch::{
-    check_raw_piece, decode_piece, encode_piece_into, raw_piece_header, Fetched, ScratchCodec,
-    ScratchStore, PIECE_HEADER,
+    check_raw_piece, decode_piece, encode_piece_into, raw_piece_trailer, Fetched, ScratchCodec,
+    ScratchStore, PIECE_TRAILER,
 };
 use rayon::prelude::*;
 use std::collections::HashSet;
@@ -395,12 +396,11 @@ impl Executor {
         } = buffers;
         // Every byte of the block is overwritten by the source or by its pieces before it is
         // read, so its old contents may stay: zeroing 1 GB per stage was pure cost.
-        if block.len() > len {
-            block.truncate(len);
-        } else {
-            block.reserve_exact(len - block.len());
-            block.resize(len, 0);
-        }
+        block.set_len(len).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot allocate a block of {len} bytes for {region}: {e}"
+            ))
+        })?;
         match plan.input(stage) {
             Endpoint::Source => job.source.read_region(region, block)?,
             Endpoint::Pieces(boundary) => {
@@ -439,8 +439,8 @@ impl Executor {
         let key = Self::piece_key(job, boundary, piece);
         if let Some(runs) = self.direct_runs(block, piece, item) {
             let runs: Vec<&[u8]> = runs.into_iter().map(|r| &data[r]).collect();
-            let header = raw_piece_header(&runs);
-            let parts: Vec<&[u8]> = std::iter::once(&header[..]).chain(runs).collect();
+            let trailer = raw_piece_trailer(&runs);
+            let parts: Vec<&[u8]> = runs.into_iter().chain([&trailer[..]]).collect();
             return self.scratch.put_parts(&key, &parts);
         }
         if piece == block {
@@ -525,12 +525,15 @@ impl Executor {
             }
         };
         if let Some(runs) = self.direct_runs(block, piece, item) {
-            let mut header = [0u8; PIECE_HEADER];
-            let mut parts = vec![&mut header[..]];
-            parts.extend(split_runs_mut(out, &runs));
+            let mut trailer = [0u8; PIECE_TRAILER];
+            let mut parts = split_runs_mut(out, &runs);
+            parts.push(&mut trailer[..]);
             match self.scratch.get_parts(&key, &mut parts)? {
                 Fetched::Missing => return Err(lost("is missing".into())),
-                Fetched::Read => return check_raw_piece(&*parts[0], &parts[1..]).map_err(lost),
+                Fetched::Read => {
+                    let (trailer, runs) = parts.split_last().expect("the trailer is a part");
+                    return check_raw_piece(runs, trailer).map_err(lost);
+                }
                 // Stored compressed by an earlier run with another --scratch-codec.
                 Fetched::OtherLength => {}
             }
@@ -586,7 +589,7 @@ fn resize_exact(buf: &mut Vec<u8>, len: usize) {
 /// cost a page fault per 4 KiB, which dominated the run time before.
 #[derive(Default)]
 struct TaskBuffers {
-    block: Vec<u8>,
+    block: PageBuffer,
     piece: Vec<u8>,
     encoded: Vec<u8>,
 }

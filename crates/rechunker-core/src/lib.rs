@@ -13,6 +13,7 @@ pub mod job;
 pub mod layout;
 pub mod mem;
 pub mod meta;
+pub mod pages;
 pub mod planner;
 pub mod region;
 pub mod scratch;

@@ -10,6 +10,9 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod direct_io;
+pub use direct_io::BUFFER_BYTES as DIRECT_IO_BUFFER_BYTES;
+
 /// Object storage for scratch data. Keys are `/`-separated relative paths.
 pub trait ScratchStore: Send + Sync {
     /// Where the store lives, for messages.
@@ -79,19 +82,24 @@ pub enum Fetched {
     Read,
 }
 
-/// A scratch store in a local directory.
+/// A scratch store in a local directory. Pieces of a MiB and more bypass the page cache where
+/// the file system allows it (see [`direct_io`]); each worker thread then holds one
+/// [`DIRECT_IO_BUFFER_BYTES`] transfer buffer.
 pub struct LocalScratch {
     root: PathBuf,
     sequence: AtomicU64,
+    /// What direct I/O needs here, if it works here.
+    direct_io: Option<direct_io::Alignment>,
 }
 
 impl LocalScratch {
     /// Opens (creating if needed) the directory `root`, checking that it is writable.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self> {
         let root = root.into();
-        let store = LocalScratch {
+        let mut store = LocalScratch {
             root,
             sequence: AtomicU64::new(0),
+            direct_io: None,
         };
         fs::create_dir_all(&store.root)
             .map_err(|e| store.io_error("cannot create the scratch directory", e))?;
@@ -101,7 +109,14 @@ impl LocalScratch {
         fs::write(&probe, b"")
             .map_err(|e| store.io_error("cannot write to the scratch directory", e))?;
         let _ = fs::remove_file(probe);
+        store.direct_io = direct_io::probe(&store.root);
+        tracing::debug!(root = %store.root.display(), direct_io = ?store.direct_io, "scratch opened");
         Ok(store)
+    }
+
+    /// Whether large pieces bypass the page cache here.
+    pub fn direct_io(&self) -> bool {
+        self.direct_io.is_some()
     }
 
     pub fn root(&self) -> &Path {
@@ -130,8 +145,14 @@ impl LocalScratch {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let tmp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        let mut f = fs::File::create(&tmp).map_err(|e| self.io_error("cannot create a file", e))?;
-        write_all_vectored(&mut f, parts).map_err(|e| {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let written = match self.direct_io {
+            Some(align) if total as u64 >= direct_io::MIN_BYTES => {
+                direct_io::write_new(&tmp, parts, align)
+            }
+            _ => fs::File::create(&tmp).and_then(|mut f| write_all_vectored(&mut f, parts)),
+        };
+        written.map_err(|e| {
             let _ = fs::remove_file(&tmp);
             self.io_error("cannot write a file", e)
         })?;
@@ -191,6 +212,10 @@ impl ScratchStore for LocalScratch {
         let size = file.metadata().map_err(failed)?.len();
         if size != parts.iter().map(|p| p.len() as u64).sum::<u64>() {
             return Ok(Fetched::OtherLength);
+        }
+        if let Some(align) = self.direct_io.filter(|_| size >= direct_io::MIN_BYTES) {
+            direct_io::read_into(&self.path(key), &file, size, parts, align).map_err(failed)?;
+            return Ok(Fetched::Read);
         }
         for part in parts.iter_mut() {
             file.read_exact(part).map_err(failed)?;
@@ -304,12 +329,14 @@ impl std::str::FromStr for ScratchCodec {
     }
 }
 
-const MAGIC: &[u8; 4] = b"RCP1";
-const HEADER: usize = 4 + 1 + 8 + 4;
-/// Bytes of a piece's header (magic, codec, raw length, CRC-32 of the payload).
-pub const PIECE_HEADER: usize = HEADER;
+const MAGIC: &[u8; 4] = b"RCP2";
+const TRAILER: usize = 4 + 1 + 8 + 4;
+/// Bytes of a piece's trailer (magic, codec, raw length, CRC-32 of the payload).
+pub const PIECE_TRAILER: usize = TRAILER;
 
-/// Frames `raw` as a scratch piece: magic, codec, raw length, CRC-32 of the payload, payload.
+/// Frames `raw` as a scratch piece: the payload, then a trailer (magic, codec, raw length,
+/// CRC-32 of the payload). The payload comes first so that an uncompressed piece starts at the
+/// beginning of its file, where direct I/O can move it in place (see [`raw_piece_trailer`]).
 /// Falls back to storing raw bytes when compression does not pay.
 pub fn encode_piece(raw: &[u8], codec: ScratchCodec) -> Vec<u8> {
     let mut out = Vec::new();
@@ -323,55 +350,59 @@ pub fn encode_piece_into(raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
     out.clear();
     if codec == ScratchCodec::Lz4 {
         // Exact growth (no amortized doubling): the plan accounts for one bound per piece.
-        let bound = HEADER + lz4_flex::block::get_maximum_output_size(raw.len());
+        let bound = lz4_flex::block::get_maximum_output_size(raw.len()) + TRAILER;
         out.reserve_exact(bound);
         out.resize(bound, 0);
-        if let Ok(n) = lz4_flex::block::compress_into(raw, &mut out[HEADER..]) {
+        if let Ok(n) = lz4_flex::block::compress_into(raw, out) {
             if n < raw.len() - raw.len() / 16 {
-                out.truncate(HEADER + n);
+                out.truncate(n);
                 used = ScratchCodec::Lz4;
             }
         }
     }
     if used == ScratchCodec::None {
         out.clear();
-        out.reserve_exact(HEADER + raw.len());
-        out.resize(HEADER, 0);
+        out.reserve_exact(raw.len() + TRAILER);
         out.extend_from_slice(raw);
     }
-    let crc = crc32fast::hash(&out[HEADER..]);
-    out[..4].copy_from_slice(MAGIC);
-    out[4] = used as u8;
-    out[5..13].copy_from_slice(&(raw.len() as u64).to_le_bytes());
-    out[13..17].copy_from_slice(&crc.to_le_bytes());
+    let trailer = trailer(used, raw.len(), crc32fast::hash(out));
+    out.extend_from_slice(&trailer);
 }
 
-/// The header of an uncompressed piece whose payload is the concatenation of `runs`: stored in
-/// front of them with [`ScratchStore::put_parts`], the payload is never gathered into one buffer.
-pub fn raw_piece_header(runs: &[&[u8]]) -> [u8; PIECE_HEADER] {
+fn trailer(codec: ScratchCodec, raw_len: usize, crc: u32) -> [u8; TRAILER] {
+    let mut t = [0u8; TRAILER];
+    t[..4].copy_from_slice(MAGIC);
+    t[4] = codec as u8;
+    t[5..13].copy_from_slice(&(raw_len as u64).to_le_bytes());
+    t[13..17].copy_from_slice(&crc.to_le_bytes());
+    t
+}
+
+/// The trailer of an uncompressed piece whose payload is the concatenation of `runs`: stored
+/// after them with [`ScratchStore::put_parts`], the payload is never gathered into one buffer.
+/// The result is the same file as [`encode_piece`] of the concatenation with no compression.
+pub fn raw_piece_trailer(runs: &[&[u8]]) -> [u8; PIECE_TRAILER] {
     let mut crc = crc32fast::Hasher::new();
     runs.iter().for_each(|r| crc.update(r));
     let len: usize = runs.iter().map(|r| r.len()).sum();
-    let mut header = [0u8; HEADER];
-    header[..4].copy_from_slice(MAGIC);
-    header[4] = ScratchCodec::None as u8;
-    header[5..13].copy_from_slice(&(len as u64).to_le_bytes());
-    header[13..17].copy_from_slice(&crc.finalize().to_le_bytes());
-    header
+    trailer(ScratchCodec::None, len, crc.finalize())
 }
 
-/// Checks an uncompressed piece read with [`ScratchStore::get_parts`] as `header` + `runs`.
-pub fn check_raw_piece(header: &[u8], runs: &[&mut [u8]]) -> std::result::Result<(), String> {
+/// Checks an uncompressed piece read with [`ScratchStore::get_parts`] as `runs` + `trailer`.
+pub fn check_raw_piece(runs: &[&mut [u8]], trailer: &[u8]) -> std::result::Result<(), String> {
     let len: usize = runs.iter().map(|r| r.len()).sum();
-    if header.len() != HEADER || &header[..4] != MAGIC || header[4] != ScratchCodec::None as u8 {
-        return Err("not an uncompressed scratch piece (bad header)".into());
+    if trailer.len() != TRAILER || &trailer[..4] != MAGIC {
+        return Err("not a scratch piece (bad trailer)".into());
     }
-    if header[5..13] != (len as u64).to_le_bytes() {
+    if trailer[4] != ScratchCodec::None as u8 {
+        return Err("compressed where an uncompressed piece of this length was expected".into());
+    }
+    if trailer[5..13] != (len as u64).to_le_bytes() {
         return Err("holds another number of bytes than expected".into());
     }
     let mut crc = crc32fast::Hasher::new();
     runs.iter().for_each(|r| crc.update(r));
-    if header[13..17] != crc.finalize().to_le_bytes() {
+    if trailer[13..17] != crc.finalize().to_le_bytes() {
         return Err("checksum mismatch: the piece is corrupt".into());
     }
     Ok(())
@@ -379,22 +410,24 @@ pub fn check_raw_piece(header: &[u8], runs: &[&mut [u8]]) -> std::result::Result
 
 /// Checks and decodes a scratch piece into `out`, which must have the piece's raw length.
 pub fn decode_piece(data: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
-    if data.len() < HEADER || &data[..4] != MAGIC {
-        return Err("not a scratch piece (bad header)".into());
+    let Some((payload, trailer)) = data.split_last_chunk::<TRAILER>() else {
+        return Err("not a scratch piece (too short)".into());
+    };
+    if &trailer[..4] != MAGIC {
+        return Err("not a scratch piece (bad trailer)".into());
     }
-    let raw_len = u64::from_le_bytes(data[5..13].try_into().unwrap_or_default());
+    let raw_len = u64::from_le_bytes(trailer[5..13].try_into().unwrap_or_default());
     if raw_len != out.len() as u64 {
         return Err(format!(
             "holds {raw_len} bytes where {} were expected",
             out.len()
         ));
     }
-    let crc = u32::from_le_bytes(data[13..17].try_into().unwrap_or_default());
-    let payload = &data[HEADER..];
+    let crc = u32::from_le_bytes(trailer[13..17].try_into().unwrap_or_default());
     if crc32fast::hash(payload) != crc {
         return Err("checksum mismatch: the piece is corrupt".into());
     }
-    match data[4] {
+    match trailer[4] {
         0 if payload.len() == out.len() => {
             out.copy_from_slice(payload);
             Ok(())
@@ -424,8 +457,8 @@ mod tests {
             decode_piece(&enc, &mut out).unwrap();
             assert_eq!(out, raw);
             let mut bad = enc.clone();
-            let last = bad.len() - 1;
-            bad[last] ^= 1;
+            let middle = bad.len() / 2;
+            bad[middle] ^= 1;
             assert!(decode_piece(&bad, &mut out)
                 .unwrap_err()
                 .contains("checksum"));

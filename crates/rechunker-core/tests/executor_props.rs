@@ -741,11 +741,42 @@ fn long_run_plan() -> Plan {
     )
 }
 
+/// A two-stage plan whose pieces are several MiB of runs of 1031 floats: big enough for direct
+/// I/O, aligned where the file system allows and with odd tails.
+fn big_piece_plan() -> Plan {
+    let shape = [16u64, 256, 1031];
+    let req = PlanRequest {
+        item_size: 4,
+        source: ChunkGrid::regular(&shape, &[1, 256, 1031]),
+        target: ChunkGrid::regular(&shape, &[16, 128, 1031]),
+        task_budget: 40 << 20,
+        source_read_overhead: 0,
+        target_write_overhead: 0,
+        min_io: 0,
+        parallelism: 2,
+        cost: CostModel::default(),
+    };
+    let plan = planner::plan(&req).unwrap();
+    let pieces = plan.summary()[0].max_piece_bytes.unwrap_or(0);
+    assert!(
+        plan.stages.len() == 2 && pieces >= 1 << 20,
+        "{:#?}",
+        plan.summary()
+    );
+    plan
+}
+
 /// Raw pieces go through the in-place path: exact copies, damage detected (and the piece's
-/// producer forgotten so it runs again), and pieces an lz4 run left behind still read.
+/// producer forgotten so it runs again), and pieces an lz4 run left behind still read. Small
+/// pieces take the cached path, big ones direct I/O (where the temporary directory allows it).
 #[test]
 fn raw_pieces_in_place_are_exact_checked_and_read_compressed_leftovers() {
-    let plan = long_run_plan();
+    for plan in [long_run_plan(), big_piece_plan()] {
+        raw_pieces_round_trip(&plan);
+    }
+}
+
+fn raw_pieces_round_trip(plan: &Plan) {
     let data = random_bytes(plan.array_bytes() as usize, 11);
     let source = MemArray::new(
         meta(DataType::Float32, plan.source.clone()),
@@ -758,7 +789,7 @@ fn raw_pieces_in_place_are_exact_checked_and_read_compressed_leftovers() {
     ] {
         let target = MemArray::new(meta(DataType::Float32, plan.target.clone()), None);
         let dir = tempfile::tempdir().unwrap();
-        let job = job(&plan, &source, &target);
+        let job = job(plan, &source, &target);
         executor(dir.path(), 2, first, memory, None)
             .run_stage(&job, 0)
             .unwrap();
@@ -775,7 +806,7 @@ fn raw_pieces_in_place_are_exact_checked_and_read_compressed_leftovers() {
 
     let target = MemArray::new(meta(DataType::Float32, plan.target.clone()), None);
     let dir = tempfile::tempdir().unwrap();
-    let job = job(&plan, &source, &target);
+    let job = job(plan, &source, &target);
     let run =
         |stage| executor(dir.path(), 1, ScratchCodec::None, memory, None).run_stage(&job, stage);
     run(0).unwrap();
