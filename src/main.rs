@@ -64,7 +64,8 @@ struct InPlaceArgs {
     /// Peak memory of the whole process.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     max_mem: u64,
-    /// Worker threads (default: all cores).
+    /// Tasks run at once, each on its own thread (default: twice the cores, while --max-mem
+    /// leaves each at least 64 MiB).
     #[arg(long, short = 'j')]
     threads: Option<usize>,
     /// Accepted for symmetry with `rechunk run`: an interrupted job always resumes.
@@ -99,7 +100,8 @@ struct PlanOptions {
     /// Peak memory of the whole process, e.g. 2GiB or 512MB.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     max_mem: u64,
-    /// Worker threads (default: all cores).
+    /// Tasks run at once, each on its own thread (default: twice the cores, while --max-mem
+    /// leaves each at least 64 MiB).
     #[arg(long, short = 'j')]
     threads: Option<usize>,
     /// Scratch pieces smaller than this make the planner consider an extra stage.
@@ -321,10 +323,18 @@ fn memory_reserve(threads: usize) -> u64 {
         + threads as u64 * per_thread
 }
 
+/// Tasks run at once unless `--threads` says: twice the cores, so that while one task waits
+/// for storage (a piece read straight from disk, a chunk fetched under the HDF5 lock) another
+/// keeps the core busy; but no more than leave each task 64 MiB of `max_mem`, since more tasks
+/// mean smaller blocks and pieces.
+fn default_threads(max_mem: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let affordable = usize::try_from(max_mem / (64 << 20)).unwrap_or(usize::MAX);
+    affordable.clamp(cores, 2 * cores)
+}
+
 fn job_options(p: &PlanOptions) -> JobOptions {
-    let threads = p
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = p.threads.unwrap_or_else(|| default_threads(p.max_mem));
     JobOptions {
         chunks: p.chunks.clone().unwrap_or(ChunkSpec::ByName(Vec::new())),
         max_mem: p.max_mem,
@@ -657,9 +667,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
 
 fn in_place(a: InPlaceArgs) -> Result<()> {
     let started = Instant::now();
-    let threads = a
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads = a.threads.unwrap_or_else(|| default_threads(a.max_mem));
     let mut options = rechunker_tiledb::in_place::InPlaceOptions::new(
         a.chunks.clone(),
         a.max_mem,

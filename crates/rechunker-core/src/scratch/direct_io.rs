@@ -22,7 +22,7 @@ use std::path::Path;
 const PAGE: usize = 4096;
 
 /// Bytes of the per-thread transfer buffer; every worker thread holds one.
-pub const BUFFER_BYTES: usize = 4 << 20;
+pub const BUFFER_BYTES: usize = 1 << 20;
 
 /// Objects shorter than this stay on the cached path: a direct transfer waits for the device,
 /// which only pays when it saves copying many pages.
