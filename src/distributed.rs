@@ -9,7 +9,7 @@ use clap::Args;
 use rechunker::formats::{TargetFormat, WriteOptions};
 use rechunker_core::executor::{NoProgress, Progress, Shard};
 use rechunker_core::job::{self, DatasetPlan};
-use rechunker_core::scratch::ScratchCodec;
+use rechunker_core::scratch::{ScratchCodec, ScratchIo};
 use rechunker_core::units::format_bytes;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,9 @@ pub struct JobFile {
     pub write: WriteOptions,
     pub scratch: String,
     pub scratch_codec: ScratchCodec,
+    /// How workers move large pieces in a local scratch directory.
+    #[serde(default)]
+    pub scratch_io: ScratchIo,
 }
 
 impl JobFile {
@@ -43,7 +46,7 @@ impl JobFile {
                 self.plan.target
             );
         }
-        let scratch = formats::open_scratch(&self.scratch)?;
+        let scratch = formats::open_scratch(&self.scratch, self.scratch_io)?;
         job::record_plan(&self.plan, scratch.as_ref(), false)?;
         for a in &self.plan.arrays {
             target.create_array(&a.target)?;
@@ -155,7 +158,7 @@ pub fn run_stage(plan_file: &Path, args: &StageArgs, quiet: bool) -> Result<()> 
     }
     let source = formats::open_source(&file.source_arg, file.concat_dim.as_deref())?.dataset;
     let target = formats::create_target(&file.plan.target, file.target_format, &file.write)?;
-    let scratch = formats::open_scratch(&file.scratch)?;
+    let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
     job::record_plan(&file.plan, scratch.as_ref(), true)?;
     let progress: Arc<dyn Progress> = if quiet {
         Arc::new(NoProgress)
@@ -192,7 +195,7 @@ pub struct StatusArgs {
 /// Prints each stage's progress from the journal; lists missing tasks of incomplete stages.
 pub fn status(a: StatusArgs) -> Result<()> {
     let file = JobFile::load(&a.plan)?;
-    let scratch = formats::open_scratch(&file.scratch)?;
+    let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
     if scratch.get(job::PLAN_KEY)?.is_none() && formats::target_exists(&file.plan.target)? {
         println!(
             "{} -> {}: finalized (the scratch is gone and the target exists)",
@@ -249,7 +252,7 @@ pub struct FinalizeArgs {
 pub fn finalize(a: FinalizeArgs) -> Result<()> {
     let file = JobFile::load(&a.plan)?;
     let target = formats::create_target(&file.plan.target, file.target_format, &file.write)?;
-    let scratch = formats::open_scratch(&file.scratch)?;
+    let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
     job::finalize(&file.plan, target.as_ref(), scratch.as_ref())?;
     println!(
         "finalized {} ({} arrays); scratch {} removed",

@@ -1,7 +1,7 @@
 //! Which adapter reads a source and which writes a target, from a path or URI.
 
 use anyhow::{bail, Context, Result};
-use rechunker_core::scratch::{LocalScratch, ScratchStore};
+use rechunker_core::scratch::{LocalScratch, ScratchIo, ScratchStore};
 use rechunker_core::{DatasetSource, DatasetTarget};
 use rechunker_zarr::{Codec, ShardSpec, ZarrFormat, ZarrWriteOptions};
 use std::path::Path;
@@ -301,14 +301,15 @@ pub fn is_object_store(location: &str) -> bool {
     is_uri(location) && !location.starts_with("file://")
 }
 
-/// The scratch store at `location`: a local directory or an object-store prefix.
-pub fn open_scratch(location: &str) -> Result<Arc<dyn ScratchStore>> {
+/// The scratch store at `location`: a local directory (whose large pieces move as `io` says)
+/// or an object-store prefix.
+pub fn open_scratch(location: &str, io: ScratchIo) -> Result<Arc<dyn ScratchStore>> {
     if is_object_store(location) {
         return Ok(Arc::new(rechunker_zarr::StoreScratch::open(location)?));
     }
-    Ok(Arc::new(LocalScratch::open(
-        location.trim_start_matches("file://"),
-    )?))
+    Ok(Arc::new(
+        LocalScratch::open(location.trim_start_matches("file://"))?.with_io(io),
+    ))
 }
 
 /// Where scratch goes unless `--scratch` says: beside the target (`DST.rechunk-scratch`).

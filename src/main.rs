@@ -10,7 +10,7 @@ use rechunker::memory;
 use rechunker_core::executor::{Executor, ExecutorOptions};
 use rechunker_core::job::{self, DatasetPlan, JobOptions};
 use rechunker_core::planner::CostModel;
-use rechunker_core::scratch::ScratchCodec;
+use rechunker_core::scratch::{ScratchCodec, ScratchIo};
 use rechunker_core::units::{format_bytes, format_seconds, parse_size};
 use rechunker_core::ChunkSpec;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,10 @@ struct InPlaceArgs {
     /// leaves each at least 64 MiB).
     #[arg(long, short = 'j')]
     threads: Option<usize>,
+    /// How large scratch pieces move: direct (default; past the page cache where the file
+    /// system allows it) or cached (through it).
+    #[arg(long, default_value = "direct")]
+    scratch_io: ScratchIo,
     /// Accepted for symmetry with `rechunk run`: an interrupted job always resumes.
     #[arg(long)]
     resume: bool,
@@ -128,6 +132,12 @@ struct PlanOptions {
     /// copying into the page cache beats compressing floats; lz4 on object stores).
     #[arg(long)]
     scratch_codec: Option<ScratchCodec>,
+    /// How pieces of a MiB and more move in a local scratch directory: direct (default; past the
+    /// page cache, where the file system allows it: no CPU spent caching bytes read once) or
+    /// cached (through the page cache: better where RAM holds the whole scratch and the disk is
+    /// slow).
+    #[arg(long, default_value = "direct")]
+    scratch_io: ScratchIo,
     /// NetCDF output flavour: netcdf4 (default), netcdf4-classic, classic, 64bit-offset, cdf5.
     #[arg(long)]
     netcdf_format: Option<String>,
@@ -384,9 +394,9 @@ fn run(a: RunArgs) -> Result<()> {
     }
     if a.overwrite {
         formats::remove_target(r.dst)?;
-        formats::open_scratch(&scratch_at)?.remove_prefix("")?;
+        formats::open_scratch(&scratch_at, p.scratch_io)?.remove_prefix("")?;
     }
-    let scratch = formats::open_scratch(&scratch_at)?;
+    let scratch = formats::open_scratch(&scratch_at, p.scratch_io)?;
     // A resumed run continues the plan it started with, whatever this process measures now.
     let stored = match scratch.get(job::PLAN_KEY)? {
         Some(bytes) if a.resume => Some(
@@ -589,6 +599,7 @@ fn plan(mut a: PlanArgs) -> Result<()> {
             write: a.plan.write_options(&source, true),
             scratch: a.plan.scratch_location()?,
             scratch_codec: a.plan.scratch_codec()?,
+            scratch_io: a.plan.scratch_io,
         };
         file.create(path)?;
     }
@@ -674,6 +685,7 @@ fn in_place(a: InPlaceArgs) -> Result<()> {
         memory_reserve(threads),
     );
     options.threads = threads;
+    options.scratch_io = a.scratch_io;
     options.codec = a
         .codec
         .as_deref()

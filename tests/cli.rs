@@ -58,35 +58,40 @@ fn fails(dir: &Path, src: &str, args: &[&str], fragments: &[&str]) {
 fn run_verify_and_inspect() {
     let dir = tempfile::tempdir().unwrap();
     let src = tas(dir.path());
-    let dst = dir.path().join("out.raw").display().to_string();
-    let before = snapshot(Path::new(&src));
-    let out = rechunk(&[
-        &src,
-        &dst,
-        "--chunks",
-        "time=-1,lat=7,lon=5",
-        "--max-mem",
-        "200MiB",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
-    assert!(
-        text.contains("stage 1/") && text.contains("done:") && text.contains("peak memory"),
-        "{text}"
-    );
-    assert_eq!(before, snapshot(Path::new(&src)));
-    let v = rechunk(&["verify", &src, &dst]);
-    assert!(v.status.success(), "{}", stderr(&v));
-    let i = rechunk(&["inspect", &dst, "--json"]);
-    let meta: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
-    assert_eq!(meta["arrays"][0]["grid"][0]["regular"]["chunk"], 1600);
-    assert_eq!(meta["arrays"][0]["grid"][1]["regular"]["chunk"], 7);
-    assert_eq!(
-        meta["arrays"][0]["dims"],
-        serde_json::json!(["time", "lat", "lon"])
-    );
-    // No scratch is left behind.
-    assert!(!dir.path().join("out.raw.rechunk-scratch").exists());
+    // Both ways of moving scratch pieces (direct where the file system allows it, and cached).
+    for (name, extra) in [("out.raw", None), ("cached.raw", Some("cached"))] {
+        let dst = dir.path().join(name).display().to_string();
+        let before = snapshot(Path::new(&src));
+        let mut args = vec![
+            src.as_str(),
+            &dst,
+            "--chunks",
+            "time=-1,lat=7,lon=5",
+            "--max-mem",
+            "200MiB",
+        ];
+        args.extend(extra.iter().flat_map(|io| ["--scratch-io", io]));
+        let out = rechunk(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("stage 1/") && text.contains("done:") && text.contains("peak memory"),
+            "{text}"
+        );
+        assert_eq!(before, snapshot(Path::new(&src)));
+        let v = rechunk(&["verify", &src, &dst]);
+        assert!(v.status.success(), "{}", stderr(&v));
+        let i = rechunk(&["inspect", &dst, "--json"]);
+        let meta: serde_json::Value = serde_json::from_slice(&i.stdout).unwrap();
+        assert_eq!(meta["arrays"][0]["grid"][0]["regular"]["chunk"], 1600);
+        assert_eq!(meta["arrays"][0]["grid"][1]["regular"]["chunk"], 7);
+        assert_eq!(
+            meta["arrays"][0]["dims"],
+            serde_json::json!(["time", "lat", "lon"])
+        );
+        // No scratch is left behind.
+        assert!(!dir.path().join(format!("{name}.rechunk-scratch")).exists());
+    }
 }
 
 #[test]

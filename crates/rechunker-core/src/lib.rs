@@ -5,6 +5,7 @@
 
 pub mod array;
 pub mod digest;
+pub mod direct_io;
 pub mod dtype;
 pub mod error;
 pub mod executor;

@@ -10,7 +10,7 @@ use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-mod direct_io;
+use crate::direct_io;
 pub use direct_io::BUFFER_BYTES as DIRECT_IO_BUFFER_BYTES;
 
 /// Object storage for scratch data. Keys are `/`-separated relative paths.
@@ -82,9 +82,34 @@ pub enum Fetched {
     Read,
 }
 
+/// How a local scratch directory moves pieces of a MiB and more.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScratchIo {
+    /// Past the page cache where the file system allows it (see [`direct_io`]): the CPU cost of
+    /// caching bytes that are read once goes, but every byte goes to the disk and back.
+    #[default]
+    Direct,
+    /// Through the page cache: better where RAM holds the whole scratch and the disk is slow.
+    Cached,
+}
+
+impl std::str::FromStr for ScratchIo {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "direct" => Ok(ScratchIo::Direct),
+            "cached" => Ok(ScratchIo::Cached),
+            other => Err(format!(
+                "unknown scratch I/O `{other}`; use direct or cached"
+            )),
+        }
+    }
+}
+
 /// A scratch store in a local directory. Pieces of a MiB and more bypass the page cache where
-/// the file system allows it (see [`direct_io`]); each worker thread then holds one
-/// [`DIRECT_IO_BUFFER_BYTES`] transfer buffer.
+/// the file system allows it, unless [`ScratchIo::Cached`] is asked for; each worker thread then
+/// holds one [`DIRECT_IO_BUFFER_BYTES`] transfer buffer.
 pub struct LocalScratch {
     root: PathBuf,
     sequence: AtomicU64,
@@ -112,6 +137,14 @@ impl LocalScratch {
         store.direct_io = direct_io::probe(&store.root);
         tracing::debug!(root = %store.root.display(), direct_io = ?store.direct_io, "scratch opened");
         Ok(store)
+    }
+
+    /// The same store with large pieces moved as `io` says.
+    pub fn with_io(mut self, io: ScratchIo) -> Self {
+        if io == ScratchIo::Cached {
+            self.direct_io = None;
+        }
+        self
     }
 
     /// Whether large pieces bypass the page cache here.
@@ -480,5 +513,20 @@ mod tests {
         assert_eq!(keys, ["b/c", "j"]);
         s.remove_prefix("a").unwrap();
         assert!(s.list("a/").unwrap().is_empty());
+
+        // Large pieces read back the same whichever way they move, and either way reads what
+        // the other wrote.
+        let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let cached = LocalScratch::open(dir.path().join("s"))
+            .unwrap()
+            .with_io(ScratchIo::Cached);
+        assert!(!cached.direct_io());
+        for (writer, reader) in [(&s, &cached), (&cached, &s)] {
+            writer.put_parts("big", &[&big[..5], &big[5..]]).unwrap();
+            let mut back = vec![0u8; big.len()];
+            let (x, y) = back.split_at_mut(1 << 20);
+            assert_eq!(reader.get_parts("big", &mut [x, y]).unwrap(), Fetched::Read);
+            assert!(back == big);
+        }
     }
 }

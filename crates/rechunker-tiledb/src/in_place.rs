@@ -32,7 +32,7 @@ use rechunker_core::digest::{digest_array, first_difference};
 use rechunker_core::executor::{Executor, ExecutorOptions, Progress, StageReport, StageStart};
 use rechunker_core::job::{self, DatasetPlan, JobOptions};
 use rechunker_core::planner::CostModel;
-use rechunker_core::scratch::{LocalScratch, ScratchCodec, ScratchStore};
+use rechunker_core::scratch::{LocalScratch, ScratchCodec, ScratchIo, ScratchStore};
 use rechunker_core::{ChunkSpec, ChunkedArray, DatasetSource};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -95,6 +95,7 @@ pub struct InPlaceOptions {
     pub threads: usize,
     pub min_io: u64,
     pub scratch_codec: ScratchCodec,
+    pub scratch_io: ScratchIo,
     pub fragments: Fragments,
     /// Compare the copy with the original value for value before the swap (else only the
     /// schema is checked).
@@ -116,6 +117,7 @@ impl InPlaceOptions {
             min_io: 1 << 20,
             // The scratch is a local directory, where copying beats compressing.
             scratch_codec: ScratchCodec::None,
+            scratch_io: ScratchIo::default(),
             fragments: Fragments::default(),
             verify: true,
             progress: Arc::new(rechunker_core::executor::NoProgress),
@@ -558,7 +560,8 @@ fn copy(
     let source = Arc::new(ArraySource::open(uri, &name_from_uri(uri))?);
     let target =
         ArrayCopyTarget::new(&paths.new, source.clone(), options.codec, options.fragments)?;
-    let scratch: Arc<dyn ScratchStore> = Arc::new(LocalScratch::open(&paths.scratch)?);
+    let scratch: Arc<dyn ScratchStore> =
+        Arc::new(LocalScratch::open(&paths.scratch)?.with_io(options.scratch_io));
     // A resumed copy continues the plan it started with, whatever this process measures now.
     let plan = match scratch.get(job::PLAN_KEY)? {
         Some(bytes) => DatasetPlan::from_json(&String::from_utf8_lossy(&bytes)).map_err(|e| {

@@ -1,16 +1,17 @@
-//! Large scratch pieces bypass the page cache (`O_DIRECT`).
+//! Whole files written and read past the page cache (`O_DIRECT`).
 //!
-//! A piece is written once and read once, minutes later, by another task: caching it gains
-//! nothing, but filling fresh page-cache pages with gigabytes of pieces costs the kernel about
-//! as much CPU as a codec (measured on the benchmark machine: ~3 s of system time per 4 GB). With
-//! direct I/O the device moves the bytes by DMA.
+//! Scratch pieces are written once and read once, minutes later, by another task; target chunks
+//! are written once and not read again by this process. Caching them gains nothing, but filling
+//! fresh page-cache pages with gigabytes costs the kernel about as much CPU as a codec (measured
+//! on the benchmark machine: ~3 s of system time per 4 GB of pieces, ~4 s per 2 GB of Zarr
+//! chunks). With direct I/O the device moves the bytes by DMA.
 //!
 //! Direct I/O needs memory addresses and file offsets and lengths aligned to what the file
-//! system reports (`statx` `STATX_DIOALIGN`, often 512 bytes). Where a part of a piece is
-//! aligned (a run of a page-aligned task block, at an aligned place in the file) it moves
-//! straight between the block and the device; anything else passes through an aligned
-//! per-thread buffer, and the last partial block of a file through an ordinary cached handle.
-//! Files keep their exact lengths and read back the same either way.
+//! system reports (`statx` `STATX_DIOALIGN`, often 512 bytes). Where a part of a file is aligned
+//! (a run of a page-aligned task block, at an aligned place in the file) it moves straight
+//! between memory and the device; anything else passes through an aligned per-thread buffer, and
+//! the last partial block of a file through an ordinary cached handle. Files keep their exact
+//! lengths and read back the same either way.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
@@ -148,10 +149,14 @@ pub fn probe(dir: &Path) -> Option<Alignment> {
     works.ok()
 }
 
-/// Creates `path` (which must not exist) holding the concatenation of `parts`.
+/// Creates (or truncates) `path` to hold the concatenation of `parts`.
 pub fn write_new(path: &Path, parts: &[&[u8]], align: Alignment) -> io::Result<()> {
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    let cached = OpenOptions::new().write(true).create_new(true).open(path)?;
+    let cached = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     let direct = open_direct(OpenOptions::new().write(true), path)?;
     let bulk = align.floor(total);
     // Writes `data`, which starts at the aligned `start`: direct up to `bulk`, cached after.
@@ -291,7 +296,6 @@ mod tests {
                 let data = &block[first..first + total];
                 let parts = cut_ref(data, &lengths);
                 let path = dir.path().join(format!("piece-{total}-{}", lengths[1]));
-                let _ = std::fs::remove_file(&path);
                 write_new(&path, &parts, align).unwrap();
                 assert_eq!(std::fs::metadata(&path).unwrap().len(), total as u64);
                 assert_eq!(std::fs::read(&path).unwrap(), data, "total {total}");
