@@ -129,7 +129,7 @@ struct PlanOptions {
     #[arg(long)]
     scratch: Option<String>,
     /// Codec of the intermediate pieces: none or lz4 (default: none in a local directory, where
-    /// copying into the page cache beats compressing floats; lz4 on object stores).
+    /// writing floats raw beats compressing them; lz4 on object stores).
     #[arg(long)]
     scratch_codec: Option<ScratchCodec>,
     /// How pieces of a MiB and more move in a local scratch directory: direct (default; past the
