@@ -511,6 +511,7 @@ impl Bench {
             };
             util::step(&format!("T={time}: NetCDF -> NetCDF, ours and nccopy"));
             let ours = nc_to_nc("nc->nc", &chunks)?;
+            let ours_bytes = file_size(&out_nc);
             self.measure_rechunk("verify nc", &["verify", s(&nc), s(&out_nc)])?;
             let floor_nc = nc_to_nc("nc floor", "time=1")?;
             let spec = format!("time/{time},lat/24,lon/24");
@@ -539,9 +540,11 @@ impl Bench {
                 seconds: ours.seconds,
                 peak: ours.peak_rss,
                 note: format!(
-                    "{:.1}x faster than nccopy; {:.2}x the floor",
+                    "{:.1}x faster than nccopy; {:.2}x the floor; output {} (nccopy's {})",
                     peer.seconds / ours.seconds,
-                    ours.seconds / floor_nc.seconds
+                    ours.seconds / floor_nc.seconds,
+                    format_bytes(ours_bytes),
+                    format_bytes(file_size(&peer_nc))
                 ),
             });
             rows.push(Row {
@@ -591,7 +594,12 @@ impl Bench {
                     case: format!("T={time} HDF5->HDF5 ours"),
                     seconds: ours.seconds,
                     peak: ours.peak_rss,
-                    note: format!("{:.1}x faster than h5repack", m.seconds / ours.seconds),
+                    note: format!(
+                        "{:.1}x faster than h5repack; output {} (h5repack's {})",
+                        m.seconds / ours.seconds,
+                        format_bytes(file_size(&out_h5)),
+                        format_bytes(file_size(&peer_h5))
+                    ),
                 });
                 rows.push(Row {
                     case: format!("T={time} h5repack -l {layout}"),
@@ -789,6 +797,10 @@ impl Bench {
         }
         Ok(table(&rows))
     }
+}
+
+fn file_size(p: &Path) -> u64 {
+    std::fs::metadata(p).map_or(0, |m| m.len())
 }
 
 fn dir_size(p: &Path) -> u64 {
