@@ -509,6 +509,7 @@ fn shape_text(v: &[u64]) -> String {
 }
 
 fn print_plan(plan: &DatasetPlan) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     println!(
         "plan: {} -> {}, chunks {}, --max-mem {} ({} for data after the process's own {}), {} threads",
         plan.source,
@@ -552,7 +553,8 @@ fn print_plan(plan: &DatasetPlan) {
                 format_bytes(s.task_memory)
             );
         }
-        total_seconds += p.seconds(&cost, a.parallelism);
+        // Tasks beyond the cores hide waits for storage; they do not add codec throughput.
+        total_seconds += p.seconds(&cost, a.parallelism.min(cores));
         println!(
             "    {} tasks at once; moves {} through {} stage(s)",
             a.parallelism,
@@ -561,7 +563,7 @@ fn print_plan(plan: &DatasetPlan) {
         );
     }
     println!(
-        "  estimate: about {} (per thread: source {}/s, target {}/s, scratch {}/s, {:.1} ms per object)",
+        "  estimate: about {} on {cores} cores (per core: source {}/s, target {}/s, scratch {}/s, {:.1} ms per object)",
         format_seconds(total_seconds),
         format_bytes(cost.source_bytes_per_second as u64),
         format_bytes(cost.target_bytes_per_second as u64),
