@@ -341,6 +341,11 @@ mod isal {
         ) -> libc::c_int;
     }
 
+    /// The shim's answer when `out` is too small.
+    const OVERFLOW: libc::c_int = 1;
+    /// ISA-L's `ISAL_INVALID_OPERATION`, which the shim also gives for lengths of 4 GiB or more.
+    const INVALID_OPERATION: libc::c_int = -9;
+
     thread_local! {
         /// igzip's working memory for level 1 (about 300 KiB), kept per thread.
         static LEVEL_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -350,8 +355,8 @@ mod isal {
     /// (a chunk of 4 GiB or more), so the caller uses another encoder.
     pub fn zlib_compress(input: &[u8], out: &mut Vec<u8>) -> Result<bool, String> {
         let start = out.len();
-        // Stored blocks bound the output: 5 bytes per 64 KiB block, zlib's header and trailer,
-        // and slack for a final Huffman block header.
+        // Stored blocks bound the output: 5 bytes per block (counted per 16 kB here, when blocks
+        // hold up to 64 KiB), zlib's header and trailer, and slack for a last block header.
         let bound = input.len() + input.len() / 16_000 * 5 + 1024;
         out.resize(start + bound, 0);
         let rc = LEVEL_BUFFER.with(|cell| {
@@ -382,8 +387,8 @@ mod isal {
                 out.truncate(start + written);
                 Ok(true)
             }
-            // Too large for igzip's 32-bit lengths, or (never expected) more than the bound.
-            (1, _) | (-9, _) => {
+            // More than the bound (never expected) or too large for igzip's 32-bit lengths.
+            (OVERFLOW | INVALID_OPERATION, _) => {
                 out.truncate(start);
                 Ok(false)
             }
