@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use rechunker_core::{
-    ArrayMeta, ChunkGrid, ChunkedArrayMut, DataType, DatasetMeta, DatasetTarget, Region, Scalar,
+    ArrayMeta, ChunkedArrayMut, DataType, DatasetMeta, DatasetTarget, Region, Scalar,
 };
 use rechunker_raw::RawTarget;
 use std::collections::BTreeMap;
@@ -18,13 +18,8 @@ pub fn meta(
     chunks: &[u64],
 ) -> ArrayMeta {
     ArrayMeta {
-        name: name.into(),
-        dims: dims.iter().map(|d| d.to_string()).collect(),
-        dtype,
-        grid: ChunkGrid::regular(shape, chunks),
         fill_value: Some(Scalar::Int(0)),
-        attrs: Default::default(),
-        codecs: vec![],
+        ..ArrayMeta::regular(name, dims, dtype, shape, chunks)
     }
 }
 

@@ -2,8 +2,7 @@
 
 use anyhow::Result;
 use rechunker_core::{
-    ArrayMeta, AttrValue, Attributes, ChunkGrid, DataType, DatasetMeta, DatasetTarget, Region,
-    Scalar,
+    ArrayMeta, AttrValue, Attributes, DataType, DatasetMeta, DatasetTarget, Region, Scalar,
 };
 use rechunker_raw::RawTarget;
 use std::path::Path;
@@ -30,13 +29,15 @@ pub fn tas_meta(time: u64, lat: u64, lon: u64) -> ArrayMeta {
         AttrValue::json("near-surface air temperature".into()),
     );
     ArrayMeta {
-        name: "tas".into(),
-        dims: vec!["time".into(), "lat".into(), "lon".into()],
-        dtype: DataType::Float32,
-        grid: ChunkGrid::regular(&[time, lat, lon], &[1, lat, lon]),
         fill_value: Some(Scalar::Float(f64::NAN)),
         attrs,
-        codecs: vec![],
+        ..ArrayMeta::regular(
+            "tas",
+            &["time", "lat", "lon"],
+            DataType::Float32,
+            &[time, lat, lon],
+            &[1, lat, lon],
+        )
     }
 }
 
@@ -99,13 +100,8 @@ pub fn write_month(path: &Path, t0: u64, hours: u64, lat: u64, lon: u64) -> Resu
         a
     };
     let coord = |name: &str, len: u64, dtype: DataType, a: Attributes| ArrayMeta {
-        name: name.into(),
-        dims: vec![name.into()],
-        dtype,
-        grid: ChunkGrid::regular(&[len], &[len]),
-        fill_value: None,
         attrs: a,
-        codecs: vec![],
+        ..ArrayMeta::regular(name, &[name], dtype, &[len], &[len])
     };
     let time = coord(
         "time",

@@ -42,6 +42,12 @@ pub struct Alignment {
 }
 
 impl Alignment {
+    /// What every file system accepts, when one does not say what it needs.
+    const PAGE: Alignment = Alignment {
+        memory: PAGE,
+        offset: PAGE,
+    };
+
     /// Whether bytes at `addr` may move to or from file offset `offset` directly.
     fn allows(&self, addr: *const u8, offset: usize) -> bool {
         (addr as usize).is_multiple_of(self.memory) && offset.is_multiple_of(self.offset)
@@ -84,10 +90,6 @@ fn open_direct(_: &mut OpenOptions, _: &Path) -> io::Result<File> {
 #[cfg(target_os = "linux")]
 fn alignment_of(file: &File) -> Alignment {
     use std::os::fd::AsRawFd;
-    let page = Alignment {
-        memory: PAGE,
-        offset: PAGE,
-    };
     // SAFETY: statx fills the zeroed struct it is given; the empty path with AT_EMPTY_PATH
     // names the open descriptor itself.
     let reported = unsafe {
@@ -113,16 +115,13 @@ fn alignment_of(file: &File) -> Alignment {
         {
             Alignment { memory, offset }
         }
-        _ => page,
+        _ => Alignment::PAGE,
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 fn alignment_of(_: &File) -> Alignment {
-    Alignment {
-        memory: PAGE,
-        offset: PAGE,
-    }
+    Alignment::PAGE
 }
 
 /// What direct I/O needs in `dir`, or `None` where it does not work (tmpfs, some FUSE mounts):

@@ -71,6 +71,26 @@ pub struct ArrayMeta {
 }
 
 impl ArrayMeta {
+    /// An array of `shape` in regular `chunks`, with no fill value, attributes or codecs; set
+    /// those fields afterwards where they matter.
+    pub fn regular(
+        name: &str,
+        dims: &[&str],
+        dtype: DataType,
+        shape: &[u64],
+        chunks: &[u64],
+    ) -> Self {
+        ArrayMeta {
+            name: name.into(),
+            dims: dims.iter().map(|d| d.to_string()).collect(),
+            dtype,
+            grid: ChunkGrid::regular(shape, chunks),
+            fill_value: None,
+            attrs: Attributes::default(),
+            codecs: Vec::new(),
+        }
+    }
+
     pub fn shape(&self) -> Vec<u64> {
         self.grid.shape()
     }

@@ -188,18 +188,16 @@ impl ChunkSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChunkGrid, DataType};
+    use crate::DataType;
 
     fn tas() -> ArrayMeta {
-        ArrayMeta {
-            name: "tas".into(),
-            dims: vec!["time".into(), "lat".into(), "lon".into()],
-            dtype: DataType::Float32,
-            grid: ChunkGrid::regular(&[100, 721, 1440], &[1, 721, 1440]),
-            fill_value: None,
-            attrs: Default::default(),
-            codecs: vec![],
-        }
+        ArrayMeta::regular(
+            "tas",
+            &["time", "lat", "lon"],
+            DataType::Float32,
+            &[100, 721, 1440],
+            &[1, 721, 1440],
+        )
     }
 
     #[test]

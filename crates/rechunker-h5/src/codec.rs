@@ -358,7 +358,9 @@ mod isal {
         // Stored blocks bound the output: 5 bytes per block (counted per 16 kB here, when blocks
         // hold up to 64 KiB), zlib's header and trailer, and slack for a last block header.
         let bound = input.len() + input.len() / 16_000 * 5 + 1024;
-        out.resize(start + bound, 0);
+        // Written into spare capacity: zeroing megabytes per chunk first would be pure cost.
+        out.reserve(bound);
+        let dst = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
         let rc = LEVEL_BUFFER.with(|cell| {
             let mut level_buf = cell.borrow_mut();
             // SAFETY: returns a constant of the installed header.
@@ -367,13 +369,14 @@ mod isal {
                 level_buf.resize(need, 0);
             }
             let mut written = 0usize;
-            // SAFETY: every pointer is valid for the length passed with it, and the buffers do
-            // not overlap; the shim writes at most `bound` bytes to `out` and `written`.
+            // SAFETY: every pointer is valid for the length passed with it (`dst` for `bound`
+            // bytes of reserved capacity), the buffers do not overlap, and the shim writes at
+            // most `bound` bytes to `dst`, and `written`.
             let rc = unsafe {
                 rechunker_isal_zlib_compress(
                     input.as_ptr(),
                     input.len(),
-                    out[start..].as_mut_ptr(),
+                    dst,
                     bound,
                     level_buf.as_mut_ptr(),
                     level_buf.len(),
@@ -384,18 +387,13 @@ mod isal {
         });
         match rc {
             (0, written) if written <= bound => {
-                out.truncate(start + written);
+                // SAFETY: the shim initialized `written` bytes after `start`, within capacity.
+                unsafe { out.set_len(start + written) };
                 Ok(true)
             }
             // More than the bound (never expected) or too large for igzip's 32-bit lengths.
-            (OVERFLOW | INVALID_OPERATION, _) => {
-                out.truncate(start);
-                Ok(false)
-            }
-            (rc, _) => {
-                out.truncate(start);
-                Err(format!("igzip deflate failed with code {rc}"))
-            }
+            (OVERFLOW | INVALID_OPERATION, _) => Ok(false),
+            (rc, _) => Err(format!("igzip deflate failed with code {rc}")),
         }
     }
 }

@@ -19,7 +19,7 @@ pub fn meta(
     fill: Option<Scalar>,
     extra: &[(&str, serde_json::Value)],
 ) -> ArrayMeta {
-    use rechunker_core::{AttrValue, Attributes, ChunkGrid};
+    use rechunker_core::{AttrValue, Attributes};
     use serde_json::json;
     let mut attrs = Attributes::default();
     attrs.insert("units", AttrValue::json(json!("K")));
@@ -50,13 +50,9 @@ pub fn meta(
         );
     }
     ArrayMeta {
-        name: name.into(),
-        dims: dims.iter().map(|d| d.to_string()).collect(),
-        dtype,
-        grid: ChunkGrid::regular(shape, chunks),
         fill_value: fill,
         attrs,
-        codecs: vec![],
+        ..ArrayMeta::regular(name, dims, dtype, shape, chunks)
     }
 }
 

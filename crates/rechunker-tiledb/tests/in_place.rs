@@ -289,21 +289,19 @@ fn killed_at_every_step_of_a_group() {
 
 #[test]
 fn killed_in_the_middle_of_the_copy() {
-    use rechunker_core::{ArrayMeta, ChunkGrid, DataType, DatasetMeta, DatasetTarget};
+    use rechunker_core::{ArrayMeta, DataType, DatasetMeta, DatasetTarget};
     // 64 MiB in tiles of one time step; the copy into (64, 128, 128) tiles within 96 MiB runs
     // in two tasks, of which the first is done when the child dies.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.tdb");
     let uri = path.to_str().unwrap();
-    let meta = ArrayMeta {
-        name: "v".into(),
-        dims: vec!["t".into(), "y".into(), "x".into()],
-        dtype: DataType::Float32,
-        grid: ChunkGrid::regular(&[64, 512, 512], &[1, 512, 512]),
-        fill_value: None,
-        attrs: Default::default(),
-        codecs: vec![],
-    };
+    let meta = ArrayMeta::regular(
+        "v",
+        &["t", "y", "x"],
+        DataType::Float32,
+        &[64, 512, 512],
+        &[1, 512, 512],
+    );
     let target = rechunker_tiledb::TileDbTarget::create(uri, Default::default()).unwrap();
     let array = target.create_array(&meta).unwrap();
     let data = common::data_for(&meta, 7);

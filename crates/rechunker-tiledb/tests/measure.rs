@@ -61,15 +61,13 @@ fn field(shape: &[u64]) -> Vec<u8> {
 }
 
 fn meta(shape: &[u64], tiles: &[u64]) -> ArrayMeta {
-    ArrayMeta {
-        name: "tas".into(),
-        dims: vec!["time".into(), "lat".into(), "lon".into()],
-        dtype: DataType::Float32,
-        grid: ChunkGrid::regular(shape, tiles),
-        fill_value: None,
-        attrs: Default::default(),
-        codecs: vec![],
-    }
+    ArrayMeta::regular(
+        "tas",
+        &["time", "lat", "lon"],
+        DataType::Float32,
+        shape,
+        tiles,
+    )
 }
 
 /// Writes `data` in blocks of `block` (whole tiles) on two threads; returns seconds.

@@ -25,23 +25,17 @@ fn write_source(uri: &str) -> Vec<f32> {
     let mut attrs = Attributes::default();
     attrs.insert("units", AttrValue::json(json!("K")));
     let tas = ArrayMeta {
-        name: "tas".into(),
-        dims: vec!["time".into(), "lat".into(), "lon".into()],
-        dtype: DataType::Float32,
-        grid: ChunkGrid::regular(&[30, 17, 23], &[1, 17, 23]),
         fill_value: Some(Scalar::Float(f64::NAN)),
         attrs,
-        codecs: vec![],
+        ..ArrayMeta::regular(
+            "tas",
+            &["time", "lat", "lon"],
+            DataType::Float32,
+            &[30, 17, 23],
+            &[1, 17, 23],
+        )
     };
-    let time = ArrayMeta {
-        name: "time".into(),
-        dims: vec!["time".into()],
-        dtype: DataType::Int64,
-        grid: ChunkGrid::regular(&[30], &[30]),
-        fill_value: None,
-        attrs: Default::default(),
-        codecs: vec![],
-    };
+    let time = ArrayMeta::regular("time", &["time"], DataType::Int64, &[30], &[30]);
     let values: Vec<f32> = (0..30 * 17 * 23).map(|i| i as f32 * 0.25).collect();
     let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
     let a = target.create_array(&tas).unwrap();

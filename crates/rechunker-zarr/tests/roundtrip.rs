@@ -73,13 +73,9 @@ fn array_meta(
         );
     }
     ArrayMeta {
-        name: name.into(),
-        dims: dims.iter().map(|d| d.to_string()).collect(),
-        dtype,
-        grid: ChunkGrid::regular(shape, chunks),
         fill_value: fill,
         attrs,
-        codecs: vec![],
+        ..ArrayMeta::regular(name, dims, dtype, shape, chunks)
     }
 }
 

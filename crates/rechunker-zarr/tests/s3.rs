@@ -2,8 +2,8 @@
 //! (moto from the workspace venv, started here).
 
 use rechunker_core::{
-    ArrayMeta, AttrValue, Attributes, ChunkGrid, DataType, DatasetMeta, DatasetSource,
-    DatasetTarget, Region, Scalar,
+    ArrayMeta, AttrValue, Attributes, DataType, DatasetMeta, DatasetSource, DatasetTarget, Region,
+    Scalar,
 };
 use rechunker_zarr::{ZarrFormat, ZarrSource, ZarrTarget, ZarrWriteOptions};
 use std::io::{Read, Write};
@@ -25,10 +25,6 @@ fn set_aws_env(endpoint: &str) {
 
 fn meta(name: &str) -> ArrayMeta {
     ArrayMeta {
-        name: name.into(),
-        dims: vec!["t".into(), "x".into()],
-        dtype: DataType::Float32,
-        grid: ChunkGrid::regular(&[9, 6], &[2, 3]),
         fill_value: Some(Scalar::Float(-1.0)),
         // v2 keeps the fill value as the missing-value marker (xarray's reading).
         attrs: Attributes(vec![(
@@ -38,7 +34,7 @@ fn meta(name: &str) -> ArrayMeta {
                 dtype: Some(DataType::Float32),
             },
         )]),
-        codecs: vec![],
+        ..ArrayMeta::regular(name, &["t", "x"], DataType::Float32, &[9, 6], &[2, 3])
     }
 }
 

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use rechunker_core::layout::copy_box;
-use rechunker_core::{ArrayMeta, AttrValue, Attributes, ChunkGrid, DataType, Region, Scalar};
+use rechunker_core::{ArrayMeta, AttrValue, Attributes, DataType, Region, Scalar};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
@@ -60,13 +60,8 @@ pub fn meta(
         },
     );
     ArrayMeta {
-        name: name.into(),
-        dims: dims.iter().map(|d| d.to_string()).collect(),
-        dtype,
-        grid: ChunkGrid::regular(shape, chunks),
-        fill_value: None,
         attrs,
-        codecs: vec![],
+        ..ArrayMeta::regular(name, dims, dtype, shape, chunks)
     }
 }
 
