@@ -57,10 +57,18 @@ const APT_PACKAGES: &[&str] = &[
 /// (moto), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), and a one-node
 /// SLURM on localhost for the distributed tests.
 fn setup() -> Result<()> {
-    util::apt_install(APT_PACKAGES)?;
+    build_prerequisites()?;
     util::python_venv(".venv", "tests/python/requirements.txt")?;
-    tiledb::install()?;
     slurm::ensure_running()?;
+    Ok(())
+}
+
+/// What building `rechunk` itself needs beyond cargo: the Debian libraries its adapters link
+/// (NetCDF, HDF5, ISA-L) and libtiledb. `demo` and `bench` install only this; `test` adds the
+/// reference readers and SLURM.
+pub(crate) fn build_prerequisites() -> Result<()> {
+    util::apt_install(APT_PACKAGES)?;
+    tiledb::install()?;
     Ok(())
 }
 

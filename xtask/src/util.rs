@@ -36,6 +36,7 @@ pub fn cargo(args: &[&str]) -> Result<()> {
 
 /// Builds the release `rechunk` binary and returns its path.
 pub fn build_rechunk() -> Result<PathBuf> {
+    crate::build_prerequisites()?;
     step("building rechunk (release)");
     cargo(&["build", "--release", "--quiet", "--bin", "rechunk"])?;
     Ok(root().join("target/release/rechunk"))
