@@ -39,6 +39,15 @@ impl JobFile {
     /// Writes the plan file, records the plan in the scratch store and creates the target's
     /// arrays, so that workers only fill them.
     pub fn create(&self, path: &Path) -> Result<()> {
+        // Replace an older plan file, never a file of the user's.
+        let is_plan =
+            std::fs::read_to_string(path).is_ok_and(|text| DatasetPlan::from_json(&text).is_ok());
+        if std::fs::symlink_metadata(path).is_ok() && !is_plan {
+            bail!(
+                "{} exists and is not a rechunk plan file; choose another name for -o",
+                path.display()
+            );
+        }
         let target = formats::create_target(&self.plan.target, self.target_format, &self.write)?;
         if formats::target_exists(&self.plan.target)? {
             bail!(
@@ -59,7 +68,12 @@ impl JobFile {
     pub fn load(path: &Path) -> Result<JobFile> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the plan file {}", path.display()))?;
-        DatasetPlan::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        DatasetPlan::from_json(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "plan file {}: {e}; write a new plan with `rechunk plan ... -o FILE`",
+                path.display()
+            )
+        })?;
         serde_json::from_str(&text).with_context(|| {
             format!("{} is a plan without run settings; write plan files with `rechunk plan ... -o FILE`", path.display())
         })
@@ -157,6 +171,13 @@ pub fn run_stage(plan_file: &Path, args: &StageArgs, quiet: bool) -> Result<()> 
         bail!("{} is one NetCDF/HDF5 file, which one process must write: run its stages with --shard 0/1, or write Zarr or TileDB to share the work", file.plan.target);
     }
     let source = formats::open_source(&file.source_arg, file.concat_dim.as_deref())?.dataset;
+    file.plan.check_source(source.meta()).map_err(|e| {
+        anyhow::anyhow!(
+            "plan file {} does not fit its source {}: {e}; write a new plan with `rechunk plan ... -o FILE`",
+            plan_file.display(),
+            file.source_arg
+        )
+    })?;
     let target = formats::create_target(&file.plan.target, file.target_format, &file.write)?;
     let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
     job::record_plan(&file.plan, scratch.as_ref(), true)?;

@@ -33,6 +33,17 @@ fn is_uri(path: &str) -> bool {
 }
 
 impl TargetFormat {
+    /// The format's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetFormat::Zarr => "Zarr",
+            TargetFormat::Tiledb => "TileDB",
+            TargetFormat::Netcdf => "NetCDF",
+            TargetFormat::Hdf5 => "HDF5",
+            TargetFormat::Raw => "raw",
+        }
+    }
+
     /// The format a target path asks for by its extension; object stores hold Zarr.
     pub fn from_path(path: &str) -> Option<TargetFormat> {
         let ext = Path::new(path.trim_end_matches('/'))
@@ -271,7 +282,26 @@ pub fn target_exists(path: &str) -> Result<bool> {
     Ok(Path::new(path).exists())
 }
 
-/// Deletes an existing target for `--overwrite`.
+/// True when `path` holds a dataset of `format` (or, for formats whose unfinished form is
+/// recognizable, an unfinished one): what `--overwrite` may replace.
+pub fn is_dataset_of(path: &str, format: TargetFormat) -> Result<bool> {
+    if is_object_store(path) {
+        return Ok(format == TargetFormat::Zarr && rechunker_zarr::looks_like_zarr(path)?);
+    }
+    let p = Path::new(path.strip_prefix("file://").unwrap_or(path));
+    Ok(match format {
+        TargetFormat::Zarr => p.is_dir() && looks_like_zarr(p),
+        TargetFormat::Netcdf => p.is_file() && rechunker_netcdf::is_netcdf(p),
+        TargetFormat::Hdf5 => p.is_file() && rechunker_hdf5::is_hdf5(p),
+        TargetFormat::Tiledb => rechunker_tiledb::is_tiledb(path),
+        TargetFormat::Raw => {
+            rechunker_raw::is_raw_dataset(p) || rechunker_raw::is_unfinished_raw_dataset(p)
+        }
+    })
+}
+
+/// Deletes an existing target for `--overwrite`, once [`crate::ownership::check_replaceable`]
+/// has shown it is one.
 pub fn remove_target(path: &str) -> Result<()> {
     if is_uri(path) {
         return Ok(rechunker_zarr::remove(path)?);

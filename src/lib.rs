@@ -5,4 +5,5 @@
 
 pub mod formats;
 pub mod memory;
+pub mod ownership;
 pub mod verify;

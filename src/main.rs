@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use rechunker::formats::{self, TargetFormat};
 use rechunker::memory;
+use rechunker::ownership;
 use rechunker_core::executor::{Executor, ExecutorOptions};
 use rechunker_core::job::{self, DatasetPlan, JobOptions};
 use rechunker_core::planner::CostModel;
@@ -66,7 +67,7 @@ struct InPlaceArgs {
     max_mem: u64,
     /// Tasks run at once, each on its own thread (default: twice the cores, while --max-mem
     /// leaves each at least 64 MiB).
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_parser = parse_threads)]
     threads: Option<usize>,
     /// How large scratch pieces move: direct (default; past the page cache where the file
     /// system allows it) or cached (through it).
@@ -88,6 +89,16 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
     parse_size(s)
 }
 
+/// A thread count: a whole number from 1 (0 would run no task).
+fn parse_threads(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("0 threads would run no task; give 1 or more, or leave --threads out for twice the cores".into()),
+        Ok(n) if n > job::MAX_THREADS => Err(format!("{n} threads is more than the {} rechunk runs", job::MAX_THREADS)),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a number of threads; give a whole number from 1")),
+    }
+}
+
 #[derive(Args, Clone)]
 struct PlanOptions {
     /// Source dataset.
@@ -106,7 +117,7 @@ struct PlanOptions {
     max_mem: u64,
     /// Tasks run at once, each on its own thread (default: twice the cores, while --max-mem
     /// leaves each at least 64 MiB).
-    #[arg(long, short = 'j')]
+    #[arg(long, short = 'j', value_parser = parse_threads)]
     threads: Option<usize>,
     /// Scratch pieces smaller than this make the planner consider an extra stage.
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
@@ -124,7 +135,8 @@ struct PlanOptions {
     /// Shard shape of Zarr v3 output, by name (time=8760,lat=48,lon=48) or position.
     #[arg(long, allow_hyphen_values = true)]
     shards: Option<String>,
-    /// Where intermediate pieces and the task journal go: a directory or an object-store URI
+    /// Where intermediate pieces and the task journal go: a directory or an object-store URI,
+    /// inside which rechunk makes (and at the end removes) its own folder DST-NAME.rechunk-scratch
     /// (default: DST.rechunk-scratch beside the target).
     #[arg(long)]
     scratch: Option<String>,
@@ -162,11 +174,13 @@ impl PlanOptions {
         }
     }
 
+    /// The scratch folder rechunk works in: `DST.rechunk-scratch`, or a folder of that name
+    /// inside the place `--scratch` gives (see `ownership::scratch_folder`).
     fn scratch_location(&self) -> Result<String> {
-        Ok(self
-            .scratch
-            .clone()
-            .unwrap_or_else(|| formats::default_scratch(self.dst.as_deref().unwrap_or("target"))))
+        Ok(ownership::scratch_folder(
+            self.scratch.as_deref(),
+            self.dst.as_deref().unwrap_or("target"),
+        ))
     }
 
     fn scratch_codec(&self) -> Result<ScratchCodec> {
@@ -355,13 +369,6 @@ fn job_options(p: &PlanOptions) -> JobOptions {
     }
 }
 
-fn same_path(a: &str, b: &str) -> bool {
-    match (Path::new(a).canonicalize(), Path::new(b).canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
-}
-
 /// Plans SRC → DST without touching DST.
 fn make_plan(p: &PlanOptions) -> Result<(formats::OpenedSource, TargetFormat, DatasetPlan)> {
     let r = p.required()?;
@@ -381,27 +388,38 @@ fn run(a: RunArgs) -> Result<()> {
     let started = Instant::now();
     let p = &a.plan;
     let r = p.required()?;
-    if same_path(r.src, r.dst) {
-        bail!(
-            "source and target are the same ({}); write to a new path",
-            r.src
-        );
-    }
     let scratch_at = p.scratch_location()?;
+    ownership::check_locations(r.src, r.dst, Some(&scratch_at))?;
+    // Held until the run ends: a second run into the same target fails at once.
+    let _lock = ownership::TargetLock::acquire(r.dst)?;
     let (source, format, fresh_plan) = make_plan(p)?;
-    if formats::target_exists(r.dst)? && !a.overwrite && !a.resume {
+    let exists = formats::target_exists(r.dst)?;
+    if exists && !a.overwrite && !a.resume {
         bail!("target {} exists; add --overwrite to replace it, or --resume to continue an interrupted run into it", r.dst);
     }
-    if a.overwrite {
-        formats::remove_target(r.dst)?;
-        formats::open_scratch(&scratch_at, p.scratch_io)?.remove_prefix("")?;
+    let mut scratch = formats::open_scratch(&scratch_at, p.scratch_io)?;
+    let recorded = scratch.get(job::PLAN_KEY)?;
+    if a.resume && exists && recorded.is_none() {
+        bail!("target {} is not an interrupted run: {} holds no plan to continue (a finished run removes it); use --overwrite to write the target again", r.dst, scratch_at);
     }
-    let scratch = formats::open_scratch(&scratch_at, p.scratch_io)?;
+    if a.overwrite {
+        ownership::check_replaceable(r.dst, format, scratch.as_ref())?;
+        job::release_scratch(scratch.as_ref())?;
+        formats::remove_target(r.dst)?;
+        // Releasing removed the folder: open it afresh.
+        scratch = formats::open_scratch(&scratch_at, p.scratch_io)?;
+    }
     // A resumed run continues the plan it started with, whatever this process measures now.
-    let stored = match scratch.get(job::PLAN_KEY)? {
+    let stored = match recorded {
         Some(bytes) if a.resume => Some(
             DatasetPlan::from_json(&String::from_utf8_lossy(&bytes))
-                .map_err(|e| anyhow::anyhow!("{scratch_at}/{}: {e}", job::PLAN_KEY))?,
+                .and_then(|stored| stored.check_source(source.dataset.meta()).map(|()| stored))
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{scratch_at}/{}: {e}; use --overwrite to start over",
+                        job::PLAN_KEY
+                    )
+                })?,
         ),
         _ => None,
     };
@@ -435,11 +453,14 @@ fn run(a: RunArgs) -> Result<()> {
     };
     let executor = executor(&plan, p.scratch_codec()?, scratch, progress)?;
     let report = job::run_dataset(&plan, source.dataset.as_ref(), target.as_ref(), &executor, a.resume).map_err(|e| {
+        let advice = if matches!(e.root(), rechunker_core::Error::SourceRead(_)) {
+            format!("the source could not be read; a rerun cannot help until it is repaired or replaced (then rerun with --resume: the scratch {scratch_at} keeps the finished tasks)")
+        } else {
+            format!("the scratch {scratch_at} keeps the finished tasks: rerun the same command with --resume to continue")
+        };
         anyhow::Error::new(e).context(format!(
-            "rechunking {} into {} stopped; the scratch {} keeps the finished tasks: rerun the same command with --resume to continue",
-            r.src,
-            r.dst,
-            scratch_at
+            "rechunking {} into {} stopped; {advice}",
+            r.src, r.dst
         ))
     })?;
     print_summary(&plan, &report, started);
@@ -588,7 +609,9 @@ fn plan(mut a: PlanArgs) -> Result<()> {
         let p = &mut a.plan;
         p.src = p.src.as_deref().map(absolute);
         p.dst = p.dst.as_deref().map(absolute);
-        p.scratch = Some(absolute(&p.scratch_location()?));
+        p.scratch = p.scratch.as_deref().map(absolute);
+        let r = p.required()?;
+        ownership::check_locations(r.src, r.dst, Some(&p.scratch_location()?))?;
     }
     let (source, format, plan) = make_plan(&a.plan)?;
     if let Some(path) = &a.output {
@@ -680,6 +703,7 @@ fn verify(a: VerifyArgs) -> Result<()> {
 
 fn in_place(a: InPlaceArgs) -> Result<()> {
     let started = Instant::now();
+    let _lock = ownership::TargetLock::acquire(&a.array)?;
     let threads = a.threads.unwrap_or_else(|| default_threads(a.max_mem));
     let mut options = rechunker_tiledb::in_place::InPlaceOptions::new(
         a.chunks.clone(),

@@ -427,3 +427,115 @@ fn empty_dimensions_and_scalars_are_handled() {
     let i = rechunk(&["inspect", &dst]);
     assert!(stdout(&i).contains("scalar float64 ()"), "{}", stdout(&i));
 }
+
+#[test]
+fn zero_threads_huge_sizes_and_damaged_plan_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = tas(dir.path());
+    let dst = dir.path().join("out.raw").display().to_string();
+    let chunks = "time=1600,lat=5,lon=5";
+    for threads in ["--threads", "-j"] {
+        fails(
+            dir.path(),
+            &src,
+            &[&src, &dst, "--chunks", chunks, threads, "0"],
+            &["--threads", "0 threads would run no task"],
+        );
+    }
+    fails(
+        dir.path(),
+        &src,
+        &["plan", &src, &dst, "--chunks", chunks, "--threads", "0"],
+        &["0 threads"],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &["in-place", &src, "--chunks", "1", "--threads", "0"],
+        &["0 threads"],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &[&src, &dst, "--chunks", chunks, "--max-mem", "100000000TiB"],
+        &["--max-mem", "100000000TiB", "more than 16 EiB"],
+    );
+
+    // A plan file whose block extent is 0 panicked (divide by zero) in run, status and
+    // finalize; now each refuses it, naming the file, the array and the fault.
+    let plan_file = dir.path().join("plan.json");
+    let plan = plan_file.to_str().unwrap();
+    let out = rechunk(&[
+        "plan",
+        &src,
+        &dst,
+        "--chunks",
+        chunks,
+        "--max-mem",
+        "100MiB",
+        "-o",
+        plan,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let good = std::fs::read_to_string(&plan_file).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&good).unwrap();
+    let tas = json["arrays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|a| a["target"]["name"] == "tas")
+        .unwrap();
+    json["arrays"][tas]["plan"]["stages"][0]["blocks"][0]["regular"]["chunk"] = 0.into();
+    std::fs::write(&plan_file, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    for args in [
+        vec!["run", "--plan", plan, "--stage", "0"],
+        vec!["status", "--plan", plan],
+        vec!["finalize", "--plan", plan],
+    ] {
+        let out = rechunk(&args);
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "{args:?} panicked: {}",
+            stderr(&out)
+        );
+        fails(
+            dir.path(),
+            &src,
+            &args,
+            &[plan, "`tas`", "length 0", "rechunk plan ... -o FILE"],
+        );
+    }
+    // An empty stage list was reported done without writing the array.
+    json["arrays"][tas]["plan"]["stages"] = serde_json::json!([]);
+    std::fs::write(&plan_file, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    fails(
+        dir.path(),
+        &src,
+        &["status", "--plan", plan],
+        &[plan, "`tas`", "no stages"],
+    );
+
+    // A sound plan file for data that has changed since: refused against the source.
+    std::fs::write(&plan_file, &good).unwrap();
+    std::fs::remove_dir_all(&src).unwrap();
+    write_raw(
+        Path::new(&src),
+        &[
+            meta(
+                "tas",
+                &["time", "lat", "lon"],
+                DataType::Float32,
+                &[1600, 100, 100],
+                &[2, 100, 100],
+            ),
+            meta("time", &["time"], DataType::Int64, &[1600], &[1600]),
+        ],
+    );
+    fails(
+        dir.path(),
+        &src,
+        &["run", "--plan", plan, "--stage", "0"],
+        &[plan, "does not fit its source", "`tas`", "[2, 100, 100]"],
+    );
+}

@@ -370,8 +370,8 @@ fn job_arrays_give_the_single_process_result() {
     assert_eq!(states.len(), 3);
     assert_all_completed(&jobs, &states, &logs);
     assert!(
-        !dir.path().join("scratch").exists(),
-        "finalize removes the scratch"
+        !dir.path().join("scratch/out.raw.rechunk-scratch").exists(),
+        "finalize removes the scratch folder rechunk made"
     );
     let (text, stages) = status(&plan);
     assert!(

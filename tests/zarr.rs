@@ -218,8 +218,11 @@ fn s3_holds_source_scratch_and_target() {
     );
     run(&["verify", &raw, "s3://data/out/tas.zarr"]);
     // The scratch prefix is empty afterwards.
-    let listing = s3.request("GET", "/work?list-type=2&prefix=scratch");
-    assert!(!listing.contains("<Key>"), "scratch left behind: {listing}");
+    let listing = s3.get("/work?list-type=2&prefix=scratch");
+    assert!(
+        listing.contains("<ListBucketResult") && !listing.contains("<Key>"),
+        "scratch left behind: {listing}"
+    );
     // And zarr-python reads the target via a local copy.
     let local = dir.path().join("copy.zarr").display().to_string();
     run(&[

@@ -100,6 +100,25 @@ impl S3Server {
         status
     }
 
+    /// Sends one plain GET request and returns the response body (e.g. a bucket listing).
+    pub fn get(&self, path: &str) -> String {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        s.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        assert!(
+            head.lines().next().is_some_and(|l| l.contains(" 200")),
+            "GET {path}: {head}"
+        );
+        body.to_string()
+    }
+
     /// Environment for a client of this server, as the AWS tools read it.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

@@ -15,6 +15,11 @@ pub enum Error {
     #[error(transparent)]
     Storage(BoxError),
 
+    /// Reading the source failed inside its adapter: the data is damaged, hostile or out of
+    /// reach. Unlike a failed write, rerunning helps only once the source itself is fixed.
+    #[error(transparent)]
+    SourceRead(BoxError),
+
     /// The request cannot be planned as given (budget too small, chunk spec wrong, ...).
     #[error(transparent)]
     Plan(#[from] PlanError),
@@ -59,6 +64,14 @@ impl Error {
         Error::Scratch {
             location: location.into(),
             message: message.into(),
+        }
+    }
+
+    /// The same error marked as the source's: a storage error becomes [`Error::SourceRead`].
+    pub fn from_source(self) -> Self {
+        match self {
+            Error::Storage(e) => Error::SourceRead(e),
+            other => other,
         }
     }
 

@@ -294,7 +294,9 @@ impl Executor {
             stages: plan.stages.len(),
             tasks,
             already_done: done.len() as u64,
-            bytes: plan.array_bytes() * tasks / plan.num_tasks(stage).max(1),
+            // In u128: a large array times many tasks overflows 64 bits before the division.
+            bytes: (plan.array_bytes() as u128 * tasks as u128
+                / plan.num_tasks(stage).max(1) as u128) as u64,
         };
         self.progress.stage_started(&start);
         let failed = AtomicBool::new(false);
@@ -402,7 +404,10 @@ impl Executor {
             ))
         })?;
         match plan.input(stage) {
-            Endpoint::Source => job.source.read_region(region, block)?,
+            Endpoint::Source => job
+                .source
+                .read_region(region, block)
+                .map_err(Error::from_source)?,
             Endpoint::Pieces(boundary) => {
                 for p in plan.pieces_in(boundary, region) {
                     self.read_piece(job, boundary, &p, region, block, piece, encoded)?;
@@ -439,12 +444,12 @@ impl Executor {
         let key = Self::piece_key(job, boundary, piece);
         if let Some(runs) = self.direct_runs(block, piece, item) {
             let runs: Vec<&[u8]> = runs.into_iter().map(|r| &data[r]).collect();
-            let trailer = raw_piece_trailer(&runs);
+            let trailer = raw_piece_trailer(&key, &runs);
             let parts: Vec<&[u8]> = runs.into_iter().chain([&trailer[..]]).collect();
             return self.scratch.put_parts(&key, &parts);
         }
         if piece == block {
-            encode_piece_into(data, self.codec, encoded);
+            encode_piece_into(&key, data, self.codec, encoded);
         } else {
             raw.clear();
             resize_exact(raw, buffer_len(&piece.shape, item).unwrap_or(0));
@@ -458,7 +463,7 @@ impl Executor {
                 &piece.shape,
                 item,
             );
-            encode_piece_into(raw, self.codec, encoded);
+            encode_piece_into(&key, raw, self.codec, encoded);
         }
         self.scratch.put(&key, encoded)
     }
@@ -532,7 +537,7 @@ impl Executor {
                 Fetched::Missing => return Err(lost("is missing".into())),
                 Fetched::Read => {
                     let (trailer, runs) = parts.split_last().expect("the trailer is a part");
-                    return check_raw_piece(runs, trailer).map_err(lost);
+                    return check_raw_piece(&key, runs, trailer).map_err(lost);
                 }
                 // Stored compressed by an earlier run with another --scratch-codec.
                 Fetched::OtherLength => {}
@@ -543,11 +548,11 @@ impl Executor {
         }
         let bad = |m: String| lost(m);
         if piece == block {
-            decode_piece(encoded, out).map_err(bad)?;
+            decode_piece(&key, encoded, out).map_err(bad)?;
         } else {
             raw.clear();
             resize_exact(raw, buffer_len(&piece.shape, item).unwrap_or(0));
-            decode_piece(encoded, raw).map_err(bad)?;
+            decode_piece(&key, encoded, raw).map_err(bad)?;
             copy_box(
                 raw,
                 &piece.shape,

@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 /// The cut of one dimension: either regular chunks of one size (the last may be shorter) or
 /// explicit boundaries, as when a dimension is concatenated from files of different lengths.
+///
+/// Deserializing checks the grid ([`DimGrid::check`]): a chunk length of 0 or boundaries that do
+/// not start at 0 and strictly increase are refused, so no grid read from a file divides by zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "DimGridRepr")]
 pub enum DimGrid {
     Regular {
         len: u64,
@@ -20,7 +23,59 @@ pub enum DimGrid {
     },
 }
 
+/// [`DimGrid`] as stored, before [`DimGrid::check`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum DimGridRepr {
+    Regular { len: u64, chunk: u64 },
+    Explicit { bounds: Vec<u64> },
+}
+
+impl TryFrom<DimGridRepr> for DimGrid {
+    type Error = String;
+    fn try_from(repr: DimGridRepr) -> Result<Self, String> {
+        let grid = match repr {
+            DimGridRepr::Regular { len, chunk } => DimGrid::Regular { len, chunk },
+            DimGridRepr::Explicit { bounds } => DimGrid::Explicit {
+                bounds: Arc::new(bounds),
+            },
+        };
+        grid.check()?;
+        Ok(grid)
+    }
+}
+
 impl DimGrid {
+    /// Checks that the grid is well-formed: regular chunks at least one element long, explicit
+    /// boundaries starting at 0 and strictly increasing. Every grid the constructors build
+    /// passes, and so does every grid deserialized; the methods below assume it (on a regular
+    /// grid that fails they still never divide by zero).
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            DimGrid::Regular { chunk: 0, len } => Err(format!(
+                "a regular grid over {len} elements has chunks of length 0"
+            )),
+            DimGrid::Regular { .. } => Ok(()),
+            DimGrid::Explicit { bounds } => {
+                if bounds.first() != Some(&0) {
+                    return Err(format!(
+                        "explicit chunk boundaries {} do not start at 0",
+                        short_list(bounds)
+                    ));
+                }
+                if let Some(w) = bounds.windows(2).find(|w| w[1] <= w[0]) {
+                    return Err(format!(
+                        "explicit chunk boundaries {} do not increase ({} is followed by {}): a chunk of length 0 or less",
+                        short_list(bounds),
+                        w[0],
+                        w[1]
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Regular chunks of `chunk` elements (clamped to at least 1) over `len` elements.
     pub fn regular(len: u64, chunk: u64) -> Self {
         DimGrid::Regular {
@@ -46,15 +101,17 @@ impl DimGrid {
     /// Rewrites an explicit grid whose chunks are all equal (but the last) as a regular one.
     pub fn simplified(self) -> Self {
         if let DimGrid::Explicit { bounds } = &self {
-            let n = bounds.len() - 1;
+            let n = bounds.len().saturating_sub(1);
             if n == 0 {
                 return DimGrid::regular(0, 1);
             }
-            let first = bounds[1] - bounds[0];
-            let regular = (0..n).all(|i| {
-                let l = bounds[i + 1] - bounds[i];
-                l == first || (i + 1 == n && l < first)
-            });
+            let first = bounds[1].saturating_sub(bounds[0]);
+            let regular = bounds[0] == 0
+                && first > 0
+                && (0..n).all(|i| {
+                    let l = bounds[i + 1].wrapping_sub(bounds[i]);
+                    l == first || (i + 1 == n && l < first)
+                });
             if regular {
                 return DimGrid::regular(bounds[n], first);
             }
@@ -75,15 +132,18 @@ impl DimGrid {
 
     pub fn num_chunks(&self) -> u64 {
         match self {
-            DimGrid::Regular { len, chunk } => len.div_ceil(*chunk),
-            DimGrid::Explicit { bounds } => bounds.len() as u64 - 1,
+            DimGrid::Regular { len, chunk } => len.div_ceil((*chunk).max(1)),
+            DimGrid::Explicit { bounds } => (bounds.len() as u64).saturating_sub(1),
         }
     }
 
     /// Element range of chunk `i`.
     pub fn chunk_range(&self, i: u64) -> Range<u64> {
         match self {
-            DimGrid::Regular { len, chunk } => (i * chunk).min(*len)..((i + 1) * chunk).min(*len),
+            DimGrid::Regular { len, chunk } => {
+                let start = i.saturating_mul(*chunk).min(*len);
+                start..start.saturating_add(*chunk).min(*len)
+            }
             DimGrid::Explicit { bounds } => bounds[i as usize]..bounds[i as usize + 1],
         }
     }
@@ -91,8 +151,10 @@ impl DimGrid {
     /// The chunk holding element `x` (`x < len`).
     pub fn chunk_of(&self, x: u64) -> u64 {
         match self {
-            DimGrid::Regular { chunk, .. } => x / chunk,
-            DimGrid::Explicit { bounds } => (bounds.partition_point(|&b| b <= x) - 1) as u64,
+            DimGrid::Regular { chunk, .. } => x / (*chunk).max(1),
+            DimGrid::Explicit { bounds } => {
+                bounds.partition_point(|&b| b <= x).saturating_sub(1) as u64
+            }
         }
     }
 
@@ -116,9 +178,11 @@ impl DimGrid {
     pub fn max_chunk_len(&self) -> u64 {
         match self {
             DimGrid::Regular { len, chunk } => (*chunk).min(*len),
-            DimGrid::Explicit { bounds } => {
-                bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0)
-            }
+            DimGrid::Explicit { bounds } => bounds
+                .windows(2)
+                .map(|w| w[1].saturating_sub(w[0]))
+                .max()
+                .unwrap_or(0),
         }
     }
 
@@ -127,6 +191,29 @@ impl DimGrid {
         match self {
             DimGrid::Regular { chunk, .. } => *chunk,
             DimGrid::Explicit { .. } => self.max_chunk_len(),
+        }
+    }
+
+    /// True when every chunk of `coarse` is a union of whole chunks of this grid (both over the
+    /// same length). Work is proportional to the explicit boundaries, never to the number of
+    /// regular chunks, so it is cheap on any grid a file may hold.
+    pub fn refines(&self, coarse: &DimGrid) -> bool {
+        if self.len() != coarse.len() {
+            return false;
+        }
+        let on_boundary = |x: u64| self.is_aligned(&(x..x));
+        match (self, coarse) {
+            (_, DimGrid::Regular { len, chunk }) if chunk >= len => true,
+            (DimGrid::Regular { chunk: fine, .. }, DimGrid::Regular { chunk, .. }) => {
+                *fine > 0 && chunk % fine == 0
+            }
+            (DimGrid::Explicit { bounds }, DimGrid::Regular { .. }) => {
+                // Every interior boundary of `coarse` must be one of `bounds`.
+                let n = coarse.num_chunks();
+                n <= bounds.len() as u64
+                    && (1..n).all(|i| bounds.binary_search(&coarse.chunk_range(i).start).is_ok())
+            }
+            (_, DimGrid::Explicit { bounds }) => bounds.iter().all(|&b| on_boundary(b)),
         }
     }
 
@@ -157,6 +244,23 @@ impl DimGrid {
                 .simplified()
             }
         }
+    }
+}
+
+/// `values` for a message, shortened when long.
+fn short_list(values: &[u64]) -> String {
+    if values.len() <= 8 {
+        format!("{values:?}")
+    } else {
+        format!(
+            "[{}, ... {} more]",
+            values[..6]
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            values.len() - 6
+        )
     }
 }
 
@@ -289,11 +393,23 @@ impl ChunkGrid {
         self.dims.iter().map(DimGrid::nominal_chunk).collect()
     }
 
-    /// True when every chunk of `coarser` is a union of whole chunks of `self`.
+    /// True when every chunk of `coarser` is a union of whole chunks of `self` (both over the
+    /// same shape).
     pub fn refines(&self, coarser: &ChunkGrid) -> bool {
-        self.dims.iter().zip(&coarser.dims).all(|(fine, coarse)| {
-            (0..coarse.num_chunks()).all(|i| fine.is_aligned(&coarse.chunk_range(i)))
-        })
+        self.ndim() == coarser.ndim()
+            && self
+                .dims
+                .iter()
+                .zip(&coarser.dims)
+                .all(|(fine, coarse)| fine.refines(coarse))
+    }
+
+    /// Checks every dimension ([`DimGrid::check`]).
+    pub fn check(&self) -> Result<(), String> {
+        self.dims
+            .iter()
+            .enumerate()
+            .try_for_each(|(d, g)| g.check().map_err(|e| format!("dimension {d}: {e}")))
     }
 }
 
@@ -340,5 +456,81 @@ mod tests {
         assert!(ChunkGrid::regular(&[5, 7], &[1, 3]).refines(&g));
         assert!(!g.refines(&ChunkGrid::regular(&[5, 7], &[1, 3])));
         assert_eq!(ChunkGrid::regular(&[], &[]).num_chunks(), 1);
+    }
+
+    #[test]
+    fn grids_read_from_json_are_checked() {
+        let read = |text: &str| serde_json::from_str::<ChunkGrid>(text);
+        let ok = read(r#"[{"regular":{"len":10,"chunk":4}},{"explicit":{"bounds":[0,3,8]}}]"#);
+        assert_eq!(
+            ok.unwrap(),
+            ChunkGrid::new(vec![DimGrid::regular(10, 4), DimGrid::from_lengths([3, 5])])
+        );
+        for (bad, why) in [
+            (r#"[{"regular":{"len":10,"chunk":0}}]"#, "length 0"),
+            (r#"[{"regular":{"len":0,"chunk":0}}]"#, "length 0"),
+            (r#"[{"explicit":{"bounds":[]}}]"#, "do not start at 0"),
+            (r#"[{"explicit":{"bounds":[1,3]}}]"#, "do not start at 0"),
+            (r#"[{"explicit":{"bounds":[0,3,3,8]}}]"#, "do not increase"),
+            (r#"[{"explicit":{"bounds":[0,5,3]}}]"#, "do not increase"),
+        ] {
+            let e = read(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+        // What the constructors build serializes to what reads back.
+        for g in [
+            DimGrid::regular(0, 0),
+            DimGrid::from_lengths([]),
+            DimGrid::from_lengths([2, 9]),
+        ] {
+            g.check().unwrap();
+            let text = serde_json::to_string(&g).unwrap();
+            assert_eq!(serde_json::from_str::<DimGrid>(&text).unwrap(), g);
+        }
+    }
+
+    #[test]
+    fn unchecked_grids_do_not_divide_by_zero_or_overflow() {
+        let zero = DimGrid::Regular { len: 10, chunk: 0 };
+        assert!(zero.check().is_err());
+        assert_eq!(zero.num_chunks(), 10);
+        assert_eq!(zero.chunk_of(3), 3);
+        let huge = DimGrid::regular(u64::MAX, u64::MAX / 2 + 1);
+        assert_eq!(huge.num_chunks(), 2);
+        assert_eq!(huge.chunk_range(1), u64::MAX / 2 + 1..u64::MAX);
+        let empty = DimGrid::Explicit {
+            bounds: Arc::new(vec![]),
+        };
+        assert_eq!(empty.num_chunks(), 0);
+        assert_eq!(empty.clone().simplified(), DimGrid::regular(0, 1));
+    }
+
+    #[test]
+    fn refinement_is_computed_without_enumerating_chunks() {
+        let n = u64::MAX / 4;
+        // Billions of chunks: answered by arithmetic.
+        assert!(DimGrid::regular(n, 3).refines(&DimGrid::regular(n, 12)));
+        assert!(!DimGrid::regular(n, 3).refines(&DimGrid::regular(n, 13)));
+        assert!(DimGrid::regular(n, 3).refines(&DimGrid::regular(n, n)));
+        assert!(!DimGrid::regular(n, 3).refines(&DimGrid::regular(n - 1, n)));
+        // An explicit fine grid has few chunks, and so does any regular grid it refines.
+        let fine = DimGrid::from_lengths([3, 5, 2, 5]);
+        assert!(fine.refines(&DimGrid::from_lengths([8, 7])));
+        assert!(!fine.refines(&DimGrid::from_lengths([7, 8])));
+        assert!(fine.refines(&DimGrid::regular(15, 15)));
+        assert!(!fine.refines(&DimGrid::regular(15, 5)));
+        assert!(!fine.refines(&DimGrid::regular(15, 1)));
+        assert!(DimGrid::from_lengths([4, 4, 4, 3])
+            .simplified()
+            .refines(&DimGrid::regular(15, 8)));
+        assert!(DimGrid::from_lengths([4, 3, 1, 7]).refines(&DimGrid::regular(15, 8)));
+        assert!(!DimGrid::from_lengths([4, 3, 2, 6]).refines(&DimGrid::regular(15, 8)));
+        // Regular fine, explicit coarse: every boundary a multiple.
+        assert!(DimGrid::regular(15, 4).refines(&DimGrid::from_lengths([8, 7])));
+        assert!(!DimGrid::regular(15, 4).refines(&DimGrid::from_lengths([6, 9])));
+        // Different dimensions or lengths never refine.
+        let g = ChunkGrid::regular(&[4, 4], &[1, 1]);
+        assert!(!g.refines(&ChunkGrid::regular(&[4], &[4])));
+        assert!(!g.refines(&ChunkGrid::regular(&[4, 5], &[4, 5])));
     }
 }

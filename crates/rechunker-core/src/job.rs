@@ -92,9 +92,14 @@ impl DatasetPlan {
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        // Serializing cannot fail: every map is keyed by strings and non-finite floats are
+        // written as strings (see `dtype::float_json`).
+        serde_json::to_string_pretty(self).expect("a plan always serializes to JSON")
     }
 
+    /// Reads a plan written by [`DatasetPlan::to_json`] and checks it ([`DatasetPlan::check`]):
+    /// a plan file is input like any other, and a damaged one must fail here with a message,
+    /// not panic or do the wrong thing later.
     pub fn from_json(text: &str) -> std::result::Result<Self, String> {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| format!("not a plan file: {e}"))?;
@@ -105,7 +110,173 @@ impl DatasetPlan {
             Some(v) if v == PLAN_VERSION as u64 => {}
             other => return Err(format!("plan version {other:?} is not supported; this rechunk reads version {PLAN_VERSION}")),
         }
-        serde_json::from_value(value).map_err(|e| format!("malformed plan file: {e}"))
+        // Arrays one by one first, so that an error names the array it is in.
+        if let Some(arrays) = value.get("arrays").and_then(|a| a.as_array()) {
+            for (i, a) in arrays.iter().enumerate() {
+                if let Err(e) = ArrayPlan::deserialize(a) {
+                    let name = a.pointer("/target/name").and_then(|n| n.as_str());
+                    return Err(match name {
+                        Some(name) => format!("array `{name}`: malformed plan: {e}"),
+                        None => format!("array {i}: malformed plan: {e}"),
+                    });
+                }
+            }
+        }
+        let plan: DatasetPlan =
+            serde_json::from_value(value).map_err(|e| format!("malformed plan file: {e}"))?;
+        plan.check()?;
+        Ok(plan)
+    }
+
+    /// Checks the plan's structure, as the planner made it: at least one thread, a budget above
+    /// the process's own reserve, and per array ([`check_array_plan`]) well-formed grids over the
+    /// target's shape, stages that read whole source chunks and write whole target chunks,
+    /// write units made of whole target chunks, task memory within the budget. Names the array
+    /// and what is wrong.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if self.threads == 0 {
+            return Err("threads is 0; a plan runs at least one task at a time".into());
+        }
+        if self.threads > MAX_THREADS {
+            return Err(format!(
+                "threads is {}, more than the {MAX_THREADS} a plan may use",
+                self.threads
+            ));
+        }
+        let Some(pool) = self
+            .max_mem
+            .checked_sub(self.memory_reserve)
+            .filter(|&m| m > 0)
+        else {
+            return Err(format!(
+                "max_mem {} is not above the memory_reserve of {}: no memory is left for data",
+                format_bytes(self.max_mem),
+                format_bytes(self.memory_reserve)
+            ));
+        };
+        for (i, a) in self.arrays.iter().enumerate() {
+            let name = &a.target.name;
+            if self.arrays[..i].iter().any(|b| b.target.name == *name) {
+                return Err(format!("array `{name}` is planned twice"));
+            }
+            check_array_plan(a, self.threads, pool).map_err(|e| format!("array `{name}`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that `source` is the dataset this plan was made for: the same arrays, with the
+    /// same shapes, types and chunk grids. A plan made for other data would read the wrong
+    /// chunks (or none); names the array and what differs.
+    pub fn check_source(&self, source: &DatasetMeta) -> std::result::Result<(), String> {
+        for a in &self.arrays {
+            let name = &a.target.name;
+            let Some(s) = source.array(name) else {
+                return Err(format!(
+                    "the source has no array `{name}` (it has {})",
+                    array_names(source)
+                ));
+            };
+            if s.dtype != a.target.dtype {
+                return Err(format!(
+                    "array `{name}` is {} in the source but {} in the plan",
+                    s.dtype, a.target.dtype
+                ));
+            }
+            if s.shape() != a.plan.shape() {
+                return Err(format!(
+                    "array `{name}` has shape {:?} in the source but {:?} in the plan",
+                    s.shape(),
+                    a.plan.shape()
+                ));
+            }
+            if s.grid != a.plan.source {
+                return Err(format!(
+                    "array `{name}` is stored in chunks {:?} in the source but {:?} in the plan",
+                    s.grid.nominal_chunk_shape(),
+                    a.plan.source.nominal_chunk_shape()
+                ));
+            }
+        }
+        if let Some(extra) = source
+            .arrays
+            .iter()
+            .find(|s| !self.arrays.iter().any(|a| a.target.name == s.name))
+        {
+            return Err(format!(
+                "the source has an array `{}` the plan does not copy",
+                extra.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Most threads a plan file may ask for (more is a damaged file, not a machine).
+pub const MAX_THREADS: usize = 1 << 16;
+
+fn array_names(meta: &DatasetMeta) -> String {
+    if meta.arrays.is_empty() {
+        return "none".into();
+    }
+    meta.arrays
+        .iter()
+        .map(|a| format!("`{}`", a.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Checks one array's plan against the plan-wide `threads` and data memory `pool`.
+fn check_array_plan(a: &ArrayPlan, threads: usize, pool: u64) -> std::result::Result<(), String> {
+    let meta = &a.target;
+    meta.grid
+        .check()
+        .map_err(|e| format!("target chunk grid: {e}"))?;
+    if meta.dims.len() != meta.grid.ndim() {
+        return Err(format!(
+            "{} dimension names for a {}-dimensional chunk grid",
+            meta.dims.len(),
+            meta.grid.ndim()
+        ));
+    }
+    if a.plan.item_size != meta.item_size() as u64 {
+        return Err(format!(
+            "item size {} does not match its type {} ({} bytes)",
+            a.plan.item_size,
+            meta.dtype,
+            meta.item_size()
+        ));
+    }
+    a.plan.check()?;
+    if meta.grid.shape() != a.plan.shape() {
+        return Err(format!(
+            "the target's chunk grid covers {:?} but the plan's grids cover {:?}",
+            meta.grid.shape(),
+            a.plan.shape()
+        ));
+    }
+    // Targets write whole chunks (a Zarr shard holds whole chunks): every unit the plan's last
+    // stage writes must be a union of the target's chunks.
+    if !meta.grid.refines(&a.plan.target) {
+        return Err(format!(
+            "the target write grid {:?} is not made of whole target chunks {:?}",
+            a.plan.target.nominal_chunk_shape(),
+            meta.grid.nominal_chunk_shape()
+        ));
+    }
+    if a.parallelism == 0 || a.parallelism > threads as u64 {
+        return Err(format!(
+            "parallelism {} is not between 1 and the plan's {threads} threads",
+            a.parallelism
+        ));
+    }
+    match a.plan.task_budget.checked_mul(a.parallelism) {
+        Some(m) if m <= pool => Ok(()),
+        _ => Err(format!(
+            "{} tasks at once of up to {} each need more than the {} max_mem leaves for data",
+            a.parallelism,
+            format_bytes(a.plan.task_budget),
+            format_bytes(pool)
+        )),
     }
 }
 
@@ -252,7 +423,73 @@ pub const PLAN_KEY: &str = "plan.json";
 
 /// Where array `index`'s pieces and journal live in the scratch store.
 fn array_prefix(index: usize) -> String {
-    format!("arrays/{index}/")
+    format!("{ARRAYS_PREFIX}{index}/")
+}
+
+/// Everything of the arrays' pieces and journals, below one prefix.
+const ARRAYS_PREFIX: &str = "arrays/";
+
+/// The marker rechunk writes first into a scratch place it claims; it names the target. Only a
+/// place holding it is ever cleaned, and then only of the keys rechunk writes.
+pub const OWNER_KEY: &str = "rechunk-scratch.json";
+
+#[derive(Serialize, Deserialize)]
+struct Owner {
+    rechunk_scratch: u32,
+    target: String,
+}
+
+/// Claims `scratch` for a run into `target`: a place already marked for that target is ours
+/// (an interrupted run); an empty or new one gets the marker; anything else is refused, since
+/// rechunk deletes its scratch when it finishes and must not take files it did not write.
+pub fn claim_scratch(scratch: &dyn ScratchStore, target: &str) -> Result<()> {
+    let refuse = |message: String| Err(Error::scratch(scratch.location(), message));
+    if let Some(bytes) = scratch.get(OWNER_KEY)? {
+        let owner: Owner = match serde_json::from_slice(&bytes) {
+            Ok(o) => o,
+            Err(e) => return refuse(format!("its `{OWNER_KEY}` is damaged ({e}); remove that scratch folder by hand, or choose another place with --scratch")),
+        };
+        if owner.target != target {
+            return refuse(format!(
+                "holds the scratch of a run into {}, not {target}; finish that run, or choose another place with --scratch",
+                owner.target
+            ));
+        }
+        return Ok(());
+    }
+    if !scratch.is_empty()? {
+        return refuse(format!(
+            "exists and holds files rechunk did not write (it has no `{OWNER_KEY}`); rechunk deletes its scratch when it finishes, so it only uses a new or empty place: give --scratch a folder of your own and rechunk makes its scratch folder inside it"
+        ));
+    }
+    let owner = Owner {
+        rechunk_scratch: 1,
+        target: target.into(),
+    };
+    let text = serde_json::to_vec_pretty(&owner)
+        .map_err(|e| Error::scratch(scratch.location(), e.to_string()))?;
+    if !scratch.put_if_absent(OWNER_KEY, &text)? {
+        // Another process claimed it between our read and write: check it is for our target.
+        return claim_scratch(scratch, target);
+    }
+    Ok(())
+}
+
+/// Removes what rechunk wrote to a scratch place it claimed (pieces, journals, the plan, the
+/// marker, then the folder if nothing else is left), and nothing else. A place without the
+/// marker is left alone.
+pub fn release_scratch(scratch: &dyn ScratchStore) -> Result<()> {
+    if scratch.get(OWNER_KEY)?.is_none() {
+        tracing::warn!(scratch = %scratch.location(), "not removing a scratch place rechunk did not mark as its own");
+        return Ok(());
+    }
+    scratch.remove_prefix(ARRAYS_PREFIX)?;
+    scratch.delete(PLAN_KEY)?;
+    scratch.delete(OWNER_KEY)?;
+    if !scratch.remove_root_if_empty()? {
+        tracing::warn!(scratch = %scratch.location(), "left the scratch folder in place: it holds files rechunk did not write");
+    }
+    Ok(())
 }
 
 impl DatasetPlan {
@@ -374,11 +611,13 @@ pub fn finalize(
 ) -> Result<()> {
     check_previous_stages(plan, scratch, plan.num_stages())?;
     target.finalize(&plan.target_meta())?;
-    scratch.remove_prefix("")
+    release_scratch(scratch)
 }
 
 /// Records `plan` in the scratch store, or checks that the one there is the same.
+/// The scratch place is claimed for the plan's target first (see [`claim_scratch`]).
 pub fn record_plan(plan: &DatasetPlan, scratch: &dyn ScratchStore, resume: bool) -> Result<()> {
+    claim_scratch(scratch, &plan.target)?;
     match scratch.get(PLAN_KEY)? {
         Some(existing) if resume => {
             let existing = DatasetPlan::from_json(&String::from_utf8_lossy(&existing))

@@ -14,6 +14,7 @@ pub mod job;
 pub mod layout;
 pub mod mem;
 pub mod meta;
+pub mod names;
 pub mod pages;
 pub mod planner;
 pub mod region;

@@ -165,6 +165,96 @@ impl Plan {
         self.source.shape()
     }
 
+    /// Checks the invariants the planner guarantees, for a plan read from a file: well-formed
+    /// grids over one shape, one to [`MAX_STAGES`] stages, stage 0's blocks unions of whole
+    /// source chunks and the last stage's unions of whole target (write) chunks, every block
+    /// within its stage's task memory and that within the task budget, and an array whose size
+    /// in bytes (with every dimension counted at least 1) fits in 64 bits, so no count or size
+    /// computed from the plan overflows. Cheap on any plan: nothing is enumerated.
+    pub fn check(&self) -> Result<(), String> {
+        if self.item_size == 0 {
+            return Err("item size 0".into());
+        }
+        let ndim = self.source.ndim();
+        let grids = std::iter::once(("source chunk grid".to_string(), &self.source))
+            .chain(std::iter::once((
+                "target write grid".to_string(),
+                &self.target,
+            )))
+            .chain(
+                self.stages
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (format!("stage {k} block grid"), &s.blocks)),
+            );
+        let shape = self.source.shape();
+        for (what, grid) in grids {
+            grid.check().map_err(|e| format!("{what}: {e}"))?;
+            if grid.ndim() != ndim {
+                return Err(format!(
+                    "{what} has {} dimensions where the source chunk grid has {ndim}",
+                    grid.ndim()
+                ));
+            }
+            if grid.shape() != shape {
+                return Err(format!(
+                    "{what} covers {:?} where the source chunk grid covers {shape:?}",
+                    grid.shape()
+                ));
+            }
+        }
+        let elements = shape
+            .iter()
+            .try_fold(1u64, |n, &l| n.checked_mul(l.max(1)))
+            .and_then(|n| n.checked_mul(self.item_size));
+        if elements.is_none() {
+            return Err(format!(
+                "an array of {shape:?} elements of {} bytes is more than 16 EiB",
+                self.item_size
+            ));
+        }
+        let (Some(first), Some(last)) = (self.stages.first(), self.stages.last()) else {
+            return Err("no stages".into());
+        };
+        if self.stages.len() > MAX_STAGES {
+            return Err(format!(
+                "{} stages, more than the {MAX_STAGES} a plan may have",
+                self.stages.len()
+            ));
+        }
+        if !self.source.refines(&first.blocks) {
+            return Err(
+                "stage 0's blocks are not unions of whole source chunks (each source chunk must be read by one task)"
+                    .into(),
+            );
+        }
+        if !self.target.refines(&last.blocks) {
+            return Err(format!(
+                "stage {}'s blocks are not unions of whole target chunks (each target chunk must be written by one task)",
+                self.stages.len() - 1
+            ));
+        }
+        for (k, stage) in self.stages.iter().enumerate() {
+            // Cannot overflow: bounded by the array's size, checked above.
+            let block = stage.blocks.max_chunk_elements() * self.item_size;
+            if block > stage.task_memory {
+                return Err(format!(
+                    "stage {k}: a block of {} does not fit in the stage's task memory of {}",
+                    format_bytes(block),
+                    format_bytes(stage.task_memory)
+                ));
+            }
+            if stage.task_memory > self.task_budget {
+                return Err(format!(
+                    "stage {k}: task memory {} is more than the plan's budget of {} per task",
+                    format_bytes(stage.task_memory),
+                    format_bytes(self.task_budget)
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Uncompressed bytes of the array.
     pub fn array_bytes(&self) -> u64 {
         self.shape().iter().product::<u64>() * self.item_size

@@ -71,6 +71,19 @@ pub trait ScratchStore: Send + Sync {
 
     /// Removes the object under `key`, if any.
     fn delete(&self, key: &str) -> Result<()>;
+
+    /// True when nothing at all is stored here (hidden files included), so rechunk may claim
+    /// the place as its own.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.list("")?.is_empty())
+    }
+
+    /// Removes the store's own folder once its keys are gone, with any temporary file this
+    /// store left there; returns false (and keeps it) if anything else is still inside.
+    /// Object stores have no folders.
+    fn remove_root_if_empty(&self) -> Result<bool> {
+        self.is_empty()
+    }
 }
 
 /// What [`ScratchStore::get_parts`] found.
@@ -163,8 +176,24 @@ impl LocalScratch {
         )
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+    /// The file of `key`. Keys are rechunk's own (`plan.json`, `arrays/0/...`); one that could
+    /// leave the root is refused rather than followed.
+    fn path(&self, key: &str) -> Result<PathBuf> {
+        match crate::names::key_path(key) {
+            Some(rel) => Ok(self.root.join(rel)),
+            None => Err(Error::scratch(
+                self.root.display().to_string(),
+                format!("`{key}` is not a scratch key (it could name a file outside the scratch folder)"),
+            )),
+        }
+    }
+
+    /// The folder of a `/`-terminated key prefix, or the root for "".
+    fn prefix_path(&self, prefix: &str) -> Result<PathBuf> {
+        match prefix.trim_end_matches('/') {
+            "" => Ok(self.root.clone()),
+            folder => self.path(folder),
+        }
     }
 
     /// Writes the concatenation of `parts` to a unique temporary file beside `path`, ready to
@@ -200,6 +229,38 @@ impl LocalScratch {
     }
 }
 
+/// True for the name of a temporary file [`LocalScratch`] writes before renaming it into place
+/// (`.NAME.PID.SEQ.tmp`): one a killed process left behind, and this store may delete.
+pub fn is_own_temp_file(name: &str) -> bool {
+    let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+        return false;
+    };
+    let mut parts = inner.rsplitn(3, '.');
+    let numeric =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    numeric(parts.next()) && numeric(parts.next()) && parts.next().is_some_and(|n| !n.is_empty())
+}
+
+/// Removes, below `root`, the temporary files of [`is_own_temp_file`]'s form that a killed
+/// writer left (the atomic writes of local targets and scratch use it), so a finished target
+/// holds only its data. Links are not followed.
+pub fn remove_own_temp_files(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            remove_own_temp_files(&entry.path());
+        } else if kind.is_file() && is_own_temp_file(&entry.file_name().to_string_lossy()) {
+            tracing::debug!(file = %entry.path().display(), "removing a temporary file a killed run left");
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes every byte of `parts` in order, at most `IOV_MAX`-ish slices per system call.
 fn write_all_vectored(f: &mut fs::File, parts: &[&[u8]]) -> std::io::Result<()> {
     use std::io::IoSlice;
@@ -229,7 +290,7 @@ impl ScratchStore for LocalScratch {
     }
 
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {
-        let path = self.path(key);
+        let path = self.path(key)?;
         let tmp = self.write_temp(&path, parts)?;
         self.rename_into_place(&tmp, &path)
     }
@@ -237,7 +298,7 @@ impl ScratchStore for LocalScratch {
     fn get_parts(&self, key: &str, parts: &mut [&mut [u8]]) -> Result<Fetched> {
         use std::io::Read;
         let failed = |e| self.io_error(&format!("cannot read `{key}`"), e);
-        let mut file = match fs::File::open(self.path(key)) {
+        let mut file = match fs::File::open(self.path(key)?) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Fetched::Missing),
             Err(e) => return Err(failed(e)),
@@ -247,7 +308,7 @@ impl ScratchStore for LocalScratch {
             return Ok(Fetched::OtherLength);
         }
         if let Some(align) = self.direct_io.filter(|_| size >= direct_io::MIN_BYTES) {
-            direct_io::read_into(&self.path(key), &file, size, parts, align).map_err(failed)?;
+            direct_io::read_into(&self.path(key)?, &file, size, parts, align).map_err(failed)?;
             return Ok(Fetched::Read);
         }
         for part in parts.iter_mut() {
@@ -257,7 +318,7 @@ impl ScratchStore for LocalScratch {
     }
 
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool> {
-        let path = self.path(key);
+        let path = self.path(key)?;
         let tmp = self.write_temp(&path, &[data])?;
         // A hard link fails if the target exists: an atomic create-if-absent with full content.
         let result = fs::hard_link(&tmp, &path);
@@ -270,7 +331,7 @@ impl ScratchStore for LocalScratch {
     }
 
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>> {
-        match fs::read(self.path(key)) {
+        match fs::read(self.path(key)?) {
             Ok(d) => Ok(Some(d)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.io_error(&format!("cannot read `{key}`"), e)),
@@ -279,7 +340,7 @@ impl ScratchStore for LocalScratch {
 
     fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> Result<bool> {
         use std::io::Read;
-        let mut file = match fs::File::open(self.path(key)) {
+        let mut file = match fs::File::open(self.path(key)?) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(self.io_error(&format!("cannot read `{key}`"), e)),
@@ -319,12 +380,13 @@ impl ScratchStore for LocalScratch {
             Ok(())
         }
         let mut out = Vec::new();
-        walk(&self.path(prefix), "", &mut out).map_err(|e| self.io_error("cannot list", e))?;
+        walk(&self.prefix_path(prefix)?, "", &mut out)
+            .map_err(|e| self.io_error("cannot list", e))?;
         Ok(out)
     }
 
     fn delete(&self, key: &str) -> Result<()> {
-        match fs::remove_file(self.path(key)) {
+        match fs::remove_file(self.path(key)?) {
             Err(e) if e.kind() != ErrorKind::NotFound => {
                 Err(self.io_error(&format!("cannot delete `{key}`"), e))
             }
@@ -332,8 +394,30 @@ impl ScratchStore for LocalScratch {
         }
     }
 
+    fn is_empty(&self) -> Result<bool> {
+        let mut entries = fs::read_dir(&self.root).map_err(|e| self.io_error("cannot list", e))?;
+        Ok(entries.next().is_none())
+    }
+
+    fn remove_root_if_empty(&self) -> Result<bool> {
+        let entries = fs::read_dir(&self.root).map_err(|e| self.io_error("cannot list", e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if is_file && is_own_temp_file(&name.to_string_lossy()) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        match fs::remove_dir(&self.root) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(true),
+            Err(e) if e.kind() == ErrorKind::DirectoryNotEmpty => Ok(false),
+            Err(e) => Err(self.io_error("cannot remove the scratch folder", e)),
+        }
+    }
+
     fn remove_prefix(&self, prefix: &str) -> Result<()> {
-        let path = self.path(prefix);
+        let path = self.prefix_path(prefix)?;
         match fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -362,23 +446,33 @@ impl std::str::FromStr for ScratchCodec {
     }
 }
 
-const MAGIC: &[u8; 4] = b"RCP2";
+/// `RCP3`: the CRC covers the piece's key (pieces of `RCP2` did not; they read as lost).
+const MAGIC: &[u8; 4] = b"RCP3";
 const TRAILER: usize = 4 + 1 + 8 + 4;
-/// Bytes of a piece's trailer (magic, codec, raw length, CRC-32 of the payload).
+/// Bytes of a piece's trailer (magic, codec, raw length, CRC-32 of the key and the payload).
 pub const PIECE_TRAILER: usize = TRAILER;
 
-/// Frames `raw` as a scratch piece: the payload, then a trailer (magic, codec, raw length,
-/// CRC-32 of the payload). The payload comes first so that an uncompressed piece starts at the
+/// The CRC of a piece, started with its key: a piece stored under another key (two pieces of
+/// one size swapped, or one copied over another) fails its check like a damaged one.
+fn piece_crc(key: &str) -> crc32fast::Hasher {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&(key.len() as u64).to_le_bytes());
+    crc.update(key.as_bytes());
+    crc
+}
+
+/// Frames `raw` as the scratch piece stored under `key`: the payload, then a trailer (magic,
+/// codec, raw length, CRC-32 of `key` and the payload). The payload comes first so that an uncompressed piece starts at the
 /// beginning of its file, where direct I/O can move it in place (see [`raw_piece_trailer`]).
 /// Falls back to storing raw bytes when compression does not pay.
-pub fn encode_piece(raw: &[u8], codec: ScratchCodec) -> Vec<u8> {
+pub fn encode_piece(key: &str, raw: &[u8], codec: ScratchCodec) -> Vec<u8> {
     let mut out = Vec::new();
-    encode_piece_into(raw, codec, &mut out);
+    encode_piece_into(key, raw, codec, &mut out);
     out
 }
 
 /// [`encode_piece`] into a reused buffer (its capacity is kept, so no fresh pages per piece).
-pub fn encode_piece_into(raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
+pub fn encode_piece_into(key: &str, raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
     let mut used = ScratchCodec::None;
     out.clear();
     if codec == ScratchCodec::Lz4 {
@@ -398,7 +492,9 @@ pub fn encode_piece_into(raw: &[u8], codec: ScratchCodec, out: &mut Vec<u8>) {
         out.reserve_exact(raw.len() + TRAILER);
         out.extend_from_slice(raw);
     }
-    let trailer = trailer(used, raw.len(), crc32fast::hash(out));
+    let mut crc = piece_crc(key);
+    crc.update(out);
+    let trailer = trailer(used, raw.len(), crc.finalize());
     out.extend_from_slice(&trailer);
 }
 
@@ -414,15 +510,19 @@ fn trailer(codec: ScratchCodec, raw_len: usize, crc: u32) -> [u8; TRAILER] {
 /// The trailer of an uncompressed piece whose payload is the concatenation of `runs`: stored
 /// after them with [`ScratchStore::put_parts`], the payload is never gathered into one buffer.
 /// The result is the same file as [`encode_piece`] of the concatenation with no compression.
-pub fn raw_piece_trailer(runs: &[&[u8]]) -> [u8; PIECE_TRAILER] {
-    let mut crc = crc32fast::Hasher::new();
+pub fn raw_piece_trailer(key: &str, runs: &[&[u8]]) -> [u8; PIECE_TRAILER] {
+    let mut crc = piece_crc(key);
     runs.iter().for_each(|r| crc.update(r));
     let len: usize = runs.iter().map(|r| r.len()).sum();
     trailer(ScratchCodec::None, len, crc.finalize())
 }
 
 /// Checks an uncompressed piece read with [`ScratchStore::get_parts`] as `runs` + `trailer`.
-pub fn check_raw_piece(runs: &[&mut [u8]], trailer: &[u8]) -> std::result::Result<(), String> {
+pub fn check_raw_piece(
+    key: &str,
+    runs: &[&mut [u8]],
+    trailer: &[u8],
+) -> std::result::Result<(), String> {
     let len: usize = runs.iter().map(|r| r.len()).sum();
     if trailer.len() != TRAILER || &trailer[..4] != MAGIC {
         return Err("not a scratch piece (bad trailer)".into());
@@ -433,7 +533,7 @@ pub fn check_raw_piece(runs: &[&mut [u8]], trailer: &[u8]) -> std::result::Resul
     if trailer[5..13] != (len as u64).to_le_bytes() {
         return Err("holds another number of bytes than expected".into());
     }
-    let mut crc = crc32fast::Hasher::new();
+    let mut crc = piece_crc(key);
     runs.iter().for_each(|r| crc.update(r));
     if trailer[13..17] != crc.finalize().to_le_bytes() {
         return Err("checksum mismatch: the piece is corrupt".into());
@@ -441,8 +541,9 @@ pub fn check_raw_piece(runs: &[&mut [u8]], trailer: &[u8]) -> std::result::Resul
     Ok(())
 }
 
-/// Checks and decodes a scratch piece into `out`, which must have the piece's raw length.
-pub fn decode_piece(data: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
+/// Checks and decodes the scratch piece stored under `key` into `out`, which must have the
+/// piece's raw length.
+pub fn decode_piece(key: &str, data: &[u8], out: &mut [u8]) -> std::result::Result<(), String> {
     let Some((payload, trailer)) = data.split_last_chunk::<TRAILER>() else {
         return Err("not a scratch piece (too short)".into());
     };
@@ -457,7 +558,9 @@ pub fn decode_piece(data: &[u8], out: &mut [u8]) -> std::result::Result<(), Stri
         ));
     }
     let crc = u32::from_le_bytes(trailer[13..17].try_into().unwrap_or_default());
-    if crc32fast::hash(payload) != crc {
+    let mut computed = piece_crc(key);
+    computed.update(payload);
+    if computed.finalize() != crc {
         return Err("checksum mismatch: the piece is corrupt".into());
     }
     match trailer[4] {
@@ -485,18 +588,22 @@ mod tests {
     fn pieces_round_trip_and_detect_corruption() {
         let raw: Vec<u8> = (0..10_000u32).flat_map(|i| (i / 7).to_ne_bytes()).collect();
         for codec in [ScratchCodec::None, ScratchCodec::Lz4] {
-            let enc = encode_piece(&raw, codec);
+            let enc = encode_piece("p/0/1", &raw, codec);
             let mut out = vec![0u8; raw.len()];
-            decode_piece(&enc, &mut out).unwrap();
+            decode_piece("p/0/1", &enc, &mut out).unwrap();
             assert_eq!(out, raw);
             let mut bad = enc.clone();
             let middle = bad.len() / 2;
             bad[middle] ^= 1;
-            assert!(decode_piece(&bad, &mut out)
+            assert!(decode_piece("p/0/1", &bad, &mut out)
+                .unwrap_err()
+                .contains("checksum"));
+            // The same bytes under another key are not that key's piece.
+            assert!(decode_piece("p/0/2", &enc, &mut out)
                 .unwrap_err()
                 .contains("checksum"));
         }
-        assert!(encode_piece(&raw, ScratchCodec::Lz4).len() < raw.len());
+        assert!(encode_piece("p", &raw, ScratchCodec::Lz4).len() < raw.len());
     }
 
     #[test]

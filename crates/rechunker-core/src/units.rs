@@ -27,7 +27,14 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         ))
         }
     };
-    Ok((value * factor as f64).round() as u64)
+    let bytes = (value * factor as f64).round();
+    // 2^64 is exact as an f64; anything from there on would saturate to u64::MAX.
+    if !bytes.is_finite() || bytes >= 18_446_744_073_709_551_616.0 {
+        return Err(format!(
+            "`{text}` is more than 16 EiB, the largest size rechunk counts; did you mean a smaller unit?"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 /// Formats a byte count with a binary unit, e.g. `1.50 GiB`.
@@ -73,6 +80,22 @@ mod tests {
         assert_eq!(parse_size("4096").unwrap(), 4096);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("3 parsecs").is_err());
+        assert_eq!(parse_size("16777215TiB").unwrap(), 16777215 << 40);
+        for huge in [
+            "16777216TiB",
+            "100000000TiB",
+            "18446744073709551616",
+            "1e400",
+        ] {
+            let e = parse_size(huge).unwrap_err();
+            assert!(
+                e.contains("16 EiB") || e.contains("unknown unit"),
+                "{huge}: {e}"
+            );
+        }
+        assert!(parse_size("100000000TiB")
+            .unwrap_err()
+            .contains("more than 16 EiB"));
         assert_eq!(format_bytes(1536 << 20), "1.50 GiB");
         assert_eq!(format_bytes(12), "12 B");
     }

@@ -337,8 +337,10 @@ impl ChunkedArrayMut for RawArray {
     }
 }
 
+/// Where array `name` lives: its name as escaped path components (see
+/// [`rechunker_core::names`]), so no name from a source can place files outside `root`.
 fn array_dir(root: &Path, name: &str) -> PathBuf {
-    root.join(name)
+    root.join(rechunker_core::names::relative_path(name))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -464,6 +466,7 @@ impl DatasetTarget for RawTarget {
     }
 
     fn finalize(&self, meta: &DatasetMeta) -> rechunker_core::Result<()> {
+        rechunker_core::scratch::remove_own_temp_files(&self.path);
         let mut meta = meta.clone();
         meta.arrays.iter_mut().for_each(|a| a.codecs.clear());
         let file = DatasetFile {

@@ -158,8 +158,12 @@ fn beside(path: &Path, suffix: &str) -> PathBuf {
 }
 
 impl Paths {
+    /// The files of an in-place job on the array at `uri`. A symbolic link (to the array, or on
+    /// the way to it) is resolved first: the job works beside the real folder, so the exchange
+    /// swaps folders, never a link, and nothing is deleted through one.
     pub fn new(uri: &str) -> Paths {
-        let array = local_path(uri);
+        let given = local_path(uri);
+        let array = std::fs::canonicalize(&given).unwrap_or(given);
         Paths {
             new: beside(&array, ".rechunk-new"),
             journal: beside(&array, ".rechunk-in-place.json"),
@@ -328,7 +332,9 @@ fn delete_old(path: &Path) -> Result<()> {
         Err(e) => return Err(TileDbError::io(path, "list", e)),
     };
     for (i, e) in entries.iter().enumerate() {
-        let result = if e.is_dir() {
+        // A link inside is removed itself, never followed.
+        let is_dir = std::fs::symlink_metadata(e).is_ok_and(|m| m.file_type().is_dir());
+        let result = if is_dir {
             std::fs::remove_dir_all(e)
         } else {
             std::fs::remove_file(e)

@@ -54,24 +54,10 @@ pub(crate) fn local_path(uri: &str) -> PathBuf {
     PathBuf::from(if trimmed.is_empty() { p } else { trimmed })
 }
 
-/// A variable name as a folder name: `/` and `%` percent-encoded, so names with slashes (from
-/// groups of other formats) stay one folder.
+/// A variable name as a folder name: one escaped component, so names with slashes (from groups
+/// of other formats) stay one folder and `..` cannot leave the target.
 fn folder_name(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        match c {
-            '%' => out.push_str("%25"),
-            '/' => out.push_str("%2F"),
-            c => out.push(c),
-        }
-    }
-    if out.is_empty() || out == "." || out == ".." {
-        out = out.replace('.', "%2E");
-        if out.is_empty() {
-            out.push_str("%00");
-        }
-    }
-    out
+    rechunker_core::names::path_component(name)
 }
 
 /// Removes a target and its staging folder (for `--overwrite`).

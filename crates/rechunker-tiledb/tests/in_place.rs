@@ -392,3 +392,42 @@ fn an_interrupted_array_creation_is_redone() {
     assert!(done[0].2 == original[0].2);
     no_leftovers(&path);
 }
+
+/// `in-place` on a symbolic link rechunks the array it points to: the link stays a link to
+/// the real folder, which holds the new tiles and the same values, and nothing is deleted
+/// through the link.
+#[test]
+fn in_place_through_a_symbolic_link_rechunks_the_real_array() {
+    let (dir, path) = fixture_copy("multi.tdb");
+    let data = snapshot(&path);
+    let link = dir.path().join("link.tdb");
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let report = in_place::run(link.to_str().unwrap(), &options("time=20,y=12")).unwrap();
+    assert!(!report.unchanged);
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), path);
+    no_leftovers(&path);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["link.tdb", "multi.tdb"],
+        "leftovers beside the array"
+    );
+    let new = snapshot(&path);
+    for ((n, _, a), (m, shape, b)) in data.iter().zip(&new) {
+        assert_eq!(n, m);
+        assert_eq!(shape, &[20, 12]);
+        assert!(a == b, "{n} differs");
+    }
+    // A rerun through the link finds nothing to do.
+    let again = in_place::run(link.to_str().unwrap(), &options("time=20,y=12")).unwrap();
+    assert!(again.unchanged);
+}

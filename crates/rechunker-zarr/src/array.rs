@@ -1,6 +1,7 @@
 //! One Zarr array: reading regions straight into the caller's buffer, writing whole chunks (or
 //! whole shards).
 
+use crate::bounded;
 use crate::error::{Result, ZarrError};
 use crate::meta::{self, CodecCost};
 use crate::store::Storage;
@@ -49,13 +50,19 @@ impl ZarrArray {
         chunk: Vec<u64>,
         cost: CodecCost,
     ) -> Result<Self> {
-        let array = Array::new_with_metadata(storage, path, metadata).map_err(|e| {
-            ZarrError::Unsupported {
-                uri: uri.clone(),
-                variable: meta.name.clone(),
-                what: format!("its metadata ({e})"),
-            }
-        })?;
+        let unsupported = |what: String| ZarrError::Unsupported {
+            uri: uri.clone(),
+            variable: meta.name.clone(),
+            what,
+        };
+        let opened = Array::new_with_metadata(storage.clone(), path, metadata)
+            .map_err(|e| unsupported(format!("its metadata ({e})")))?;
+        // Every decoder capped at the size its output may have (see `bounded`); codecs zarrs
+        // cannot bound are capped at what the largest chunk of this array may take encoded.
+        let chunk_bytes = chunk.iter().product::<u64>() * meta.item_size() as u64;
+        let fallback = meta::encoded_bound(chunk_bytes) * 2;
+        let array = bounded::bound_array(&opened, storage, path, fallback)
+            .map_err(|e| unsupported(format!("its codecs ({e})")))?;
         let sharded = cost.inner.is_some();
         Ok(ZarrArray {
             uri,
@@ -153,11 +160,22 @@ impl ZarrArray {
                     ArrayBytesDecodeIntoTarget::Fixed(&mut view),
                     &options,
                 )
-                .map_err(|e| match e {
-                    ArrayError::CodecError(e) => {
+                .map_err(|e| match (bounded::exceeded(&e), e) {
+                    (Some(limit), _) => ZarrError::DecodesTooLarge {
+                        uri: self.uri.clone(),
+                        variable: self.meta.name.clone(),
+                        key: self.key(&index),
+                        limit,
+                        what: if self.sharded && limit != self.chunk_bytes() {
+                            "an inner chunk of shard"
+                        } else {
+                            "chunk"
+                        },
+                    },
+                    (None, ArrayError::CodecError(e)) => {
                         read_error(format!("{e}; the chunk is truncated or corrupt"))
                     }
-                    other => read_error(other.to_string()),
+                    (None, other) => read_error(other.to_string()),
                 })?;
         }
         Ok(())

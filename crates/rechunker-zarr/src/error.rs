@@ -39,6 +39,18 @@ pub enum ZarrError {
         message: String,
     },
 
+    /// A chunk decodes to more bytes than its shape holds: a decompression bomb or corruption.
+    /// Decoding stops at that size, so this costs no more memory than a good chunk.
+    #[error("`{variable}` {what} {key} in {uri} decodes to more than the {limit} bytes its shape holds: the chunk is corrupt or hostile")]
+    DecodesTooLarge {
+        uri: String,
+        variable: String,
+        key: String,
+        limit: u64,
+        /// "chunk", or "an inner chunk of shard".
+        what: &'static str,
+    },
+
     /// Writing a chunk (or shard) failed.
     #[error("{uri}: cannot write chunk `{key}` of `{variable}`: {message}")]
     WriteChunk {

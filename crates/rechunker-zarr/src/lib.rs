@@ -18,6 +18,7 @@
 //! made from inside an async context.
 
 mod array;
+mod bounded;
 mod cf_fill;
 mod error;
 mod meta;
@@ -30,6 +31,6 @@ mod target;
 pub use array::ZarrArray;
 pub use error::ZarrError;
 pub use options::{BloscCompressor, BloscShuffle, Codec, ShardSpec, ZarrFormat, ZarrWriteOptions};
-pub use scratch::{exists, remove, StoreScratch};
+pub use scratch::{exists, looks_like_zarr, remove, StoreScratch};
 pub use source::ZarrSource;
 pub use target::ZarrTarget;

@@ -226,9 +226,10 @@ impl fmt::Display for Codec {
 }
 
 /// Shard shape of sharded Zarr v3 output, in elements. Each shard length must be a multiple of
-/// the chunk length along its dimension; a length at least as long as the dimension means one
-/// shard along it, and one no longer than a chunk means one chunk per shard. Dimensions the
-/// spec does not name hold one chunk per shard.
+/// the chunk length along its dimension (one shorter than a chunk is refused, not rounded); a
+/// length at least as long as the dimension (or -1) means one shard along it. Dimensions the
+/// spec does not name hold one chunk per shard, and so do coordinate variables, which are
+/// stored in one chunk.
 ///
 /// Parsed from `time=8760,lat=48` (by dimension name) or `8760,48,48` (by position, for
 /// arrays with that many dimensions; arrays of other rank are not sharded along any dimension).

@@ -48,6 +48,22 @@ pub fn exists(uri: &str) -> Result<bool> {
     Ok(!keys.is_empty())
 }
 
+/// True when `uri` holds Zarr metadata at its root (a group, an array or consolidated
+/// metadata, v2 or v3): what `--overwrite` may replace.
+pub fn looks_like_zarr(uri: &str) -> Result<bool> {
+    let store = open_store(uri)?;
+    for name in ["zarr.json", ".zgroup", ".zarray", ".zmetadata"] {
+        let found = store
+            .storage
+            .get(&key(uri, name)?)
+            .map_err(|e| storage_error(uri, "cannot read", e))?;
+        if found.is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Removes everything at or below `uri` (for `--overwrite`).
 pub fn remove(uri: &str) -> Result<()> {
     let store = open_store(uri)?;

@@ -20,6 +20,8 @@ pub struct ZarrTarget {
     uri: String,
     options: ZarrWriteOptions,
     storage: Storage,
+    /// The folder of a local target, where a killed run may have left temporary files.
+    local_root: Option<std::path::PathBuf>,
     /// Set once the root's old group metadata (from an earlier run) has been removed.
     root_prepared: Mutex<bool>,
 }
@@ -67,6 +69,7 @@ impl ZarrTarget {
             uri: uri.into(),
             options,
             storage: store.storage,
+            local_root: store.local_root,
             root_prepared: Mutex::new(false),
         })
     }
@@ -115,19 +118,29 @@ impl ZarrTarget {
         let mut shard = Vec::with_capacity(chunk.len());
         for (d, want) in spec.lengths(&meta.dims).into_iter().enumerate() {
             let c = chunk[d];
+            let dim = meta.dims.get(d).map_or("?", String::as_str);
             shard.push(match want {
-                // A shard holds whole chunks: one smaller than a chunk (e.g. for a coordinate
-                // stored in one chunk) holds just one.
                 None => c,
-                Some(l) if l <= c => c,
+                // -1 (or any length from the dimension's up) is one shard along it.
                 Some(l) if l >= shape[d] => shape[d].div_ceil(c).max(1) * c,
+                Some(l) if l == c => c,
+                // A coordinate variable is stored in one chunk whatever --chunks says (as
+                // xarray writes them); the shard holds that chunk, as one longer shard would.
+                Some(_) if meta.is_coordinate() && c >= shape[d] => c,
+                Some(l) if l < c => {
+                    return Err(self.option_error(
+                        meta,
+                        format!(
+                            "shard length {l} along `{dim}` is shorter than the chunk length {c}; a shard holds whole chunks: give a multiple of {c}, or -1 for the whole dimension"
+                        ),
+                    ))
+                }
                 Some(l) if l % c == 0 => l,
                 Some(l) => {
                     return Err(self.option_error(
                         meta,
                         format!(
-                            "shard length {l} along `{}` is not a multiple of the chunk length {c}",
-                            meta.dims.get(d).map_or("?", String::as_str)
+                            "shard length {l} along `{dim}` is not a multiple of the chunk length {c}"
                         ),
                     ))
                 }
@@ -386,6 +399,9 @@ impl DatasetTarget for ZarrTarget {
     }
 
     fn finalize(&self, meta: &DatasetMeta) -> rechunker_core::Result<()> {
+        if let Some(root) = &self.local_root {
+            rechunker_core::scratch::remove_own_temp_files(root);
+        }
         match self.options.zarr_format {
             ZarrFormat::V3 => self.finalize_v3(meta)?,
             ZarrFormat::V2 => self.finalize_v2(meta)?,

@@ -694,3 +694,48 @@ fn lone_arrays_open_by_their_path() {
     );
     assert!(lone.open_array("nope").is_err());
 }
+
+#[test]
+fn shards_shorter_than_a_chunk_are_refused_not_rounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = dir.path().join("s.zarr").display().to_string();
+    let meta = array_meta(
+        "tas",
+        &["time", "lat"],
+        DataType::Float32,
+        &[100, 40],
+        &[10, 8],
+        None,
+    );
+    let grid = |shards: &str| {
+        ZarrTarget::create(&uri, options(ZarrFormat::V3, "zstd:1", Some(shards)))
+            .unwrap()
+            .write_grid(&meta)
+    };
+    // Shorter than the chunk: refused, naming the dimension and the chunk length.
+    let e = grid("time=5").unwrap_err().to_string();
+    assert!(
+        e.contains("`time`") && e.contains("chunk length 10") && e.contains("shorter"),
+        "{e}"
+    );
+    let e = grid("time=20,lat=4").unwrap_err().to_string();
+    assert!(e.contains("`lat`") && e.contains("chunk length 8"), "{e}");
+    // Equal to the chunk, a multiple of it, the whole dimension or -1: accepted as asked.
+    assert_eq!(
+        grid("time=10,lat=16").unwrap(),
+        ChunkGrid::regular(&[100, 40], &[10, 16])
+    );
+    assert_eq!(
+        grid("time=-1,lat=40").unwrap(),
+        ChunkGrid::regular(&[100, 40], &[100, 40])
+    );
+    // A coordinate variable is stored in one chunk whatever the data's chunks are; a shard
+    // length meant for the data holds that one chunk.
+    let lat = array_meta("lat", &["lat"], DataType::Float64, &[40], &[40], None);
+    let target =
+        ZarrTarget::create(&uri, options(ZarrFormat::V3, "zstd:1", Some("lat=16"))).unwrap();
+    assert_eq!(
+        target.write_grid(&lat).unwrap(),
+        ChunkGrid::regular(&[40], &[40])
+    );
+}
