@@ -26,6 +26,9 @@ pub struct JobFile {
     pub source_arg: String,
     #[serde(default)]
     pub concat_dim: Option<String>,
+    /// Variables of unsupported types were left out (`--skip-unsupported`).
+    #[serde(default)]
+    pub skip_unsupported: bool,
     pub target_format: TargetFormat,
     pub write: WriteOptions,
     pub scratch: String,
@@ -170,7 +173,12 @@ pub fn run_stage(plan_file: &Path, args: &StageArgs, quiet: bool) -> Result<()> 
     {
         bail!("{} is one NetCDF/HDF5 file, which one process must write: run its stages with --shard 0/1, or write Zarr or TileDB to share the work", file.plan.target);
     }
-    let source = formats::open_source(&file.source_arg, file.concat_dim.as_deref())?.dataset;
+    let source = formats::open_source(
+        &file.source_arg,
+        file.concat_dim.as_deref(),
+        file.skip_unsupported,
+    )?
+    .dataset;
     file.plan.check_source(source.meta()).map_err(|e| {
         anyhow::anyhow!(
             "plan file {} does not fit its source {}: {e}; write a new plan with `rechunk plan ... -o FILE`",

@@ -110,8 +110,16 @@ fn hdf5_extension(p: &Path) -> bool {
 }
 
 /// Opens `path` with the adapter that recognizes it. A glob (`archive/*.nc`) is many NetCDF
-/// files concatenated along `concat_dim`.
-pub fn open_source(path: &str, concat_dim: Option<&str>) -> Result<OpenedSource> {
+/// files concatenated along `concat_dim`. With `skip_unsupported`, NetCDF variables and HDF5
+/// datasets of types rechunk cannot carry (char, strings, enums, compounds) are left out, each
+/// with a warning line, instead of failing the open.
+pub fn open_source(
+    path: &str,
+    concat_dim: Option<&str>,
+    skip_unsupported: bool,
+) -> Result<OpenedSource> {
+    let netcdf_options = rechunker_netcdf::NetcdfReadOptions { skip_unsupported };
+    let hdf5_options = rechunker_hdf5::Hdf5ReadOptions { skip_unsupported };
     let plain = |dataset: Box<dyn DatasetSource>| OpenedSource {
         dataset,
         unlimited_dims: Vec::new(),
@@ -127,7 +135,7 @@ pub fn open_source(path: &str, concat_dim: Option<&str>) -> Result<OpenedSource>
         let Some(dim) = concat_dim else {
             bail!("{path} matches {} files: say which dimension joins them with --concat-dim, e.g. --concat-dim time", files.len());
         };
-        let source = rechunker_netcdf::NetcdfSource::open_many(&files, dim)?;
+        let source = rechunker_netcdf::NetcdfSource::open_many_with(&files, dim, &netcdf_options)?;
         let unlimited_dims = source.unlimited_dims().to_vec();
         return Ok(OpenedSource {
             dataset: Box::new(source),
@@ -156,17 +164,23 @@ pub fn open_source(path: &str, concat_dim: Option<&str>) -> Result<OpenedSource>
     if p.is_file() {
         // NetCDF-4 files are HDF5 files too: the extension decides, else NetCDF first.
         if hdf5_extension(p) && rechunker_hdf5::is_hdf5(p) {
-            return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open(p)?)));
+            return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open_with(
+                p,
+                &hdf5_options,
+            )?)));
         }
         if rechunker_netcdf::is_netcdf(p) || !rechunker_hdf5::is_hdf5(p) {
-            let source = rechunker_netcdf::NetcdfSource::open(p)?;
+            let source = rechunker_netcdf::NetcdfSource::open_with(p, &netcdf_options)?;
             let unlimited_dims = source.unlimited_dims().to_vec();
             return Ok(OpenedSource {
                 dataset: Box::new(source),
                 unlimited_dims,
             });
         }
-        return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open(p)?)));
+        return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open_with(
+            p,
+            &hdf5_options,
+        )?)));
     }
     bail!("cannot read {path}: it is not a dataset in a format this rechunk knows (Zarr v2/v3, NetCDF, HDF5, TileDB, raw)")
 }
@@ -253,15 +267,15 @@ pub fn create_target(
             )?))
         }
         TargetFormat::Zarr => {
+            // Unset: each array keeps its Zarr source's version and encoding (v3 and zstd:3
+            // for sources of other formats).
             let zarr_format = match options.zarr_format {
-                None | Some(3) => ZarrFormat::V3,
-                Some(2) => ZarrFormat::V2,
+                None => None,
+                Some(3) => Some(ZarrFormat::V3),
+                Some(2) => Some(ZarrFormat::V2),
                 Some(other) => bail!("--zarr-format {other}: use 2 or 3"),
             };
-            let codec: Codec = match &options.codec {
-                Some(c) => c.parse()?,
-                None => Codec::default(),
-            };
+            let codec: Option<Codec> = options.codec.as_deref().map(str::parse).transpose()?;
             let shards: Option<ShardSpec> =
                 options.shards.as_deref().map(str::parse).transpose()?;
             let options = ZarrWriteOptions {

@@ -122,6 +122,11 @@ struct PlanOptions {
     /// Scratch pieces smaller than this make the planner consider an extra stage.
     #[arg(long, default_value = "1MiB", value_parser = parse_bytes)]
     min_io: u64,
+    /// Leave out variables of types rechunk cannot carry yet (NetCDF char and string
+    /// variables, enums, compounds; HDF5 strings and compounds), printing one line for each,
+    /// instead of refusing the whole source.
+    #[arg(long)]
+    skip_unsupported: bool,
     /// Target format, when the extension of DST does not say.
     #[arg(long, value_enum)]
     format: Option<TargetFormat>,
@@ -244,6 +249,9 @@ struct InspectArgs {
     /// Print the metadata as JSON.
     #[arg(long)]
     json: bool,
+    /// Leave out (and list) variables of types rechunk cannot carry yet.
+    #[arg(long)]
+    skip_unsupported: bool,
 }
 
 #[derive(Args)]
@@ -256,6 +264,9 @@ struct VerifyArgs {
     /// Peak memory of the whole process.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     max_mem: u64,
+    /// Compare without the variables `--skip-unsupported` left out of the run.
+    #[arg(long)]
+    skip_unsupported: bool,
 }
 
 /// Lets `rechunk SRC DST ...` stand for `rechunk run SRC DST ...`.
@@ -301,7 +312,10 @@ fn main() {
     }));
     let cli = Cli::parse_from(with_default_subcommand(std::env::args().collect()));
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("RECHUNK_LOG"))
+        .with_env_filter(log_filter())
+        .without_time()
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
@@ -317,6 +331,29 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {}", error_message(&e));
         std::process::exit(1);
+    }
+}
+
+/// What is logged to stderr: `RECHUNK_LOG` (e.g. `debug`), else rechunk's own warnings
+/// (variables skipped, stale locks taken over, scratch folders kept), not those of libraries.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    match std::env::var("RECHUNK_LOG") {
+        Ok(directives) if !directives.is_empty() => tracing_subscriber::EnvFilter::new(directives),
+        _ => tracing_subscriber::EnvFilter::new(
+            [
+                "rechunk",
+                "rechunker",
+                "rechunker_core",
+                "rechunker_raw",
+                "rechunker_zarr",
+                "rechunker_netcdf",
+                "rechunker_hdf5",
+                "rechunker_h5",
+                "rechunker_tiledb",
+            ]
+            .map(|c| format!("{c}=warn"))
+            .join(","),
+        ),
     }
 }
 
@@ -372,7 +409,7 @@ fn job_options(p: &PlanOptions) -> JobOptions {
 /// Plans SRC → DST without touching DST.
 fn make_plan(p: &PlanOptions) -> Result<(formats::OpenedSource, TargetFormat, DatasetPlan)> {
     let r = p.required()?;
-    let source = formats::open_source(r.src, p.concat_dim.as_deref())?;
+    let source = formats::open_source(r.src, p.concat_dim.as_deref(), p.skip_unsupported)?;
     let format = formats::target_format(r.dst, p.format)?;
     let options = job_options(p);
     // Adapters touch nothing before the first array is created: planning only asks for sizes.
@@ -619,6 +656,7 @@ fn plan(mut a: PlanArgs) -> Result<()> {
             plan: plan.clone(),
             source_arg: a.plan.src.clone().unwrap_or_default(),
             concat_dim: a.plan.concat_dim.clone(),
+            skip_unsupported: a.plan.skip_unsupported,
             target_format: format,
             // Workers reopen what `plan -o` and other workers created.
             write: a.plan.write_options(&source, true),
@@ -637,13 +675,16 @@ fn plan(mut a: PlanArgs) -> Result<()> {
 }
 
 fn inspect(a: InspectArgs) -> Result<()> {
-    let source = formats::open_source(&a.src, a.concat_dim.as_deref())?.dataset;
+    let source = formats::open_source(&a.src, a.concat_dim.as_deref(), a.skip_unsupported)?.dataset;
     let meta = source.meta();
     if a.json {
         println!("{}", serde_json::to_string_pretty(meta)?);
         return Ok(());
     }
     println!("{}", source.location());
+    if let Some(format) = rechunker_zarr::describe_dataset(meta) {
+        println!("  format: {format}");
+    }
     let dims: Vec<String> = meta
         .dims()
         .iter()
@@ -684,8 +725,8 @@ fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    let src = formats::open_source(&a.src, a.concat_dim.as_deref())?.dataset;
-    let dst = formats::open_source(&a.dst, None)?.dataset;
+    let src = formats::open_source(&a.src, a.concat_dim.as_deref(), a.skip_unsupported)?.dataset;
+    let dst = formats::open_source(&a.dst, None, false)?.dataset;
     // Like a run, --max-mem bounds the whole process: its own footprint comes off first.
     let threads = rayon::current_num_threads();
     let buffers = a

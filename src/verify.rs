@@ -12,8 +12,21 @@ pub fn verify(source: &dyn DatasetSource, target: &dyn DatasetSource, max_mem: u
     let (src_name, dst_name) = (source.location(), target.location());
     let threads = rayon::current_num_threads() as u64;
     let mut compared = 0;
+    // A lone array is named after its path, which its copy need not share: two datasets of
+    // one array each, one of them lone, compare those arrays.
+    let (src_meta, dst_meta) = (source.meta(), target.meta());
+    let lone_pair = match (src_meta.arrays.as_slice(), dst_meta.arrays.as_slice()) {
+        ([a], [b]) if src_meta.lone_array().is_some() || dst_meta.lone_array().is_some() => {
+            Some((a.name.clone(), b.name.clone()))
+        }
+        _ => None,
+    };
+    let target_name = |name: &str| match &lone_pair {
+        Some((a, b)) if a == name => b.clone(),
+        _ => name.to_string(),
+    };
     for meta in &source.meta().arrays {
-        let Some(other) = target.meta().array(&meta.name) else {
+        let Some(other) = target.meta().array(&target_name(&meta.name)) else {
             bail!(
                 "{dst_name} has no variable `{}`, which {src_name} has",
                 meta.name
@@ -31,7 +44,7 @@ pub fn verify(source: &dyn DatasetSource, target: &dyn DatasetSource, max_mem: u
         }
         let (a, b) = (
             source.open_array(&meta.name)?,
-            target.open_array(&meta.name)?,
+            target.open_array(&target_name(&meta.name))?,
         );
         let per_thread = |array: &dyn ChunkedArray| {
             (max_mem / threads)

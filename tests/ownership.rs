@@ -501,6 +501,28 @@ fn a_bucket_named_as_scratch_keeps_everything_but_rechunks_own_keys() {
         "scratch left behind"
     );
     run(&["verify", &raw, "s3://lab/out.zarr"]);
+    // --overwrite never empties a prefix that is not a Zarr dataset.
+    s3.request("PUT", "/lab/notes/readme.txt");
+    let out = rechunk_env(
+        &[
+            "s3://lab/in.zarr",
+            "s3://lab/notes",
+            "--chunks",
+            "time=-1",
+            "--overwrite",
+        ],
+        &env,
+    );
+    assert!(
+        !out.status.success(),
+        "a prefix of the user's was overwritten"
+    );
+    assert!(
+        stderr(&out).contains("is not a Zarr dataset"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(listing("notes"), ["notes/readme.txt"]);
     // Scratch inside the source or the target on the store is refused.
     for scratch in [
         "s3://lab/in.zarr",

@@ -7,6 +7,9 @@ usage:
   zarr_check.py array SOURCE TARGET CHUNKS [SHARDS]
       zarr-python reads the single arrays at SOURCE and TARGET with equal values (NaN == NaN),
       attributes, fill value and dimension names; TARGET has CHUNKS (and SHARDS).
+  zarr_check.py values SOURCE TARGET
+      zarr-python reads the single arrays at SOURCE and TARGET with equal shapes, types and values
+      (for conversions between Zarr versions, which spell attributes differently).
   zarr_check.py raw-equal TARGET RAW_DTYPE RAW_FILE SHAPE
       the array at TARGET equals the C-order bytes of RAW_FILE.
 Exit status 0 and "ok" on success; a message naming what differs otherwise.
@@ -61,14 +64,22 @@ def identical(source, target, chunk_specs):
             fail(f"target has a {key} attribute")
 
 
-def array(source, target, chunks, shards):
+def values(source, target):
     a = zarr.open_array(source, mode="r")
     b = zarr.open_array(target, mode="r")
     if a.shape != b.shape or a.dtype != b.dtype:
         fail(f"shape/dtype {a.shape} {a.dtype} vs {b.shape} {b.dtype}")
     if not np.array_equal(a[...], b[...], equal_nan=True):
         fail("values differ")
-    if not same_fill(a.fill_value.item(), b.fill_value.item()):
+    return a, b
+
+
+def array(source, target, chunks, shards):
+    a, b = values(source, target)
+    def fill(x):
+        return None if x.fill_value is None else x.fill_value.item()
+
+    if not same_fill(fill(a), fill(b)):
         fail(f"fill value {a.fill_value!r} vs {b.fill_value!r}")
     attrs_a = {k: v for k, v in a.attrs.items()}
     attrs_b = {k: v for k, v in b.attrs.items()}
@@ -96,6 +107,8 @@ def main():
         identical(args[0], args[1], args[2:])
     elif command == "array":
         array(args[0], args[1], args[2], args[3] if len(args) > 3 else "")
+    elif command == "values":
+        values(args[0], args[1])
     elif command == "raw-equal":
         raw_equal(*args)
     else:

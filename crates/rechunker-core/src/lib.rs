@@ -26,7 +26,7 @@ pub use array::{ChunkedArray, ChunkedArrayMut, DatasetSource, DatasetTarget};
 pub use dtype::{DataType, Scalar};
 pub use error::{BoxError, Error, Result};
 pub use grid::{ChunkGrid, DimGrid};
-pub use meta::{ArrayMeta, AttrValue, Attributes, DatasetMeta};
+pub use meta::{ArrayMeta, AttrValue, Attributes, DatasetMeta, NativeEncoding};
 pub use planner::{plan, CostModel, Plan, PlanError, PlanRequest};
 pub use region::Region;
 pub use spec::{ChunkSize, ChunkSpec};

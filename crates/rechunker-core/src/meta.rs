@@ -68,6 +68,27 @@ pub struct ArrayMeta {
     /// Human-readable description of the stored codecs, e.g. `["shuffle", "zlib(1)"]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub codecs: Vec<String>,
+    /// How the source format stored this array, in its own terms (see [`NativeEncoding`]):
+    /// a target of the same format may write the array the same way. `None` for formats that
+    /// do not fill it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<NativeEncoding>,
+}
+
+/// An array's metadata as its own format stores it, carried opaquely from a source adapter to a
+/// target adapter of the same format (through plan files too), so that a same-format rewrite
+/// keeps what the user had: codecs and their settings, fill value, memory order, key layout,
+/// attributes. The core never looks inside `document`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NativeEncoding {
+    /// The format `document` belongs to, e.g. `"zarr"`.
+    pub format: String,
+    /// The format's own metadata of the array (for Zarr: its documents by store key).
+    pub document: serde_json::Value,
+    /// The array is the whole dataset, stored on its own rather than inside a group (a Zarr
+    /// array at the root of its store); a target that can writes it the same way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lone: bool,
 }
 
 impl ArrayMeta {
@@ -88,6 +109,7 @@ impl ArrayMeta {
             fill_value: None,
             attrs: Attributes::default(),
             codecs: Vec::new(),
+            encoding: None,
         }
     }
 
@@ -140,6 +162,15 @@ impl DatasetMeta {
         self.arrays.iter().find(|a| a.name == name)
     }
 
+    /// The dataset's only array when the dataset is that array on its own, stored without a
+    /// group around it (see [`NativeEncoding::lone`]).
+    pub fn lone_array(&self) -> Option<&ArrayMeta> {
+        match self.arrays.as_slice() {
+            [a] if a.encoding.as_ref().is_some_and(|e| e.lone) => Some(a),
+            _ => None,
+        }
+    }
+
     /// Dimension names with their lengths, in order of first appearance.
     pub fn dims(&self) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = Vec::new();
@@ -175,5 +206,31 @@ mod tests {
         assert_eq!(a.get("units").unwrap().value, "degC");
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(serde_json::from_str::<Attributes>(&json).unwrap(), a);
+    }
+
+    #[test]
+    fn native_encodings_round_trip_and_are_optional() {
+        let mut m = ArrayMeta::regular("a", &["x"], DataType::Float32, &[4], &[2]);
+        // Metadata written before encodings existed still loads.
+        let old = serde_json::to_value(&m).unwrap();
+        assert!(old.get("encoding").is_none());
+        assert_eq!(serde_json::from_value::<ArrayMeta>(old).unwrap(), m);
+        m.encoding = Some(NativeEncoding {
+            format: "zarr".into(),
+            document: serde_json::json!({".zarray": {"fill_value": null, "chunks": [2]}}),
+            lone: true,
+        });
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<ArrayMeta>(&json).unwrap(), m);
+        let ds = DatasetMeta {
+            arrays: vec![m.clone()],
+            attrs: Attributes::default(),
+        };
+        assert_eq!(ds.lone_array(), Some(&m));
+        let two = DatasetMeta {
+            arrays: vec![m.clone(), m],
+            attrs: Attributes::default(),
+        };
+        assert!(two.lone_array().is_none());
     }
 }

@@ -34,6 +34,7 @@ fn meta(dtype: DataType, grid: ChunkGrid) -> ArrayMeta {
         fill_value: Some(Scalar::Int(1)),
         attrs: Attributes::default(),
         codecs: Vec::new(),
+        encoding: None,
     }
 }
 

@@ -13,9 +13,10 @@ pub enum Hdf5Error {
     #[error("{path} is not an HDF5 file (no HDF5 signature); check the path, or that the file was copied completely")]
     NotHdf5 { path: String },
 
-    /// A dataset uses something this adapter cannot read or write.
+    /// A dataset uses something this adapter cannot read or write; `what` says what and that
+    /// it is not supported (e.g. "strings are not supported").
     #[error(
-        "{path}: dataset `{variable}`: {what} not supported; drop the dataset or convert it first"
+        "{path}: dataset `{variable}`: {what}; pass --skip-unsupported to convert the other datasets without it"
     )]
     Unsupported {
         path: String,

@@ -265,7 +265,8 @@ impl Hdf5Source {
                 Ok(d) => d,
                 Err(e) => {
                     if options.skip_unsupported {
-                        tracing::warn!("skipping: {e}");
+                        let line = format!("skipping dataset `{name}` of {display}: {}", e.message);
+                        tracing::warn!("{line}");
                         continue;
                     }
                     return Err(Hdf5Error::Unsupported {
@@ -309,6 +310,7 @@ impl Hdf5Source {
                 fill_value: dataset.user_fill(),
                 attrs,
                 codecs: dataset.pipeline().describe(),
+                encoding: None,
             };
             normalize_fill_attribute(&mut meta);
             arrays.push(Arc::new(Hdf5Array { meta, dataset }));

@@ -158,7 +158,7 @@ impl Hdf5Target {
             what,
         };
         if name.is_empty() {
-            return Err(unsupported("an empty name is".into()));
+            return Err(unsupported("an empty name is not supported".into()));
         }
         let chunk = chunk_shape(meta).map_err(|w| {
             Hdf5Error::Option(format!("{}: dataset `{}`: {w}", self.display, meta.name))

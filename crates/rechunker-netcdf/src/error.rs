@@ -18,7 +18,7 @@ pub enum NetcdfError {
     Damaged { path: String, message: String },
 
     /// A variable uses something this adapter cannot read or write.
-    #[error("{path}: variable `{variable}`: {what} is not supported; drop the variable (or pass the option to skip unsupported variables)")]
+    #[error("{path}: variable `{variable}`: {what} is not supported yet; pass --skip-unsupported to convert the other variables without it")]
     Unsupported {
         path: String,
         variable: String,

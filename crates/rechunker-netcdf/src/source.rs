@@ -557,6 +557,7 @@ fn var_meta(var: &VarInfo, dtype: DataType, grid: ChunkGrid) -> ArrayMeta {
         fill_value: var.fill.as_ref().and_then(|f| Scalar::from_bytes(dtype, f)),
         attrs: var.attrs.clone(),
         codecs: var.codecs.clone(),
+        encoding: None,
     };
     normalize_fill_attribute(&mut meta);
     meta

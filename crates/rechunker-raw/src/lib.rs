@@ -499,6 +499,7 @@ mod tests {
             fill_value: Some(Scalar::Int(-9)),
             attrs: Default::default(),
             codecs: vec![],
+            encoding: None,
         }
     }
 

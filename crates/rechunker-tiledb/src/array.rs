@@ -119,6 +119,7 @@ impl TileDbArray {
             fill_value: None,
             attrs: Default::default(),
             codecs: Vec::new(),
+            encoding: None,
         };
         TileDbArray {
             ctx,

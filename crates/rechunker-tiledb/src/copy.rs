@@ -99,6 +99,7 @@ impl ArraySource {
                     fill_value: None,
                     attrs: Default::default(),
                     codecs: attr.filters.clone(),
+                    encoding: None,
                 };
                 TileDbArray::attribute(ctx.clone(), info.clone(), 0, meta)
             } else {

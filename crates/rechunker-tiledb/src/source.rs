@@ -236,6 +236,7 @@ impl TileDbSource {
                 fill_value: Scalar::from_bytes(attr.dtype, &attr.fill),
                 attrs: v.attrs.clone(),
                 codecs: attr.filters.clone(),
+                encoding: None,
             };
             arrays.push(Arc::new(TileDbArray::attribute(
                 ctx.clone(),

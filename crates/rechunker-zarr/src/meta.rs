@@ -7,7 +7,9 @@
 
 use crate::cf_fill;
 use crate::options::{Codec, ZarrFormat};
-use rechunker_core::{ArrayMeta, AttrValue, Attributes, DataType, Scalar};
+use rechunker_core::{
+    ArrayMeta, AttrValue, Attributes, DataType, DatasetMeta, NativeEncoding, Scalar,
+};
 use serde_json::{json, Map, Value};
 
 /// The v2 attribute xarray keeps dimension names in.
@@ -162,6 +164,10 @@ pub(crate) fn array_docs(
     shard: Option<&[u64]>,
 ) -> Result<ArrayDocs, String> {
     let dtype = meta.dtype;
+    // A lone array that named no dimensions gets none invented (xarray needs them only in
+    // groups it opens); arrays of groups are named for xarray.
+    let lone = meta.encoding.as_ref().is_some_and(|e| e.lone);
+    let names_kept = !lone || dims_were_named(meta);
     let as_json = |f: Scalar| {
         fill_json(f, dtype)
             .ok_or_else(|| format!("fill value {f} does not fit its data type {dtype}"))
@@ -219,7 +225,7 @@ pub(crate) fn array_docs(
                 "attributes": attrs,
                 "dimension_names": meta.dims,
             });
-            if meta.dims.len() != meta.ndim() {
+            if meta.dims.len() != meta.ndim() || !names_kept {
                 if let Some(o) = doc.as_object_mut() {
                     o.remove("dimension_names");
                 }
@@ -244,7 +250,7 @@ pub(crate) fn array_docs(
                 "filters": null,
                 "dimension_separator": ".",
             });
-            if meta.dims.len() == meta.ndim() {
+            if meta.dims.len() == meta.ndim() && names_kept {
                 attrs.insert(ARRAY_DIMENSIONS.into(), json!(meta.dims));
             }
             Ok(ArrayDocs {
@@ -252,6 +258,210 @@ pub(crate) fn array_docs(
                 attrs: Some(Value::Object(attrs)),
             })
         }
+    }
+}
+
+/// The `format` of the [`NativeEncoding`] a Zarr source gives its arrays.
+pub(crate) const ENCODING_FORMAT: &str = "zarr";
+
+/// The source array's own documents, to keep when a Zarr target rewrites it: v3
+/// `{"zarr.json": DOC}`, v2 `{".zarray": DOC, ".zattrs": ATTRS}` (`.zattrs` only when it holds
+/// anything). `lone`: the array is the whole store, at its root.
+pub(crate) fn native_encoding(
+    format: ZarrFormat,
+    doc: &Value,
+    v2_attrs: &Map<String, Value>,
+    lone: bool,
+) -> NativeEncoding {
+    let mut docs = Map::new();
+    match format {
+        ZarrFormat::V3 => {
+            docs.insert("zarr.json".into(), doc.clone());
+        }
+        ZarrFormat::V2 => {
+            docs.insert(".zarray".into(), doc.clone());
+            if !v2_attrs.is_empty() {
+                docs.insert(".zattrs".into(), Value::Object(v2_attrs.clone()));
+            }
+        }
+    }
+    NativeEncoding {
+        format: ENCODING_FORMAT.into(),
+        document: Value::Object(docs),
+        lone,
+    }
+}
+
+/// A Zarr source array's documents, as [`native_encoding`] stored them: format, array document
+/// and (v2) attributes. `None` for arrays of other formats.
+pub(crate) struct KeptDocs {
+    pub format: ZarrFormat,
+    pub array: Value,
+    pub attrs: Option<Value>,
+}
+
+pub(crate) fn kept_docs(meta: &ArrayMeta) -> Option<KeptDocs> {
+    let encoding = meta
+        .encoding
+        .as_ref()
+        .filter(|e| e.format == ENCODING_FORMAT)?;
+    let docs = encoding.document.as_object()?;
+    if let Some(doc) = docs.get("zarr.json") {
+        return Some(KeptDocs {
+            format: ZarrFormat::V3,
+            array: doc.clone(),
+            attrs: None,
+        });
+    }
+    Some(KeptDocs {
+        format: ZarrFormat::V2,
+        array: docs.get(".zarray")?.clone(),
+        attrs: docs.get(".zattrs").cloned(),
+    })
+}
+
+/// The Zarr version of the dataset's arrays when they came from Zarr ("zarr v2 array",
+/// "zarr v3 group"), for `rechunk inspect`.
+pub fn describe_dataset(meta: &DatasetMeta) -> Option<String> {
+    let formats: Vec<ZarrFormat> = meta
+        .arrays
+        .iter()
+        .map(|a| kept_docs(a).map(|k| k.format))
+        .collect::<Option<_>>()?;
+    let first = *formats.first()?;
+    if formats.iter().any(|f| *f != first) {
+        return Some("zarr group of v2 and v3 arrays".into());
+    }
+    let node = if meta.lone_array().is_some() {
+        "array"
+    } else {
+        "group"
+    };
+    Some(format!("zarr v{first} {node}"))
+}
+
+/// True unless `meta` came from a Zarr array that named no dimensions (its `dim_0`, ... are
+/// ours then, not the user's).
+pub(crate) fn dims_were_named(meta: &ArrayMeta) -> bool {
+    match kept_docs(meta) {
+        None => true,
+        Some(k) => match k.format {
+            ZarrFormat::V3 => k.array.get("dimension_names").is_some_and(|n| !n.is_null()),
+            ZarrFormat::V2 => k
+                .attrs
+                .as_ref()
+                .and_then(|a| a.get(ARRAY_DIMENSIONS))
+                .is_some_and(|n| !n.is_null()),
+        },
+    }
+}
+
+/// The kept documents of a source array with only the chunking changed: v2 `chunks`; v3 the
+/// grid's `chunk_shape` and, for sharding, the `sharding_indexed` codec. A sharded source's
+/// inner codecs become the array's codecs unless `shard` is given (`--shards`); then they are
+/// wrapped in a `sharding_indexed` codec (the source's index codecs and location, when it had
+/// them). Everything else (codecs and their settings, fill value, order, key encoding,
+/// attributes, dimension names, unknown keys) stays as the source had it.
+pub(crate) fn rechunked_docs(
+    kept: &KeptDocs,
+    shape: &[u64],
+    chunk: &[u64],
+    shard: Option<&[u64]>,
+) -> Result<ArrayDocs, String> {
+    let mut doc = kept.array.clone();
+    let obj = doc
+        .as_object_mut()
+        .ok_or("the source's array metadata is not a JSON object")?;
+    obj.insert("shape".into(), json!(shape));
+    match kept.format {
+        ZarrFormat::V2 => {
+            if shard.is_some() {
+                return Err("sharding needs Zarr format 3; add --zarr-format 3".into());
+            }
+            obj.insert("chunks".into(), json!(chunk));
+        }
+        ZarrFormat::V3 => {
+            let codecs = obj
+                .get("codecs")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let is_sharding =
+                |c: &Value| c.get("name").and_then(Value::as_str) == Some("sharding_indexed");
+            // The codecs that encode one chunk, and the source's shard index settings.
+            let (plain, index) = match codecs.iter().position(is_sharding) {
+                Some(i) => {
+                    let config = codecs[i].get("configuration");
+                    let mut plain: Vec<Value> = codecs[..i].to_vec();
+                    plain.extend(
+                        config
+                            .and_then(|c| c.get("codecs"))
+                            .and_then(Value::as_array)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                    (plain, config.cloned())
+                }
+                None => (codecs, None),
+            };
+            let grid_chunk = match shard {
+                Some(shard) => {
+                    let get = |key: &str, default: Value| {
+                        index
+                            .as_ref()
+                            .and_then(|c| c.get(key))
+                            .cloned()
+                            .unwrap_or(default)
+                    };
+                    let sharding = json!({"name": "sharding_indexed", "configuration": {
+                        "chunk_shape": chunk,
+                        "codecs": plain,
+                        "index_codecs": get("index_codecs", json!([
+                            {"name": "bytes", "configuration": {"endian": "little"}},
+                            {"name": "crc32c"},
+                        ])),
+                        "index_location": get("index_location", json!("end")),
+                    }});
+                    obj.insert("codecs".into(), json!([sharding]));
+                    shard.to_vec()
+                }
+                None => {
+                    obj.insert("codecs".into(), Value::Array(plain));
+                    chunk.to_vec()
+                }
+            };
+            let grid = obj
+                .get_mut("chunk_grid")
+                .and_then(|g| g.get_mut("configuration"))
+                .and_then(Value::as_object_mut)
+                .ok_or("the source's chunk_grid has no configuration")?;
+            grid.insert("chunk_shape".into(), json!(grid_chunk));
+        }
+    }
+    Ok(ArrayDocs {
+        array: doc,
+        attrs: kept.attrs.clone(),
+    })
+}
+
+/// Codec stages beyond one (bytes-to-bytes compressor) that encoding a chunk of `docs` runs
+/// through, each holding a chunk-sized buffer: filters, order F, array-to-array codecs.
+pub(crate) fn extra_encode_stages(docs: &ArrayDocs, format: ZarrFormat) -> u64 {
+    let v2_attrs = docs
+        .attrs
+        .as_ref()
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    match parse_array(&docs.array, &v2_attrs, format) {
+        Ok(parsed) => {
+            let cost = parsed
+                .cost
+                .inner
+                .map_or(parsed.cost.stages, |(_, c)| c.stages);
+            cost.saturating_sub(1) as u64
+        }
+        Err(_) => 0,
     }
 }
 

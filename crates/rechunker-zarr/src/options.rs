@@ -303,13 +303,17 @@ impl ShardSpec {
     }
 }
 
-/// How a [`ZarrTarget`](crate::ZarrTarget) writes.
+/// How a [`ZarrTarget`](crate::ZarrTarget) writes. Settings left `None` keep what a Zarr source
+/// array had: its format version and, unless a codec is given, its whole encoding (codecs with
+/// their settings, filters, fill value, order, key encoding, attributes), with only the chunks
+/// changed. Arrays from other formats get Zarr v3 and `zstd:3` then.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ZarrWriteOptions {
-    /// Zarr format version (default 3).
-    pub zarr_format: ZarrFormat,
-    /// Chunk compression (default `zstd:3`).
-    pub codec: Codec,
+    /// Zarr format version (`None`: the source's when it is Zarr, else 3).
+    pub zarr_format: Option<ZarrFormat>,
+    /// Chunk compression (`None`: the source's encoding when it is Zarr of the format written,
+    /// else `zstd:3`).
+    pub codec: Option<Codec>,
     /// Sharding (Zarr v3 only). Each shard is then the unit that is encoded and written whole.
     pub shards: Option<ShardSpec>,
 }

@@ -364,7 +364,7 @@ fn open_found(uri: &str, storage: &Storage, found: Found) -> Result<ZarrArray> {
         ZarrFormat::V3 => join(&found.dir, "zarr.json"),
         ZarrFormat::V2 => join(&found.dir, ".zarray"),
     };
-    build_array(
+    let mut array = build_array(
         uri,
         storage,
         &found.name,
@@ -373,7 +373,16 @@ fn open_found(uri: &str, storage: &Storage, found: Found) -> Result<ZarrArray> {
         found.format,
         &found.doc,
         &found.v2_attrs,
-    )
+    )?;
+    // What a Zarr target keeps when it rewrites the array (see `meta::kept_docs`); a lone array
+    // has its documents at the root of the store.
+    array.meta.encoding = Some(meta::native_encoding(
+        found.format,
+        &found.doc,
+        &found.v2_attrs,
+        found.dir.is_empty(),
+    ));
+    Ok(array)
 }
 
 /// The zarrs node path of the node whose documents are in store folder `dir`.
@@ -424,6 +433,7 @@ pub(crate) fn build_array(
         fill_value: None,
         attrs: parsed.attrs,
         codecs: parsed.codecs,
+        encoding: None,
     };
     let mut array = ZarrArray::new(
         uri.into(),

@@ -2,7 +2,7 @@
 
 use crate::array::ZarrArray;
 use crate::error::{Result, ZarrError};
-use crate::meta::{self, ArrayDocs};
+use crate::meta::{self, ArrayDocs, KeptDocs};
 use crate::options::{ZarrFormat, ZarrWriteOptions};
 use crate::source::{build_array, get_json, join, node_path};
 use crate::store::{open_store, Storage};
@@ -12,10 +12,14 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use zarrs::storage::StoreKey;
 
-/// A Zarr group being written. Arrays are created (or reopened, when a run resumes) by
-/// [`DatasetTarget::create_array`]; [`DatasetTarget::finalize`] writes the group metadata and
-/// then the consolidated metadata, last, so that no reader sees a half-written group as
-/// complete.
+/// A Zarr group (or lone array) being written. Arrays are created (or reopened, when a run
+/// resumes) by [`DatasetTarget::create_array`]; [`DatasetTarget::finalize`] writes the group
+/// metadata and then the consolidated metadata, last, so that no reader sees a half-written
+/// group as complete. A lone source array (see [`rechunker_core::NativeEncoding::lone`]) is
+/// written as a lone array at the root, whose metadata document finalize writes, last.
+///
+/// Unless the options say otherwise, each array keeps its Zarr source's format version and
+/// encoding (see [`ZarrWriteOptions`]).
 pub struct ZarrTarget {
     uri: String,
     options: ZarrWriteOptions,
@@ -52,7 +56,7 @@ impl ZarrTarget {
     /// A target at `uri` (a local path, `file://`, `s3://`, `gs://` or `az://`). Nothing is
     /// read or written until the first array is created, so the same object can plan a run.
     pub fn create(uri: &str, options: ZarrWriteOptions) -> Result<ZarrTarget> {
-        if options.zarr_format == ZarrFormat::V2 && options.shards.is_some() {
+        if options.zarr_format == Some(ZarrFormat::V2) && options.shards.is_some() {
             return Err(ZarrError::Option(
                 "sharding needs Zarr format 3; drop the shards or write --zarr-format 3".into(),
             ));
@@ -85,6 +89,50 @@ impl ZarrTarget {
         Ok(ChunkGrid::regular(&meta.shape(), layout.unit()))
     }
 
+    /// The version an array is written in: `--zarr-format`, else its Zarr source's, else 3.
+    fn format_of(&self, meta: &ArrayMeta) -> ZarrFormat {
+        self.options
+            .zarr_format
+            .or_else(|| meta::kept_docs(meta).map(|k| k.format))
+            .unwrap_or_default()
+    }
+
+    /// The source's documents to keep: for an array from Zarr, when no codec is given and it is
+    /// written in its source's version.
+    fn kept(&self, meta: &ArrayMeta) -> Option<KeptDocs> {
+        if self.options.codec.is_some() {
+            return None;
+        }
+        meta::kept_docs(meta).filter(|k| k.format == self.format_of(meta))
+    }
+
+    /// The version a group of `meta`'s arrays is written in.
+    fn group_format(&self, meta: &DatasetMeta) -> ZarrFormat {
+        self.options
+            .zarr_format
+            .or_else(|| meta.arrays.first().map(|a| self.format_of(a)))
+            .unwrap_or_default()
+    }
+
+    /// The metadata documents of one array.
+    fn docs(&self, meta: &ArrayMeta, layout: &Layout) -> Result<(ZarrFormat, ArrayDocs)> {
+        let format = self.format_of(meta);
+        let docs = match self.kept(meta) {
+            Some(kept) => {
+                meta::rechunked_docs(&kept, &meta.shape(), &layout.chunk, layout.shard.as_deref())
+            }
+            None => meta::array_docs(
+                meta,
+                format,
+                self.options.codec.unwrap_or_default(),
+                &layout.chunk,
+                layout.shard.as_deref(),
+            ),
+        }
+        .map_err(|what| self.option_error(meta, what))?;
+        Ok((format, docs))
+    }
+
     fn option_error(&self, meta: &ArrayMeta, message: String) -> ZarrError {
         ZarrError::Option(format!("{}: array `{}`: {message}", self.uri, meta.name))
     }
@@ -111,8 +159,11 @@ impl ZarrTarget {
         let Some(spec) = &self.options.shards else {
             return Ok(Layout { chunk, shard: None });
         };
-        if self.options.zarr_format == ZarrFormat::V2 {
-            return Err(self.option_error(meta, "sharding needs Zarr format 3".into()));
+        if self.format_of(meta) == ZarrFormat::V2 {
+            return Err(self.option_error(
+                meta,
+                "sharding needs Zarr format 3 (this array is Zarr v2); add --zarr-format 3".into(),
+            ));
         }
         let shape = meta.shape();
         let mut shard = Vec::with_capacity(chunk.len());
@@ -213,43 +264,98 @@ impl ZarrTarget {
         Ok(())
     }
 
+    /// Before a lone array is written at the root: refuses a root that holds a group, Zarr of the
+    /// other version or another array; removes the metadata of the same array (an earlier
+    /// run's), so the target does not look complete while it is rewritten (finalize writes it
+    /// again).
+    fn prepare_lone_root(&self, meta_key: &str, other_key: &str, docs: &ArrayDocs) -> Result<()> {
+        let mut done = self
+            .root_prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *done {
+            return Ok(());
+        }
+        let is_group = self.get(".zgroup")?.is_some()
+            || self.get(".zmetadata")?.is_some()
+            || self
+                .get("zarr.json")?
+                .is_some_and(|d| d.get("node_type").and_then(Value::as_str) == Some("group"));
+        if is_group {
+            return Err(ZarrError::Exists {
+                uri: self.uri.clone(),
+                key: "/".into(),
+                message: "it is a Zarr group, and the source is a lone array".into(),
+            });
+        }
+        if self.get(other_key)?.is_some() {
+            return Err(ZarrError::Exists {
+                uri: self.uri.clone(),
+                key: other_key.into(),
+                message: "it is Zarr of another version".into(),
+            });
+        }
+        if let Some(existing) = self.get(meta_key)? {
+            let same_attrs = match &docs.attrs {
+                Some(a) => self.get(".zattrs")?.as_ref() == Some(a),
+                None => true,
+            };
+            if existing != docs.array || !same_attrs {
+                return Err(ZarrError::Exists {
+                    uri: self.uri.clone(),
+                    key: meta_key.into(),
+                    message:
+                        "another array is there (shape, type, chunks, codecs or attributes differ)"
+                            .into(),
+                });
+            }
+            tracing::debug!(uri = %self.uri, "removing the lone array's old metadata before writing");
+            self.erase(meta_key)?;
+        }
+        *done = true;
+        Ok(())
+    }
+
     /// Creates (or reopens, when identical) one array and returns it with its concrete type.
     pub fn array(&self, meta: &ArrayMeta) -> Result<ZarrArray> {
         let layout = self.layout(meta)?;
-        let format = self.options.zarr_format;
-        let ArrayDocs { array: doc, attrs } = meta::array_docs(
-            meta,
-            format,
-            self.options.codec,
-            &layout.chunk,
-            layout.shard.as_deref(),
-        )
-        .map_err(|what| self.option_error(meta, what))?;
-        let v2_attrs: Map<String, Value> = attrs
+        let (format, docs) = self.docs(meta, &layout)?;
+        let v2_attrs: Map<String, Value> = docs
+            .attrs
             .as_ref()
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
+        let lone = meta.encoding.as_ref().is_some_and(|e| e.lone);
         let name = meta.name.trim_matches('/');
         if name.is_empty() {
             return Err(self.option_error(meta, "an array needs a name".into()));
         }
+        // A lone array lives at the root of the store.
+        let dir = if lone { "" } else { name };
         let (meta_key, other_key) = match format {
-            ZarrFormat::V3 => (join(name, "zarr.json"), join(name, ".zarray")),
-            ZarrFormat::V2 => (join(name, ".zarray"), join(name, "zarr.json")),
+            ZarrFormat::V3 => (join(dir, "zarr.json"), join(dir, ".zarray")),
+            ZarrFormat::V2 => (join(dir, ".zarray"), join(dir, "zarr.json")),
         };
         // Validate with zarrs before anything is stored.
         let mut array = build_array(
             &self.uri,
             &self.storage,
             name,
-            &node_path(name),
+            &node_path(dir),
             &meta_key,
             format,
-            &doc,
+            &docs.array,
             &v2_attrs,
         )?;
         array.meta.fill_value = meta.fill_value.or(array.meta.fill_value);
+        array.meta.encoding = meta.encoding.clone();
+        if lone {
+            // Its metadata is written by finalize, last: until then the target holds chunks only.
+            self.prepare_lone_root(&meta_key, &other_key, &docs)?;
+            return Ok(array);
+        }
+        let ArrayDocs { array: doc, attrs } = docs;
         self.prepare_root()?;
         if self.get(&other_key)?.is_some() {
             return Err(ZarrError::Exists {
@@ -302,6 +408,23 @@ impl ZarrTarget {
             uri: self.uri.clone(),
             key,
             message: format!("array `{name}` was never created; run the rechunk again"),
+        }
+    }
+
+    /// A lone array's metadata, at the root: v2 `.zattrs` before `.zarray`, so the array is
+    /// never seen without its attributes.
+    fn finalize_lone(&self, array: &ArrayMeta) -> Result<()> {
+        let layout = self.layout(array)?;
+        let (format, docs) = self.docs(array, &layout)?;
+        match format {
+            ZarrFormat::V3 => self.set("zarr.json", &docs.array),
+            ZarrFormat::V2 => {
+                match &docs.attrs {
+                    Some(a) => self.set(".zattrs", a)?,
+                    None => self.erase(".zattrs")?,
+                }
+                self.set(".zarray", &docs.array)
+            }
         }
     }
 
@@ -388,10 +511,16 @@ impl DatasetTarget for ZarrTarget {
         match self.layout(meta) {
             Ok(layout) => {
                 let bytes = |shape: &[u64]| shape.iter().product::<u64>() * item;
+                // A kept chain may have more stages than the one compressor we write (filters,
+                // order F, transpose): one more chunk-sized buffer each.
+                let extra = self
+                    .docs(meta, &layout)
+                    .ok()
+                    .map_or(0, |(format, docs)| meta::extra_encode_stages(&docs, format));
                 meta::write_overhead(
                     bytes(layout.unit()),
                     layout.shard.as_ref().map(|_| bytes(&layout.chunk)),
-                )
+                ) + extra * bytes(&layout.chunk)
             }
             // create_array reports the problem; until then, budget for a plain chunk.
             Err(_) => meta::write_overhead(meta.max_chunk_bytes(), None),
@@ -402,7 +531,11 @@ impl DatasetTarget for ZarrTarget {
         if let Some(root) = &self.local_root {
             rechunker_core::scratch::remove_own_temp_files(root);
         }
-        match self.options.zarr_format {
+        if let Some(array) = meta.lone_array() {
+            self.finalize_lone(array)?;
+            return Ok(());
+        }
+        match self.group_format(meta) {
             ZarrFormat::V3 => self.finalize_v3(meta)?,
             ZarrFormat::V2 => self.finalize_v2(meta)?,
         }

@@ -16,8 +16,8 @@ fn write_source(uri: &str) -> Vec<f32> {
     let target = ZarrTarget::create(
         uri,
         ZarrWriteOptions {
-            zarr_format: ZarrFormat::V2,
-            codec: "blosc:lz4:5:shuffle".parse().unwrap(),
+            zarr_format: Some(ZarrFormat::V2),
+            codec: Some("blosc:lz4:5:shuffle".parse().unwrap()),
             shards: None,
         },
     )
@@ -69,8 +69,8 @@ fn rechunk(src: &str, dst: &str, scratch: &std::path::Path, format: ZarrFormat) 
     let target = ZarrTarget::create(
         dst,
         ZarrWriteOptions {
-            zarr_format: format,
-            codec: "zstd:1".parse().unwrap(),
+            zarr_format: Some(format),
+            codec: Some("zstd:1".parse().unwrap()),
             shards: None,
         },
     )

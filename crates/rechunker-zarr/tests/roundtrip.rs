@@ -209,8 +209,8 @@ fn same_bits(meta: &ArrayMeta, a: &[u8], b: &[u8]) {
 
 fn options(format: ZarrFormat, codec: &str, shards: Option<&str>) -> ZarrWriteOptions {
     ZarrWriteOptions {
-        zarr_format: format,
-        codec: codec.parse().unwrap(),
+        zarr_format: Some(format),
+        codec: Some(codec.parse().unwrap()),
         shards: shards.map(|s| s.parse::<ShardSpec>().unwrap()),
     }
 }

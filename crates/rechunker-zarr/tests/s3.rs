@@ -151,8 +151,8 @@ fn round_trip_through_s3() {
         ("s3://bucket/v2.zarr", ZarrFormat::V2, None),
     ] {
         let options = ZarrWriteOptions {
-            zarr_format: format,
-            codec: "zstd:3".parse().unwrap(),
+            zarr_format: Some(format),
+            codec: Some("zstd:3".parse().unwrap()),
             shards: shards.map(|s| s.parse().unwrap()),
         };
         let target = ZarrTarget::create(uri, options).unwrap();
@@ -194,8 +194,8 @@ fn round_trip_through_s3() {
     // A second run over a finished target hides it until it finalizes again.
     let uri = "s3://bucket/v2.zarr";
     let options = ZarrWriteOptions {
-        zarr_format: ZarrFormat::V2,
-        codec: "zstd:3".parse().unwrap(),
+        zarr_format: Some(ZarrFormat::V2),
+        codec: Some("zstd:3".parse().unwrap()),
         shards: None,
     };
     ZarrTarget::create(uri, options)
