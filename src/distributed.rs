@@ -11,6 +11,7 @@ use rechunker_core::executor::{NoProgress, Progress, Shard};
 use rechunker_core::job::{self, DatasetPlan};
 use rechunker_core::scratch::{ScratchCodec, ScratchIo};
 use rechunker_core::units::format_bytes;
+use rechunker_core::VariableSelection;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +30,9 @@ pub struct JobFile {
     /// Variables of unsupported types were left out (`--skip-unsupported`).
     #[serde(default)]
     pub skip_unsupported: bool,
+    /// The variables copied (`--variables`, `--drop-variables`).
+    #[serde(default, skip_serializing_if = "VariableSelection::is_all")]
+    pub selection: VariableSelection,
     pub target_format: TargetFormat,
     pub write: WriteOptions,
     pub scratch: String,
@@ -173,10 +177,13 @@ pub fn run_stage(plan_file: &Path, args: &StageArgs, quiet: bool) -> Result<()> 
     {
         bail!("{} is one NetCDF/HDF5 file, which one process must write: run its stages with --shard 0/1, or write Zarr or TileDB to share the work", file.plan.target);
     }
-    let source = formats::open_source(
-        &file.source_arg,
-        file.concat_dim.as_deref(),
-        file.skip_unsupported,
+    let source = crate::select_source(
+        formats::open_source(
+            &file.source_arg,
+            file.concat_dim.as_deref(),
+            file.skip_unsupported,
+        )?,
+        &file.selection,
     )?
     .dataset;
     file.plan.check_source(source.meta()).map_err(|e| {

@@ -110,9 +110,9 @@ fn hdf5_extension(p: &Path) -> bool {
 }
 
 /// Opens `path` with the adapter that recognizes it. A glob (`archive/*.nc`) is many NetCDF
-/// files concatenated along `concat_dim`. With `skip_unsupported`, NetCDF variables and HDF5
-/// datasets of types rechunk cannot carry (char, strings, enums, compounds) are left out, each
-/// with a warning line, instead of failing the open.
+/// files concatenated along `concat_dim`. With `skip_unsupported`, NetCDF variables, HDF5
+/// datasets and Zarr arrays rechunk cannot carry (char, strings, enums, compounds, codecs
+/// zarrs lacks) are left out, each with a warning line, instead of failing the open.
 pub fn open_source(
     path: &str,
     concat_dim: Option<&str>,
@@ -120,6 +120,7 @@ pub fn open_source(
 ) -> Result<OpenedSource> {
     let netcdf_options = rechunker_netcdf::NetcdfReadOptions { skip_unsupported };
     let hdf5_options = rechunker_hdf5::Hdf5ReadOptions { skip_unsupported };
+    let zarr_options = rechunker_zarr::ZarrReadOptions { skip_unsupported };
     let plain = |dataset: Box<dyn DatasetSource>| OpenedSource {
         dataset,
         unlimited_dims: Vec::new(),
@@ -146,7 +147,10 @@ pub fn open_source(
         bail!("--concat-dim joins many files: give a pattern such as 'archive/*.nc' (quoted) as the source");
     }
     if is_uri(path) {
-        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open(path)?)));
+        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open_with(
+            path,
+            &zarr_options,
+        )?)));
     }
     let p = Path::new(path);
     if !p.exists() {
@@ -156,7 +160,10 @@ pub fn open_source(
         return Ok(plain(Box::new(rechunker_raw::RawSource::open(p)?)));
     }
     if looks_like_zarr(p) {
-        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open(path)?)));
+        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open_with(
+            path,
+            &zarr_options,
+        )?)));
     }
     if rechunker_tiledb::is_tiledb(path) {
         return Ok(plain(Box::new(rechunker_tiledb::TileDbSource::open(path)?)));

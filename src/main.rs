@@ -8,12 +8,13 @@ use clap::{Args, Parser, Subcommand};
 use rechunker::formats::{self, TargetFormat};
 use rechunker::memory;
 use rechunker::ownership;
+use rechunker_core::autochunk::AccessPattern;
 use rechunker_core::executor::{Executor, ExecutorOptions};
 use rechunker_core::job::{self, DatasetPlan, JobOptions};
 use rechunker_core::planner::CostModel;
 use rechunker_core::scratch::{ScratchCodec, ScratchIo};
 use rechunker_core::units::{format_bytes, format_seconds, parse_size};
-use rechunker_core::ChunkSpec;
+use rechunker_core::{ChunkSpec, SelectedSource, VariableSelection};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -81,8 +82,61 @@ struct InPlaceArgs {
     quiet: bool,
 }
 
+/// A chunk spec, or `@FILE` for one in a file (the JSON form, or text).
 fn parse_chunks(s: &str) -> Result<ChunkSpec, String> {
+    match s.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the chunk spec file {path}: {e}"))?
+            .parse()
+            .map_err(|e| format!("{path}: {e}")),
+        None => s.parse(),
+    }
+}
+
+fn parse_pattern(s: &str) -> Result<AccessPattern, String> {
     s.parse()
+}
+
+fn parse_target_size(s: &str) -> Result<u64, String> {
+    rechunker_core::autochunk::parse_target_size(s)
+}
+
+/// `--variables` and `--drop-variables`.
+#[derive(Args, Clone, Default)]
+struct SelectArgs {
+    /// Only these variables (comma-separated), with their coordinates: 1-d variables named
+    /// after their dimensions, and those a CF `coordinates` attribute names.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    variables: Option<Vec<String>>,
+    /// Leave out these variables (comma-separated).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    drop_variables: Vec<String>,
+}
+
+impl SelectArgs {
+    fn selection(&self) -> VariableSelection {
+        let clean = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect()
+        };
+        VariableSelection {
+            variables: self.variables.as_deref().map(clean),
+            drop: clean(&self.drop_variables),
+        }
+    }
+}
+
+/// `source` seen through `selection` (unchanged when it selects everything).
+pub(crate) fn select_source(
+    mut source: formats::OpenedSource,
+    selection: &VariableSelection,
+) -> Result<formats::OpenedSource> {
+    if !selection.is_all() {
+        source.dataset = Box::new(SelectedSource::new(source.dataset, selection)?);
+    }
+    Ok(source)
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
@@ -109,9 +163,20 @@ struct PlanOptions {
     #[arg(long)]
     concat_dim: Option<String>,
     /// Target chunks by dimension name (time=8760,lat=24,lon=24) or position (8760,24,24);
-    /// -1 means the whole dimension; unnamed dimensions keep their source chunks.
+    /// -1 means the whole dimension; unnamed dimensions keep their source chunks. Per
+    /// variable: 'tas:time=-1,lat=24;pr:time=240;time=100' (the group without a name is for
+    /// the other variables), or @chunks.json ({"tas": {"time": -1}, "pr": null, "*": {...}}).
+    /// `auto` picks shapes near --target-chunk-size for --for.
     #[arg(long, short = 'c', value_parser = parse_chunks, allow_hyphen_values = true)]
     chunks: Option<ChunkSpec>,
+    /// With --chunks auto: the chunk size to aim for (default 8MiB).
+    #[arg(long, value_parser = parse_target_size)]
+    target_chunk_size: Option<u64>,
+    /// With --chunks auto: how the data will be read: time-series, maps or balanced (default).
+    #[arg(long = "for", value_parser = parse_pattern, value_name = "PATTERN")]
+    access: Option<AccessPattern>,
+    #[command(flatten)]
+    select: SelectArgs,
     /// Peak memory of the whole process, e.g. 2GiB or 512MB.
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     max_mem: u64,
@@ -252,6 +317,8 @@ struct InspectArgs {
     /// Leave out (and list) variables of types rechunk cannot carry yet.
     #[arg(long)]
     skip_unsupported: bool,
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 #[derive(Args)]
@@ -267,6 +334,9 @@ struct VerifyArgs {
     /// Compare without the variables `--skip-unsupported` left out of the run.
     #[arg(long)]
     skip_unsupported: bool,
+    /// Compare only the variables a run with these --variables/--drop-variables copied.
+    #[command(flatten)]
+    select: SelectArgs,
 }
 
 /// Lets `rechunk SRC DST ...` stand for `rechunk run SRC DST ...`.
@@ -394,27 +464,39 @@ fn default_threads(max_mem: u64) -> usize {
     affordable.clamp(cores, 2 * cores)
 }
 
-fn job_options(p: &PlanOptions) -> JobOptions {
+fn job_options(p: &PlanOptions) -> Result<JobOptions> {
     let threads = p.threads.unwrap_or_else(|| default_threads(p.max_mem));
-    JobOptions {
-        chunks: p.chunks.clone().unwrap_or(ChunkSpec::ByName(Vec::new())),
+    let chunks = p.chunks.clone().unwrap_or_else(rechunker_core::spec::keep);
+    if !chunks.has_auto() && (p.target_chunk_size.is_some() || p.access.is_some()) {
+        bail!("--target-chunk-size and --for choose chunks for --chunks auto; add it (e.g. --chunks auto, or per variable 'tas:auto;time=100'), or leave them out");
+    }
+    Ok(JobOptions {
+        chunks: chunks.with_auto(p.target_chunk_size, p.access),
         max_mem: p.max_mem,
         memory_reserve: memory_reserve(threads),
         threads,
         min_io: p.min_io,
         cost: CostModel::default(),
-    }
+    })
 }
 
 /// Plans SRC → DST without touching DST.
 fn make_plan(p: &PlanOptions) -> Result<(formats::OpenedSource, TargetFormat, DatasetPlan)> {
     let r = p.required()?;
-    let source = formats::open_source(r.src, p.concat_dim.as_deref(), p.skip_unsupported)?;
+    let source = select_source(
+        formats::open_source(r.src, p.concat_dim.as_deref(), p.skip_unsupported)?,
+        &p.select.selection(),
+    )?;
     let format = formats::target_format(r.dst, p.format)?;
-    let options = job_options(p);
+    let options = job_options(p)?;
     // Adapters touch nothing before the first array is created: planning only asks for sizes.
     let target = formats::create_target(r.dst, format, &p.write_options(&source, false))?;
-    let plan = job::plan_dataset(source.dataset.as_ref(), target.as_ref(), &options)?;
+    let plan = job::plan_dataset_with(
+        source.dataset.as_ref(),
+        target.as_ref(),
+        &options,
+        &source.unlimited_dims,
+    )?;
     Ok((source, format, plan))
 }
 
@@ -450,7 +532,23 @@ fn run(a: RunArgs) -> Result<()> {
     let stored = match recorded {
         Some(bytes) if a.resume => Some(
             DatasetPlan::from_json(&String::from_utf8_lossy(&bytes))
-                .and_then(|stored| stored.check_source(source.dataset.meta()).map(|()| stored))
+                .and_then(|stored| {
+                    let names = |p: &DatasetPlan| {
+                        p.arrays
+                            .iter()
+                            .map(|a| a.target.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    if names(&stored) != names(&fresh_plan) {
+                        return Err(format!(
+                            "the interrupted run copies the variables {}, this command {}; repeat its --variables/--drop-variables to resume it",
+                            names(&stored),
+                            names(&fresh_plan)
+                        ));
+                    }
+                    stored.check_source(source.dataset.meta()).map(|()| stored)
+                })
                 .map_err(|e| {
                     anyhow::anyhow!(
                         "{scratch_at}/{}: {e}; use --overwrite to start over",
@@ -592,6 +690,12 @@ fn print_plan(plan: &DatasetPlan) {
             shape_text(&p.target.nominal_chunk_shape()),
             format_bytes(p.array_bytes())
         );
+        if let Some(why) = &a.chunks_why {
+            println!(
+                "    chunks {}: {why}",
+                shape_text(&meta.grid.nominal_chunk_shape())
+            );
+        }
         for (k, s) in p.summary().iter().enumerate() {
             let from = if k == 0 {
                 format!("{} source chunks", s.reads)
@@ -657,6 +761,7 @@ fn plan(mut a: PlanArgs) -> Result<()> {
             source_arg: a.plan.src.clone().unwrap_or_default(),
             concat_dim: a.plan.concat_dim.clone(),
             skip_unsupported: a.plan.skip_unsupported,
+            selection: a.plan.select.selection(),
             target_format: format,
             // Workers reopen what `plan -o` and other workers created.
             write: a.plan.write_options(&source, true),
@@ -675,7 +780,11 @@ fn plan(mut a: PlanArgs) -> Result<()> {
 }
 
 fn inspect(a: InspectArgs) -> Result<()> {
-    let source = formats::open_source(&a.src, a.concat_dim.as_deref(), a.skip_unsupported)?.dataset;
+    let source = select_source(
+        formats::open_source(&a.src, a.concat_dim.as_deref(), a.skip_unsupported)?,
+        &a.select.selection(),
+    )?
+    .dataset;
     let meta = source.meta();
     if a.json {
         println!("{}", serde_json::to_string_pretty(meta)?);
@@ -725,7 +834,11 @@ fn inspect(a: InspectArgs) -> Result<()> {
 }
 
 fn verify(a: VerifyArgs) -> Result<()> {
-    let src = formats::open_source(&a.src, a.concat_dim.as_deref(), a.skip_unsupported)?.dataset;
+    let src = select_source(
+        formats::open_source(&a.src, a.concat_dim.as_deref(), a.skip_unsupported)?,
+        &a.select.selection(),
+    )?
+    .dataset;
     let dst = formats::open_source(&a.dst, None, false)?.dataset;
     // Like a run, --max-mem bounds the whole process: its own footprint comes off first.
     let threads = rayon::current_num_threads();

@@ -2,6 +2,7 @@
 //! finalize the target. This is what `rechunk` does; the CLI only parses arguments around it.
 
 use crate::array::{DatasetSource, DatasetTarget};
+use crate::autochunk;
 use crate::error::{Error, Result};
 use crate::executor::{self, ArrayJob, Executor, StageReport};
 use crate::grid::ChunkGrid;
@@ -65,6 +66,9 @@ pub struct ArrayPlan {
     /// Tasks that may run at once within the memory budget.
     pub parallelism: u64,
     pub plan: Plan,
+    /// Why the target chunks are what they are, when rechunk chose them (`--chunks auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks_why: Option<String>,
 }
 
 /// A self-contained, versioned plan for a whole dataset, as written by `rechunk plan -o`.
@@ -280,22 +284,41 @@ fn check_array_plan(a: &ArrayPlan, threads: usize, pool: u64) -> std::result::Re
     }
 }
 
-/// Plans one array: tries the most parallel per-task budget first, then fewer, larger tasks.
+/// The target chunk shape of `array` under `chunks` (checked by [`ChunkSpec::for_dataset`]),
+/// and why, when rechunk chose it. Coordinate variables stay in one chunk, as xarray writes
+/// them (readers load them whole), unless a per-variable spec names them.
+fn target_chunks(
+    array: &ArrayMeta,
+    chunks: &ChunkSpec,
+    time_dims: &[String],
+    location: &str,
+) -> Result<(Vec<u64>, Option<String>)> {
+    if array.is_coordinate()
+        && array.num_bytes() <= WHOLE_COORDINATE_BYTES
+        && !chunks.names_variable(&array.name)
+    {
+        let whole: Vec<u64> = array.shape().iter().map(|&n| n.max(1)).collect();
+        let why = matches!(chunks.for_variable(&array.name), ChunkSpec::Auto(_)).then(|| {
+            format!(
+                "coordinate: whole ({}), as xarray writes coordinates",
+                whole[0]
+            )
+        });
+        return Ok((whole, why));
+    }
+    chunks.choose(array, time_dims, location)
+}
+
+/// Plans one array into target `chunks`: tries the most parallel per-task budget first, then
+/// fewer, larger tasks.
 fn plan_array(
     source_meta: &ArrayMeta,
-    chunks: &ChunkSpec,
+    (chunks, chunks_why): (Vec<u64>, Option<String>),
     read_overhead: u64,
     target: &dyn DatasetTarget,
     options: &JobOptions,
     location: &str,
 ) -> Result<ArrayPlan> {
-    // Coordinate variables stay in one chunk, as xarray writes them: readers load them whole.
-    let chunks = if source_meta.is_coordinate() && source_meta.num_bytes() <= WHOLE_COORDINATE_BYTES
-    {
-        source_meta.shape().iter().map(|&n| n.max(1)).collect()
-    } else {
-        chunks.resolve(source_meta, location)?
-    };
     let mut target_meta = source_meta.clone();
     target_meta.grid = ChunkGrid::regular(&source_meta.shape(), &chunks);
     target_meta.codecs.clear();
@@ -329,6 +352,7 @@ fn plan_array(
                             target,
                             parallelism,
                             plan,
+                            chunks_why: chunks_why.clone(),
                         },
                     ));
                 }
@@ -370,14 +394,27 @@ pub fn plan_dataset(
     target: &dyn DatasetTarget,
     options: &JobOptions,
 ) -> Result<DatasetPlan> {
+    plan_dataset_with(source, target, options, &[])
+}
+
+/// [`plan_dataset`], knowing which dimensions the source has as unlimited (NetCDF): `--chunks
+/// auto` takes them for time.
+pub fn plan_dataset_with(
+    source: &dyn DatasetSource,
+    target: &dyn DatasetTarget,
+    options: &JobOptions,
+    unlimited_dims: &[String],
+) -> Result<DatasetPlan> {
     let meta = source.meta();
     let chunks = options.chunks.for_dataset(meta, source.location())?;
+    let time_dims = autochunk::time_dims(meta, unlimited_dims);
     let arrays = meta
         .arrays
         .iter()
         .map(|a| {
             let overhead = source.open_array(&a.name)?.read_overhead();
-            plan_array(a, &chunks, overhead, target, options, source.location())
+            let shape = target_chunks(a, &chunks, &time_dims, source.location())?;
+            plan_array(a, shape, overhead, target, options, source.location())
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(DatasetPlan {

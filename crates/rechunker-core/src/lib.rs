@@ -4,6 +4,7 @@
 //! a target adapter ([`ChunkedArrayMut`]). The core knows no file format.
 
 pub mod array;
+pub mod autochunk;
 pub mod digest;
 pub mod direct_io;
 pub mod dtype;
@@ -19,6 +20,7 @@ pub mod pages;
 pub mod planner;
 pub mod region;
 pub mod scratch;
+pub mod select;
 pub mod spec;
 pub mod units;
 
@@ -29,4 +31,5 @@ pub use grid::{ChunkGrid, DimGrid};
 pub use meta::{ArrayMeta, AttrValue, Attributes, DatasetMeta, NativeEncoding};
 pub use planner::{plan, CostModel, Plan, PlanError, PlanRequest};
 pub use region::Region;
+pub use select::{SelectedSource, VariableSelection};
 pub use spec::{ChunkSize, ChunkSpec};

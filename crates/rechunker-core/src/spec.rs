@@ -1,5 +1,8 @@
-//! Target chunk specifications as users write them: `time=8760,lat=24,lon=24` or `8760,24,24`.
+//! Target chunk specifications as users write them: `time=8760,lat=24,lon=24` or `8760,24,24`,
+//! per variable (`tas:time=-1,lat=24;pr:time=240;time=100`, or the JSON form
+//! `{"tas": {"time": -1}, "pr": null, "*": {"time": 100}}`), or `auto` (see [`crate::autochunk`]).
 
+use crate::autochunk::{self, AccessPattern, AutoChunks};
 use crate::error::{Error, Result};
 use crate::meta::{ArrayMeta, DatasetMeta};
 use serde::{Deserialize, Serialize};
@@ -14,11 +17,26 @@ pub enum ChunkSize {
     Whole,
 }
 
-/// Target chunks by dimension name or by position.
+/// Target chunks by dimension name or by position, per variable, or chosen automatically.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChunkSpec {
+    /// Sizes by dimension name; dimensions not named keep their source chunks (so an empty list,
+    /// written `keep`, leaves every chunk as it is).
     ByName(Vec<(String, ChunkSize)>),
     ByPosition(Vec<ChunkSize>),
+    /// A spec per variable (never itself per variable), in the order given, and one for every
+    /// variable not named (`ByName(vec![])`, keep, when none is given).
+    PerVariable {
+        variables: Vec<(String, ChunkSpec)>,
+        default: Box<ChunkSpec>,
+    },
+    /// Shapes the planner picks near a target size for an access pattern.
+    Auto(AutoChunks),
+}
+
+/// A spec that leaves every chunk as the source has it.
+pub fn keep() -> ChunkSpec {
+    ChunkSpec::ByName(Vec::new())
 }
 
 fn parse_size(text: &str, whole: &str) -> std::result::Result<ChunkSize, String> {
@@ -34,65 +52,503 @@ fn parse_size(text: &str, whole: &str) -> std::result::Result<ChunkSize, String>
     }
 }
 
+/// One variable's spec in text: `time=8760,lat=24`, `8760,24`, `keep` or `auto[(...)]`.
+fn parse_simple(text: &str) -> std::result::Result<ChunkSpec, String> {
+    let trimmed = text.trim();
+    if trimmed == "keep" {
+        return Ok(keep());
+    }
+    if let Some(rest) = trimmed.strip_prefix("auto") {
+        return parse_auto(rest.trim(), trimmed).map(ChunkSpec::Auto);
+    }
+    let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+    if trimmed.is_empty() || parts.iter().any(|p| p.is_empty()) {
+        return Err(format!(
+            "`{text}` is not a chunk spec: write sizes by name (time=8760,lat=24,lon=24) or by position (8760,24,24), per variable (tas:time=-1;pr:time=240), or auto"
+        ));
+    }
+    if parts.iter().all(|p| p.contains('=')) {
+        let mut named = Vec::new();
+        for p in parts {
+            let (name, size) = p.split_once('=').unwrap_or((p, ""));
+            let name = name.trim();
+            if name.is_empty() {
+                return Err(format!(
+                    "`{p}` in `{text}` has no dimension name before `=`"
+                ));
+            }
+            if named.iter().any(|(n, _): &(String, ChunkSize)| n == name) {
+                return Err(format!("dimension `{name}` appears twice in `{text}`"));
+            }
+            named.push((name.to_string(), parse_size(size, text)?));
+        }
+        Ok(ChunkSpec::ByName(named))
+    } else if parts.iter().any(|p| p.contains('=')) {
+        Err(format!(
+            "`{text}` mixes names and positions: write either time=8760,lat=24 or 8760,24"
+        ))
+    } else {
+        parts
+            .iter()
+            .map(|p| parse_size(p, text))
+            .collect::<std::result::Result<_, _>>()
+            .map(ChunkSpec::ByPosition)
+    }
+}
+
+/// `` (defaults) or `(for=PATTERN,size=SIZE)`, either key optional.
+fn parse_auto(rest: &str, whole: &str) -> std::result::Result<AutoChunks, String> {
+    let mut auto = AutoChunks::default();
+    if rest.is_empty() {
+        return Ok(auto);
+    }
+    let inner = rest
+        .strip_prefix('(')
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| {
+            format!("`{whole}` is not a chunk spec: write auto, or auto(for=time-series,size=8MiB)")
+        })?;
+    for item in inner.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+            Some(("for", v)) => auto.pattern = v.parse()?,
+            Some(("size", v)) => auto.target_bytes = autochunk::parse_target_size(v)?,
+            _ => {
+                return Err(format!(
+                    "`{item}` in `{whole}`: auto takes for=time-series|maps|balanced and size=SIZE"
+                ))
+            }
+        }
+    }
+    Ok(auto)
+}
+
+/// The per-variable text form: `;`-separated groups, each `VARIABLE:SPEC` or (at most one) a
+/// `SPEC` or `*:SPEC` for every variable not named.
+fn parse_groups(text: &str) -> std::result::Result<ChunkSpec, String> {
+    let mut variables: Vec<(String, ChunkSpec)> = Vec::new();
+    let mut default: Option<ChunkSpec> = None;
+    for group in text.split(';').map(str::trim).filter(|g| !g.is_empty()) {
+        let (name, spec) = match group.split_once(':') {
+            Some((name, spec)) if !name.contains(['=', ',', '(']) => {
+                let name = name.trim();
+                if name.is_empty() {
+                    return Err(format!(
+                        "`{group}` in `{text}` has no variable name before `:`"
+                    ));
+                }
+                (Some(name), spec)
+            }
+            _ => (None, group),
+        };
+        let spec = parse_simple(spec)?;
+        match name {
+            None | Some("*") => {
+                if default.is_some() {
+                    return Err(format!(
+                        "`{text}` has two groups for the other variables; give at most one group without a `VARIABLE:` prefix"
+                    ));
+                }
+                default = Some(spec);
+            }
+            Some(name) => {
+                if variables.iter().any(|(n, _)| n == name) {
+                    return Err(format!("variable `{name}` appears twice in `{text}`"));
+                }
+                variables.push((name.to_string(), spec));
+            }
+        }
+    }
+    if variables.is_empty() {
+        return default.ok_or_else(|| format!("`{text}` is not a chunk spec: it names no chunks"));
+    }
+    Ok(ChunkSpec::PerVariable {
+        variables,
+        default: Box::new(default.unwrap_or_else(keep)),
+    })
+}
+
 impl FromStr for ChunkSpec {
     type Err = String;
 
     fn from_str(text: &str) -> std::result::Result<Self, String> {
-        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
-        if text.trim().is_empty() || parts.iter().any(|p| p.is_empty()) {
-            return Err(format!(
-                "`{text}` is not a chunk spec: write sizes by name (time=8760,lat=24,lon=24) or by position (8760,24,24)"
-            ));
+        let t = text.trim();
+        if t.starts_with('{') {
+            return parse_json(t);
         }
-        if parts.iter().all(|p| p.contains('=')) {
-            let mut named = Vec::new();
-            for p in parts {
-                let (name, size) = p.split_once('=').unwrap_or((p, ""));
-                let name = name.trim();
-                if name.is_empty() {
-                    return Err(format!(
-                        "`{p}` in `{text}` has no dimension name before `=`"
-                    ));
-                }
-                if named.iter().any(|(n, _): &(String, ChunkSize)| n == name) {
-                    return Err(format!("dimension `{name}` appears twice in `{text}`"));
-                }
-                named.push((name.to_string(), parse_size(size, text)?));
+        if t.contains([';', ':']) {
+            return parse_groups(t);
+        }
+        parse_simple(text)
+    }
+}
+
+/// A JSON value of the per-variable form, in the order written.
+enum JsonSpec {
+    Keep,
+    Names(Vec<(String, i64)>),
+    Positions(Vec<i64>),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for JsonSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonSpec;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of dimension sizes like {\"time\": -1, \"lat\": 24}, a list of sizes, null (keep the source chunks) or a spec string like \"auto\"")
             }
-            Ok(ChunkSpec::ByName(named))
-        } else if parts.iter().any(|p| p.contains('=')) {
-            Err(format!(
-                "`{text}` mixes names and positions: write either time=8760,lat=24 or 8760,24"
-            ))
-        } else {
-            parts
-                .iter()
-                .map(|p| parse_size(p, text))
-                .collect::<std::result::Result<_, _>>()
-                .map(ChunkSpec::ByPosition)
+            fn visit_unit<E>(self) -> std::result::Result<JsonSpec, E> {
+                Ok(JsonSpec::Keep)
+            }
+            fn visit_none<E>(self) -> std::result::Result<JsonSpec, E> {
+                Ok(JsonSpec::Keep)
+            }
+            fn visit_str<E>(self, v: &str) -> std::result::Result<JsonSpec, E> {
+                Ok(JsonSpec::Text(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<JsonSpec, A::Error> {
+                let mut out = Vec::new();
+                while let Some(n) = seq.next_element::<i64>()? {
+                    out.push(n);
+                }
+                Ok(JsonSpec::Positions(out))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<JsonSpec, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, i64>()? {
+                    out.push((k, v));
+                }
+                Ok(JsonSpec::Names(out))
+            }
         }
+        d.deserialize_any(V)
+    }
+}
+
+/// The top level of the JSON form: variables (and `*`) in the order written.
+struct JsonGroups(Vec<(String, JsonSpec)>);
+
+impl<'de> Deserialize<'de> for JsonGroups {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = JsonGroups;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(
+                    "an object mapping each variable (or \"*\" for the others) to its chunks",
+                )
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<JsonGroups, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, JsonSpec>()? {
+                    out.push((k, v));
+                }
+                Ok(JsonGroups(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+fn json_size(n: i64, dim: &str, text: &str) -> std::result::Result<ChunkSize, String> {
+    match n {
+        -1 => Ok(ChunkSize::Whole),
+        n if n >= 1 => Ok(ChunkSize::Elements(n as u64)),
+        n => Err(format!(
+            "chunk size {n} for `{dim}` in `{text}`: use a positive integer or -1 for the whole dimension"
+        )),
+    }
+}
+
+fn parse_json(text: &str) -> std::result::Result<ChunkSpec, String> {
+    let groups: JsonGroups = serde_json::from_str(text).map_err(|e| {
+        format!("the JSON chunk spec is not valid ({e}); write it like {{\"tas\": {{\"time\": -1, \"lat\": 24}}, \"pr\": null, \"*\": {{\"time\": 100}}}}")
+    })?;
+    let mut variables: Vec<(String, ChunkSpec)> = Vec::new();
+    let mut default = None;
+    for (name, value) in groups.0 {
+        let spec = match value {
+            JsonSpec::Keep => keep(),
+            JsonSpec::Names(named) => {
+                if named.is_empty() {
+                    keep()
+                } else {
+                    let mut out: Vec<(String, ChunkSize)> = Vec::new();
+                    for (dim, n) in named {
+                        if out.iter().any(|(d, _)| *d == dim) {
+                            return Err(format!("dimension `{dim}` appears twice for `{name}` in the JSON chunk spec"));
+                        }
+                        let size = json_size(n, &dim, &name)?;
+                        out.push((dim, size));
+                    }
+                    ChunkSpec::ByName(out)
+                }
+            }
+            JsonSpec::Positions(sizes) if sizes.is_empty() => {
+                return Err(format!(
+                    "`{name}` has an empty list of chunk sizes in the JSON chunk spec"
+                ))
+            }
+            JsonSpec::Positions(sizes) => ChunkSpec::ByPosition(
+                sizes
+                    .iter()
+                    .map(|&n| json_size(n, "a dimension", &name))
+                    .collect::<std::result::Result<_, _>>()?,
+            ),
+            JsonSpec::Text(t) => parse_simple(&t)?,
+        };
+        if name == "*" {
+            if default.is_some() {
+                return Err("\"*\" appears twice in the JSON chunk spec".into());
+            }
+            default = Some(spec);
+        } else {
+            if variables.iter().any(|(n, _)| *n == name) {
+                return Err(format!(
+                    "variable `{name}` appears twice in the JSON chunk spec"
+                ));
+            }
+            variables.push((name, spec));
+        }
+    }
+    if variables.is_empty() {
+        return default.ok_or_else(|| "the JSON chunk spec names no variable".to_string());
+    }
+    Ok(ChunkSpec::PerVariable {
+        variables,
+        default: Box::new(default.unwrap_or_else(keep)),
+    })
+}
+
+fn size_text(s: &ChunkSize) -> String {
+    match s {
+        ChunkSize::Elements(n) => n.to_string(),
+        ChunkSize::Whole => "-1".into(),
+    }
+}
+
+impl ChunkSpec {
+    /// The text of a spec that is not per variable.
+    fn simple_text(&self) -> String {
+        match self {
+            ChunkSpec::ByName(v) if v.is_empty() => "keep".into(),
+            ChunkSpec::ByName(v) => v
+                .iter()
+                .map(|(n, s)| format!("{n}={}", size_text(s)))
+                .collect::<Vec<_>>()
+                .join(","),
+            ChunkSpec::ByPosition(v) => v.iter().map(size_text).collect::<Vec<_>>().join(","),
+            ChunkSpec::Auto(a) => a.to_string(),
+            ChunkSpec::PerVariable { .. } => self.json_text(),
+        }
+    }
+
+    /// The JSON form of a spec (per variable: an object; otherwise its value in one).
+    fn json_value_text(&self) -> String {
+        let key = |k: &str| serde_json::Value::from(k).to_string();
+        match self {
+            ChunkSpec::ByName(v) if v.is_empty() => "null".into(),
+            ChunkSpec::ByName(v) => format!(
+                "{{{}}}",
+                v.iter()
+                    .map(|(n, s)| format!(
+                        "{}: {}",
+                        key(n),
+                        match s {
+                            ChunkSize::Elements(n) => n.to_string(),
+                            ChunkSize::Whole => "-1".into(),
+                        }
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            ChunkSpec::ByPosition(v) => format!(
+                "[{}]",
+                v.iter().map(size_text).collect::<Vec<_>>().join(", ")
+            ),
+            ChunkSpec::Auto(a) => key(&a.to_string()),
+            ChunkSpec::PerVariable { .. } => self.json_text(),
+        }
+    }
+
+    fn json_text(&self) -> String {
+        let ChunkSpec::PerVariable { variables, default } = self else {
+            return self.json_value_text();
+        };
+        let key = |k: &str| serde_json::Value::from(k).to_string();
+        let mut parts: Vec<String> = variables
+            .iter()
+            .map(|(n, s)| format!("{}: {}", key(n), s.json_value_text()))
+            .collect();
+        if **default != keep() {
+            parts.push(format!("\"*\": {}", default.json_value_text()));
+        }
+        format!("{{{}}}", parts.join(", "))
+    }
+
+    /// True when this spec names variables one by one.
+    pub fn is_per_variable(&self) -> bool {
+        matches!(self, ChunkSpec::PerVariable { .. })
+    }
+
+    /// The spec that applies to the variable `name`.
+    pub fn for_variable(&self, name: &str) -> &ChunkSpec {
+        match self {
+            ChunkSpec::PerVariable { variables, default } => variables
+                .iter()
+                .find(|(n, _)| n == name)
+                .map_or(&**default, |(_, s)| s),
+            other => other,
+        }
+    }
+
+    /// True when the spec names the variable `name` itself (per variable).
+    pub fn names_variable(&self, name: &str) -> bool {
+        matches!(self, ChunkSpec::PerVariable { variables, .. } if variables.iter().any(|(n, _)| n == name))
+    }
+
+    /// True when `auto` appears anywhere in the spec.
+    pub fn has_auto(&self) -> bool {
+        match self {
+            ChunkSpec::Auto(_) => true,
+            ChunkSpec::PerVariable { variables, default } => {
+                default.has_auto() || variables.iter().any(|(_, s)| s.has_auto())
+            }
+            _ => false,
+        }
+    }
+
+    /// Sets the target size and access pattern of every `auto` in the spec, where given.
+    pub fn with_auto(mut self, target_bytes: Option<u64>, pattern: Option<AccessPattern>) -> Self {
+        match &mut self {
+            ChunkSpec::Auto(a) => {
+                if let Some(b) = target_bytes {
+                    a.target_bytes = b;
+                }
+                if let Some(p) = pattern {
+                    a.pattern = p;
+                }
+            }
+            ChunkSpec::PerVariable { variables, default } => {
+                for (_, s) in variables.iter_mut() {
+                    *s = std::mem::replace(s, keep()).with_auto(target_bytes, pattern);
+                }
+                **default =
+                    std::mem::replace(&mut **default, keep()).with_auto(target_bytes, pattern);
+            }
+            _ => {}
+        }
+        self
     }
 }
 
 impl fmt::Display for ChunkSpec {
+    /// The text form, which parses back to the same spec; per-variable specs whose names the
+    /// text form cannot carry (`:`, `;`, `,`, `=` ...) are written in the JSON form.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let size = |s: &ChunkSize| match s {
-            ChunkSize::Elements(n) => n.to_string(),
-            ChunkSize::Whole => "-1".into(),
+        let ChunkSpec::PerVariable { variables, default } = self else {
+            let text = self.simple_text();
+            if text.parse::<ChunkSpec>().as_ref() == Ok(self) {
+                return f.write_str(&text);
+            }
+            return write!(f, "{{\"*\": {}}}", self.json_value_text());
         };
-        let parts: Vec<String> = match self {
-            ChunkSpec::ByName(v) => v.iter().map(|(n, s)| format!("{n}={}", size(s))).collect(),
-            ChunkSpec::ByPosition(v) => v.iter().map(size).collect(),
-        };
-        f.write_str(&parts.join(","))
+        let mut groups: Vec<String> = variables
+            .iter()
+            .map(|(n, s)| format!("{n}:{}", s.simple_text()))
+            .collect();
+        if **default != keep() {
+            groups.push(default.simple_text());
+        }
+        let text = groups.join(";");
+        if text.parse::<ChunkSpec>().as_ref() == Ok(self) {
+            f.write_str(&text)
+        } else {
+            f.write_str(&self.json_text())
+        }
     }
 }
 
 impl ChunkSpec {
     /// Checks the spec against a whole dataset and turns it into names: every named dimension
-    /// must exist; positional sizes apply to the arrays with that many dimensions (which must
-    /// share their dimension names), and through the names to coordinates and other arrays.
+    /// and variable must exist; positional sizes apply to the arrays with that many dimensions
+    /// (which must share their dimension names), and through the names to coordinates and other
+    /// arrays. Per variable, each variable's spec is checked against that variable and the
+    /// spec for the others against the variables not named.
     pub fn for_dataset(&self, dataset: &DatasetMeta, location: &str) -> Result<ChunkSpec> {
+        match self {
+            ChunkSpec::Auto(_) => Ok(self.clone()),
+            ChunkSpec::ByName(_) | ChunkSpec::ByPosition(_) => {
+                self.simple_for_dataset(dataset, location)
+            }
+            ChunkSpec::PerVariable { variables, default } => {
+                let mut checked = Vec::new();
+                for (name, spec) in variables {
+                    let Some(array) = dataset.array(name) else {
+                        let known: Vec<&str> =
+                            dataset.arrays.iter().map(|a| a.name.as_str()).collect();
+                        return Err(Error::Invalid(format!(
+                            "--chunks names variable `{name}`, which {location} does not have; its variables are: {}",
+                            if known.is_empty() { "(none)".to_string() } else { known.join(", ") }
+                        )));
+                    };
+                    let one = DatasetMeta {
+                        arrays: vec![array.clone()],
+                        attrs: Default::default(),
+                    };
+                    let spec = match spec {
+                        ChunkSpec::PerVariable { .. } => {
+                            return Err(Error::Invalid(format!(
+                            "--chunks gives `{name}` a per-variable spec; give it dimension sizes"
+                        )))
+                        }
+                        ChunkSpec::Auto(_) => spec.clone(),
+                        _ => spec.simple_for_dataset(&one, &format!("`{name}` in {location}"))?,
+                    };
+                    checked.push((name.clone(), spec));
+                }
+                let others = DatasetMeta {
+                    arrays: dataset
+                        .arrays
+                        .iter()
+                        .filter(|a| !self.names_variable(&a.name))
+                        .cloned()
+                        .collect(),
+                    attrs: Default::default(),
+                };
+                let default = match &**default {
+                    d if others.arrays.is_empty() || *d == keep() => d.clone(),
+                    d @ ChunkSpec::Auto(_) => d.clone(),
+                    ChunkSpec::PerVariable { .. } => {
+                        return Err(Error::Invalid(
+                            "--chunks: the spec for the other variables is itself per variable"
+                                .into(),
+                        ))
+                    }
+                    d => d.simple_for_dataset(
+                        &others,
+                        &format!("the other variables of {location}"),
+                    )?,
+                };
+                Ok(ChunkSpec::PerVariable {
+                    variables: checked,
+                    default: Box::new(default),
+                })
+            }
+        }
+    }
+
+    fn simple_for_dataset(&self, dataset: &DatasetMeta, location: &str) -> Result<ChunkSpec> {
         let dims = dataset.dims();
         match self {
             ChunkSpec::ByName(named) => {
@@ -141,20 +597,49 @@ impl ChunkSpec {
                         .collect(),
                 ))
             }
+            _ => Ok(self.clone()),
         }
     }
 
     /// Target chunk shape for `array`. Dimensions the spec does not name keep their source chunk
-    /// length; sizes beyond a dimension's length are clamped to it.
+    /// length; sizes beyond a dimension's length are clamped to it. `auto` takes the array's
+    /// first dimension (or one named `time`/`t`) as its time dimension; see [`Self::choose`].
     pub fn resolve(&self, array: &ArrayMeta, location: &str) -> Result<Vec<u64>> {
+        self.choose(array, &[], location).map(|(chunks, _)| chunks)
+    }
+
+    /// Target chunk shape for `array`, and for `auto` one line on why: `time_dims` are the
+    /// dataset's time-like dimensions ([`autochunk::time_dims`]).
+    pub fn choose(
+        &self,
+        array: &ArrayMeta,
+        time_dims: &[String],
+        location: &str,
+    ) -> Result<(Vec<u64>, Option<String>)> {
+        match self.for_variable(&array.name) {
+            ChunkSpec::Auto(auto) => {
+                let time = autochunk::time_dimension(&array.dims, time_dims);
+                let c = autochunk::choose(
+                    &array.shape(),
+                    &array.dims,
+                    array.item_size() as u64,
+                    time,
+                    auto,
+                );
+                Ok((c.chunks, Some(c.why)))
+            }
+            ChunkSpec::PerVariable { .. } => Err(Error::Invalid(format!(
+                "--chunks gives `{}` a per-variable spec; give it dimension sizes",
+                array.name
+            ))),
+            spec => spec.resolve_sizes(array, location).map(|c| (c, None)),
+        }
+    }
+
+    fn resolve_sizes(&self, array: &ArrayMeta, location: &str) -> Result<Vec<u64>> {
         let shape = array.shape();
         let source = array.grid.nominal_chunk_shape();
         let sizes: Vec<Option<ChunkSize>> = match self {
-            ChunkSpec::ByName(named) => array
-                .dims
-                .iter()
-                .map(|d| named.iter().find(|(n, _)| n == d).map(|(_, s)| *s))
-                .collect(),
             ChunkSpec::ByPosition(sizes) => {
                 if sizes.len() != shape.len() {
                     return Err(Error::Invalid(format!(
@@ -169,6 +654,12 @@ impl ChunkSpec {
                 }
                 sizes.iter().copied().map(Some).collect()
             }
+            ChunkSpec::ByName(named) => array
+                .dims
+                .iter()
+                .map(|d| named.iter().find(|(n, _)| n == d).map(|(_, s)| *s))
+                .collect(),
+            _ => vec![None; shape.len()],
         };
         Ok(sizes
             .iter()
@@ -211,7 +702,28 @@ mod tests {
 
     #[test]
     fn bad_specs_explain_themselves() {
-        for bad in ["", "time=", "a=1,2", "time=0", "x", "1,,2", "t=1,t=2"] {
+        for bad in [
+            "",
+            "time=",
+            "a=1,2",
+            "time=0",
+            "x",
+            "1,,2",
+            "t=1,t=2",
+            "tas:",
+            "tas:x=1;tas:y=2",
+            "x=1;y=2",
+            ":x=1",
+            "auto(for=sideways)",
+            "auto(size=0)",
+            "auto(x=1)",
+            "autox",
+            "{",
+            "{\"tas\": 3}",
+            "{\"tas\": {\"time\": 0}}",
+            "{}",
+            "[1]",
+        ] {
             assert!(bad.parse::<ChunkSpec>().is_err(), "{bad}");
         }
         let p: ChunkSpec = "8760,24".parse().unwrap();
@@ -235,5 +747,110 @@ mod tests {
         let n: ChunkSpec = "depth=3".parse().unwrap();
         let e = n.for_dataset(&ds, "in.nc").unwrap_err().to_string();
         assert!(e.contains("`depth`") && e.contains("time, lat, lon"), "{e}");
+        let v: ChunkSpec = "pr:time=10".parse().unwrap();
+        let e = v.for_dataset(&ds, "in.nc").unwrap_err().to_string();
+        assert!(e.contains("`pr`") && e.contains("time, tas"), "{e}");
+        let v: ChunkSpec = "tas:depth=10".parse().unwrap();
+        let e = v.for_dataset(&ds, "in.nc").unwrap_err().to_string();
+        assert!(e.contains("`depth`") && e.contains("`tas`"), "{e}");
+    }
+
+    #[test]
+    fn per_variable_text_and_json() {
+        let s: ChunkSpec = "tas:time=-1,lat=24; pr:time=240; lon=10".parse().unwrap();
+        let ChunkSpec::PerVariable { variables, default } = &s else {
+            panic!("{s:?}")
+        };
+        assert_eq!(variables.len(), 2);
+        assert_eq!(**default, "lon=10".parse().unwrap());
+        assert_eq!(s.to_string(), "tas:time=-1,lat=24;pr:time=240;lon=10");
+        assert_eq!(s.resolve(&tas(), "x").unwrap(), vec![100, 24, 1440]);
+        let mut other = tas();
+        other.name = "uas".into();
+        assert_eq!(s.resolve(&other, "x").unwrap(), vec![1, 721, 10]);
+        let j: ChunkSpec =
+            r#"{"tas": {"time": -1, "lat": 24}, "pr": {"time": 240}, "*": "lon=10"}"#
+                .parse()
+                .unwrap();
+        assert_eq!(j, s);
+        let k: ChunkSpec = r#"{"tas": null, "*": {"time": 100}}"#.parse().unwrap();
+        assert_eq!(k.to_string(), "tas:keep;time=100");
+        assert_eq!(k.resolve(&tas(), "x").unwrap(), vec![1, 721, 1440]);
+        // Names the text form cannot carry are written as JSON.
+        let odd: ChunkSpec = r#"{"a:b;c": [1, -1], "d=e": {"x,y": 3}}"#.parse().unwrap();
+        assert!(odd.to_string().starts_with('{'), "{odd}");
+        assert_eq!(odd.to_string().parse::<ChunkSpec>().unwrap(), odd);
+        let auto: ChunkSpec = "tas:auto(for=maps,size=16MiB);auto".parse().unwrap();
+        assert_eq!(
+            auto.to_string(),
+            "tas:auto(for=maps,size=16MiB);auto(for=balanced,size=8MiB)"
+        );
+        let set = auto.with_auto(Some(1000), Some(AccessPattern::TimeSeries));
+        assert_eq!(
+            set.to_string(),
+            "tas:auto(for=time-series,size=1000);auto(for=time-series,size=1000)"
+        );
+        assert_eq!("keep".parse::<ChunkSpec>().unwrap(), keep());
+        assert_eq!(keep().to_string(), "keep");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn size() -> impl Strategy<Value = ChunkSize> {
+            prop_oneof![
+                Just(ChunkSize::Whole),
+                (1u64..100_000).prop_map(ChunkSize::Elements)
+            ]
+        }
+
+        fn simple(names: &'static str) -> impl Strategy<Value = ChunkSpec> {
+            prop_oneof![
+                prop::collection::btree_map(names, size(), 0..4)
+                    .prop_map(|m| ChunkSpec::ByName(m.into_iter().collect())),
+                prop::collection::vec(size(), 1..4).prop_map(ChunkSpec::ByPosition),
+                (
+                    prop_oneof![
+                        Just(AccessPattern::TimeSeries),
+                        Just(AccessPattern::Maps),
+                        Just(AccessPattern::Balanced)
+                    ],
+                    1u64..(1 << 40)
+                )
+                    .prop_map(|(pattern, target_bytes)| ChunkSpec::Auto(
+                        AutoChunks {
+                            target_bytes,
+                            pattern
+                        }
+                    )),
+            ]
+        }
+
+        fn spec() -> impl Strategy<Value = ChunkSpec> {
+            // Names with the characters the text form uses, so the JSON form is exercised too.
+            prop_oneof![
+                simple("[a-z]{1,4}"),
+                (
+                    prop::collection::btree_map("[a-z:;,=* ]{1,4}", simple("[a-z=,]{1,3}"), 1..4),
+                    simple("[a-z]{1,3}")
+                )
+                    .prop_map(|(vars, default)| ChunkSpec::PerVariable {
+                        variables: vars.into_iter().filter(|(n, _)| n != "*").collect(),
+                        default: Box::new(default),
+                    })
+                    .prop_filter("some variable", |s| matches!(s, ChunkSpec::PerVariable { variables, .. } if !variables.is_empty())),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+            #[test]
+            fn display_round_trips(s in spec()) {
+                let text = s.to_string();
+                let back: ChunkSpec = text.parse().map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                prop_assert_eq!(back, s, "{}", text);
+            }
+        }
     }
 }

@@ -19,6 +19,29 @@ pub(crate) fn codec_options() -> CodecOptions {
     CodecOptions::default().with_concurrent_target(1)
 }
 
+/// What zarrs refused when it opened an array, said once: its "unsupported Zarr V2 array:"
+/// prefix and "is not supported" suffix are dropped (ours adds the suffix), and a codec zarrs
+/// does not have is named with the way out.
+fn zarrs_refusal(uri: &str, variable: &str, message: &str) -> ZarrError {
+    let what = message
+        .strip_prefix("unsupported Zarr V2 array: ")
+        .unwrap_or(message)
+        .trim();
+    let what = what.strip_suffix(" is not supported").unwrap_or(what);
+    match what.strip_prefix("codec ") {
+        Some(codec) if !codec.contains(' ') => ZarrError::UnsupportedCodec {
+            uri: uri.into(),
+            variable: variable.into(),
+            codec: codec.into(),
+        },
+        _ => ZarrError::Unsupported {
+            uri: uri.into(),
+            variable: variable.into(),
+            what: what.into(),
+        },
+    }
+}
+
 /// A Zarr array opened through zarrs, with its metadata in rechunker's terms.
 pub struct ZarrArray {
     pub(crate) uri: String,
@@ -56,7 +79,7 @@ impl ZarrArray {
             what,
         };
         let opened = Array::new_with_metadata(storage.clone(), path, metadata)
-            .map_err(|e| unsupported(format!("its metadata ({e})")))?;
+            .map_err(|e| zarrs_refusal(&uri, &meta.name, &e.to_string()))?;
         // Every decoder capped at the size its output may have (see `bounded`); codecs zarrs
         // cannot bound are capped at what the largest chunk of this array may take encoded.
         let chunk_bytes = chunk.iter().product::<u64>() * meta.item_size() as u64;
@@ -272,5 +295,26 @@ impl ChunkedArrayMut for ZarrArray {
             .as_ref()
             .map(|(shape, _)| shape.iter().product::<u64>() * self.item() as u64);
         meta::write_overhead(self.chunk_bytes(), inner)
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    #[test]
+    fn zarrs_refusals_are_said_once() {
+        let e = zarrs_refusal(
+            "in.zarr",
+            "x",
+            "unsupported Zarr V2 array: codec bz2 is not supported",
+        )
+        .to_string();
+        assert_eq!(
+            e,
+            "in.zarr: array `x`: codec bz2 is not supported; convert it with zarr-python (numcodecs) to zstd or blosc first"
+        );
+        let e = zarrs_refusal("in.zarr", "x", "data type <M8 is not supported").to_string();
+        assert_eq!(e, "in.zarr: array `x`: data type <M8 is not supported");
     }
 }

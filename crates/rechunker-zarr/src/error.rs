@@ -30,6 +30,22 @@ pub enum ZarrError {
         what: String,
     },
 
+    /// An array of a group source that the adapter cannot read; the others can be converted.
+    #[error("{uri}: array `{variable}`: {what} is not supported; pass --skip-unsupported to convert the other arrays without it")]
+    UnsupportedArray {
+        uri: String,
+        variable: String,
+        what: String,
+    },
+
+    /// The array is encoded with a codec zarrs does not have.
+    #[error("{uri}: array `{variable}`: codec {codec} is not supported; convert it with zarr-python (numcodecs) to zstd or blosc first")]
+    UnsupportedCodec {
+        uri: String,
+        variable: String,
+        codec: String,
+    },
+
     /// Reading a chunk (or shard) failed: unreadable, truncated or corrupt.
     #[error("{uri}: cannot read chunk `{key}` of `{variable}`: {message}")]
     ReadChunk {

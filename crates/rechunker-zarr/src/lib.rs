@@ -31,7 +31,9 @@ mod target;
 pub use array::ZarrArray;
 pub use error::ZarrError;
 pub use meta::describe_dataset;
-pub use options::{BloscCompressor, BloscShuffle, Codec, ShardSpec, ZarrFormat, ZarrWriteOptions};
+pub use options::{
+    BloscCompressor, BloscShuffle, Codec, ShardSpec, ZarrFormat, ZarrReadOptions, ZarrWriteOptions,
+};
 pub use scratch::{exists, looks_like_zarr, remove, StoreScratch};
 pub use source::ZarrSource;
 pub use target::ZarrTarget;

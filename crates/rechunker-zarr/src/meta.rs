@@ -34,6 +34,21 @@ pub(crate) fn dtype_v2(dtype: DataType) -> &'static str {
     }
 }
 
+/// Spells a v2 document's one-byte `dtype` without a byte order (`|u1`, `|i1`, `|b1`), as numpy
+/// does: NCZarr writes `<u1`, which zarrs and zarr-python 3 refuse. Other types are left alone.
+pub(crate) fn normalize_v2_dtype(doc: &mut Value) {
+    let Some(dtype) = doc.get_mut("dtype") else {
+        return;
+    };
+    if let Some(body) = dtype
+        .as_str()
+        .and_then(|s| s.strip_prefix(['<', '>', '=']))
+        .filter(|body| matches!(*body, "u1" | "i1" | "b1"))
+    {
+        *dtype = Value::String(format!("|{body}"));
+    }
+}
+
 /// Parses a v2 numpy type string (any byte order) or a v3 data type name.
 pub(crate) fn parse_dtype(value: &Value, format: ZarrFormat) -> Result<DataType, String> {
     let Some(name) = value.as_str() else {
@@ -379,6 +394,7 @@ pub(crate) fn rechunked_docs(
                 return Err("sharding needs Zarr format 3; add --zarr-format 3".into());
             }
             obj.insert("chunks".into(), json!(chunk));
+            normalize_v2_dtype(&mut doc);
         }
         ZarrFormat::V3 => {
             let codecs = obj
@@ -805,6 +821,22 @@ mod tests {
         assert_eq!(s.inner.as_ref().unwrap().0, vec![10]);
         // A shard of 1000 elements: the whole encoded shard plus two inner chunks.
         assert!(s.read_overhead(4000, 4) < 4000 * 2 + 3 * 4096);
+    }
+
+    #[test]
+    fn one_byte_v2_dtypes_lose_their_byte_order() {
+        for (from, to) in [
+            ("<u1", "|u1"),
+            (">i1", "|i1"),
+            ("=b1", "|b1"),
+            ("|u1", "|u1"),
+            ("<u2", "<u2"),
+            (">f8", ">f8"),
+        ] {
+            let mut doc = json!({"dtype": from});
+            normalize_v2_dtype(&mut doc);
+            assert_eq!(doc["dtype"], json!(to), "{from}");
+        }
     }
 
     #[test]

@@ -376,3 +376,11 @@ mod tests {
         assert!(ZarrFormat::try_from(4).is_err());
     }
 }
+
+/// How a Zarr dataset is read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ZarrReadOptions {
+    /// Leave out (with a warning line each) arrays of types or codecs the adapter cannot read,
+    /// such as strings, instead of refusing the whole dataset.
+    pub skip_unsupported: bool,
+}

@@ -4,7 +4,7 @@ use crate::array::ZarrArray;
 use crate::cf_fill;
 use crate::error::{Result, ZarrError};
 use crate::meta::{self, ParseError};
-use crate::options::ZarrFormat;
+use crate::options::{ZarrFormat, ZarrReadOptions};
 use crate::store::{open_store, Storage};
 use rechunker_core::{
     ArrayMeta, AttrValue, Attributes, ChunkGrid, ChunkedArray, DatasetMeta, DatasetSource, Scalar,
@@ -80,6 +80,12 @@ impl ZarrSource {
     /// they have it, else by listing (plain HTTP cannot list: such groups need consolidated
     /// metadata). Every array must have a supported data type and a regular chunk grid.
     pub fn open(uri: &str) -> Result<ZarrSource> {
+        Self::open_with(uri, &ZarrReadOptions::default())
+    }
+
+    /// [`ZarrSource::open`] with options: with `skip_unsupported`, arrays of types or codecs
+    /// the adapter cannot read are left out, each with a warning line.
+    pub fn open_with(uri: &str, options: &ZarrReadOptions) -> Result<ZarrSource> {
         let store = open_store(uri)?;
         if let Some(root) = &store.local_root {
             if !root.exists() {
@@ -154,10 +160,37 @@ impl ZarrSource {
             }
         };
         tracing::debug!(uri, arrays = found.len(), "opening Zarr dataset");
-        let mut arrays = found
-            .into_iter()
-            .map(|f| open_found(uri, &storage, f).map(Arc::new))
-            .collect::<Result<Vec<_>>>()?;
+        let mut arrays = Vec::with_capacity(found.len());
+        for f in found {
+            match open_found(uri, &storage, f) {
+                Ok(array) => arrays.push(Arc::new(array)),
+                Err(
+                    ZarrError::Unsupported { variable, what, .. }
+                    | ZarrError::UnsupportedArray { variable, what, .. },
+                ) if options.skip_unsupported => {
+                    tracing::warn!("skipping array `{variable}` of {uri}: {what} is not supported");
+                }
+                Err(ZarrError::UnsupportedCodec {
+                    variable, codec, ..
+                }) if options.skip_unsupported => {
+                    tracing::warn!(
+                        "skipping array `{variable}` of {uri}: codec {codec} is not supported"
+                    );
+                }
+                Err(ZarrError::Unsupported {
+                    uri,
+                    variable,
+                    what,
+                }) => {
+                    return Err(ZarrError::UnsupportedArray {
+                        uri,
+                        variable,
+                        what,
+                    })
+                }
+                Err(e) => return Err(e),
+            }
+        }
         arrays.sort_by(|a, b| a.meta.name.cmp(&b.meta.name));
         let meta = DatasetMeta {
             arrays: arrays.iter().map(|a| a.meta.clone()).collect(),
@@ -350,6 +383,7 @@ pub(crate) fn zarrs_metadata(
             if let Some(o) = doc.as_object_mut() {
                 o.remove("attributes");
             }
+            meta::normalize_v2_dtype(&mut doc);
             let mut metadata =
                 serde_json::from_value::<ArrayMetadataV2>(doc).map_err(|e| e.to_string())?;
             metadata.attributes = v2_attrs.clone();

@@ -8,7 +8,7 @@ use crate::source::{build_array, get_json, join, node_path};
 use crate::store::{open_store, Storage};
 use rechunker_core::{ArrayMeta, ChunkGrid, ChunkedArrayMut, DatasetMeta, DatasetTarget, DimGrid};
 use serde_json::{json, Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use zarrs::storage::StoreKey;
 
@@ -429,7 +429,9 @@ impl ZarrTarget {
     }
 
     fn finalize_v3(&self, meta: &DatasetMeta) -> Result<()> {
-        let mut nodes = Map::new();
+        // Consolidated nodes in sorted key order: zarr-python 3 groups a node's children by
+        // consecutive keys of one depth, so the children of each group must come together.
+        let mut nodes = BTreeMap::new();
         for group in Self::groups(meta) {
             let doc = json!({"zarr_format": 3, "node_type": "group", "attributes": {}});
             self.set(&join(&group, "zarr.json"), &doc)?;
@@ -450,14 +452,15 @@ impl ZarrTarget {
             "consolidated_metadata": {
                 "kind": "inline",
                 "must_understand": false,
-                "metadata": nodes,
+                "metadata": Map::from_iter(nodes),
             },
         });
         self.set("zarr.json", &root)
     }
 
     fn finalize_v2(&self, meta: &DatasetMeta) -> Result<()> {
-        let mut entries = Map::new();
+        // Sorted keys, for the same reason as in `finalize_v3`.
+        let mut entries = BTreeMap::new();
         let group = json!({"zarr_format": 2});
         for g in Self::groups(meta) {
             let key = join(&g, ".zgroup");
@@ -488,7 +491,7 @@ impl ZarrTarget {
         entries.insert(".zgroup".into(), group);
         self.set(
             ".zmetadata",
-            &json!({"zarr_consolidated_format": 1, "metadata": entries}),
+            &json!({"zarr_consolidated_format": 1, "metadata": Map::from_iter(entries)}),
         )
     }
 }
