@@ -166,7 +166,8 @@ struct PlanOptions {
     /// -1 means the whole dimension; unnamed dimensions keep their source chunks. Per
     /// variable: 'tas:time=-1,lat=24;pr:time=240;time=100' (the group without a name is for
     /// the other variables), or @chunks.json ({"tas": {"time": -1}, "pr": null, "*": {...}}).
-    /// `auto` picks shapes near --target-chunk-size for --for.
+    /// `auto` picks shapes near --target-chunk-size for --for. Needed unless no variable has a
+    /// dimension (a file of scalars).
     #[arg(long, short = 'c', value_parser = parse_chunks, allow_hyphen_values = true)]
     chunks: Option<ChunkSpec>,
     /// With --chunks auto: the chunk size to aim for (default 8MiB).
@@ -233,14 +234,9 @@ struct Required<'a> {
 
 impl PlanOptions {
     fn required(&self) -> Result<Required<'_>> {
-        match (&self.src, &self.dst, &self.chunks) {
-            (Some(src), Some(dst), Some(_)) => Ok(Required { src, dst }),
-            (None, _, _) | (_, None, _) => {
-                bail!("give SRC and DST (or, for `rechunk run`, --plan PLAN.json)")
-            }
-            (_, _, None) => {
-                bail!("give the target chunks with --chunks, e.g. --chunks time=8760,lat=24,lon=24")
-            }
+        match (&self.src, &self.dst) {
+            (Some(src), Some(dst)) => Ok(Required { src, dst }),
+            _ => bail!("give SRC and DST (or, for `rechunk run`, --plan PLAN.json)"),
         }
     }
 
@@ -480,6 +476,41 @@ fn job_options(p: &PlanOptions) -> Result<JobOptions> {
     })
 }
 
+/// Refuses, in one line, a run that would convert nothing, and a missing `--chunks` when some
+/// variable has a dimension to chunk (a file of scalars needs none); the example is built from
+/// the source's own dimensions.
+fn check_convertible(src: &str, meta: &rechunker_core::DatasetMeta, p: &PlanOptions) -> Result<()> {
+    if meta.arrays.is_empty() {
+        if p.skip_unsupported {
+            bail!("{src}: --skip-unsupported leaves nothing to convert: every variable is of a type rechunk cannot carry yet");
+        }
+        if !p.select.selection().is_all() {
+            bail!("{src}: --variables/--drop-variables leave nothing to convert");
+        }
+        bail!("{src} has no variables to convert");
+    }
+    if p.chunks.is_none() && meta.arrays.iter().any(|a| a.ndim() > 0) {
+        let example: Vec<String> = meta
+            .dims()
+            .iter()
+            .take(3)
+            .enumerate()
+            .map(|(i, (name, len))| {
+                if i == 0 {
+                    format!("{name}=-1")
+                } else {
+                    format!("{name}={}", len.div_ceil(2).max(1))
+                }
+            })
+            .collect();
+        bail!(
+            "give the target chunks with --chunks, e.g. --chunks {} (-1: the whole dimension), or --chunks auto",
+            example.join(",")
+        );
+    }
+    Ok(())
+}
+
 /// Plans SRC → DST without touching DST.
 fn make_plan(p: &PlanOptions) -> Result<(formats::OpenedSource, TargetFormat, DatasetPlan)> {
     let r = p.required()?;
@@ -487,6 +518,7 @@ fn make_plan(p: &PlanOptions) -> Result<(formats::OpenedSource, TargetFormat, Da
         formats::open_source(r.src, p.concat_dim.as_deref(), p.skip_unsupported)?,
         &p.select.selection(),
     )?;
+    check_convertible(r.src, source.dataset.meta(), p)?;
     let format = formats::target_format(r.dst, p.format)?;
     let options = job_options(p)?;
     // Adapters touch nothing before the first array is created: planning only asks for sizes.

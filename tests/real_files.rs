@@ -70,14 +70,55 @@ fn refused_then_skipped(file: &str, chunks: &str, variable: &str, skipped: &[&st
     ok(&["verify", &src, &dst, "--skip-unsupported"]);
 }
 
-#[test]
-fn netcdf_char_variables_are_refused_or_skipped() {
-    refused_then_skipped(
+/// `refuse` files whose only problem was NetCDF `char` variables (the README lists them as
+/// refuse for that reason), with what they hold: they convert without `--skip-unsupported` to
+/// Zarr v3 and v2, NetCDF and HDF5 with identical values (`rechunk verify`), and the reference
+/// readers agree (`tests/python/char_check.py`: zarr-python, netCDF4-python and h5py read the
+/// same `S1` bytes, xarray decodes the same strings from the source and from Zarr v2).
+const CHAR_FILES: &[(&str, &str)] = &[
+    (
         "netcdf/nc01-netcdf-c-ref_nctest_classic.nc",
-        "rec=-1",
-        "charv",
-        &["charv", "charvar"],
-    );
+        "classic; char vars `charv`, `charvar`",
+    ),
+    (
+        "netcdf/nc03-netcdf-c-ref_nccopy3_subset.nc",
+        "classic; 16 char vars, 0-d ones among them (`albers_conical_equal_area`)",
+    ),
+    (
+        "netcdf/nc11-netcdf4python-test_gold.nc",
+        "NetCDF-4; char var `TIME_UTC` (time strings)",
+    ),
+    (
+        "netcdf/nc13-netcdf-c-ref_nc_test_netcdf4_4_0.nc",
+        "NetCDF-4; 23 char vars stored as HDF5 one-byte strings",
+    ),
+];
+
+#[test]
+fn netcdf_char_variables_convert_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (file, what)) in CHAR_FILES.iter().enumerate() {
+        let src = real(file);
+        let out = |ext: &str| dir.path().join(format!("{i}.{ext}")).display().to_string();
+        let (v2, v3, nc, h5) = (out("v2.zarr"), out("zarr"), out("nc"), out("h5"));
+        for (dst, extra) in [
+            (&v2, &["--zarr-format", "2"][..]),
+            (&v3, &[][..]),
+            (&nc, &[][..]),
+            (&h5, &[][..]),
+        ] {
+            let mut args = vec![src.as_str(), dst.as_str(), "--chunks", "auto", "-q"];
+            args.extend_from_slice(extra);
+            let run = rechunk(&args);
+            assert!(
+                run.status.success(),
+                "{file} ({what}) -> {dst}: {}",
+                stderr(&run)
+            );
+            ok(&["verify", &src, dst]);
+        }
+        python::check("char_check.py", &["check", &src, &v2, &v3, &nc, &h5]);
+    }
 }
 
 #[test]
@@ -132,16 +173,12 @@ const NUM_FILES: &[(&str, &str)] = &[
 
 /// `num` files whose check is not complete yet, with the reason: (file, what is left out).
 /// (file, comma-separated groups xarray is not asked to open, why).
-const NUM_EXCEPTIONS: &[(&str, &str, &str)] = &[(
-    "netcdf/nc19-ncgen-ref_tst_group_data-groups.nc",
-    "g2/g3",
-    "#13.4(d) is not done: the NetCDF source names dimensions by their local name, so `g2/g3/var2(/dim, /g2/dim, dim)` has three dims called `dim` of lengths 4, 2, 3 and xarray refuses the group (values are still checked)",
-)];
+const NUM_EXCEPTIONS: &[(&str, &str, &str)] = &[];
 
 /// A chunk spec that changes something, from `rechunk inspect --json`: the first dimension of
 /// the first array that has one, with half its chunk length (the whole dimension when the chunk
-/// is one element). A file of scalars only gets `auto` (`--chunks` is not optional yet).
-fn chunks_for(src: &str) -> String {
+/// is one element). `None` for a file of scalars, which needs no `--chunks`.
+fn chunks_for(src: &str) -> Option<String> {
     let json: serde_json::Value = serde_json::from_str(&ok(&["inspect", "--json", src]))
         .unwrap_or_else(|e| panic!("inspect --json {src}: {e}"));
     let arrays = json["arrays"].as_array().expect("arrays");
@@ -156,13 +193,13 @@ fn chunks_for(src: &str) -> String {
             .pointer("/regular/chunk")
             .and_then(serde_json::Value::as_u64)
             .unwrap_or(1);
-        return if chunk > 1 {
+        return Some(if chunk > 1 {
             format!("{dim}={}", chunk / 2)
         } else {
             format!("{dim}=-1")
-        };
+        });
     }
-    "auto".into()
+    None
 }
 
 /// Every `num` file converts to Zarr with identical values: `rechunk verify`, and the file
@@ -179,9 +216,13 @@ fn num_files_convert_to_zarr_with_identical_values() {
         let src = real(file);
         let dst = dir.path().join(format!("{i}.zarr")).display().to_string();
         let chunks = chunks_for(&src);
-        let out = rechunk(&[&src, &dst, "--chunks", &chunks, "-q"]);
+        let mut args = vec![src.as_str(), dst.as_str(), "-q"];
+        if let Some(c) = &chunks {
+            args.extend(["--chunks", c.as_str()]);
+        }
+        let out = rechunk(&args);
         if !out.status.success() {
-            failures.push(format!("{file} --chunks {chunks}: {}", stderr(&out)));
+            failures.push(format!("{file} --chunks {chunks:?}: {}", stderr(&out)));
             continue;
         }
         let out = rechunk(&["verify", &src, &dst]);
@@ -209,30 +250,28 @@ fn num_files_convert_to_zarr_with_identical_values() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The other `refuse` files (nc01 and h13 above): refused in one line that names a variable
-/// and `--skip-unsupported`, then converted with that option and verified.
+/// The other `refuse` files (h13 above; the char files convert, see `CHAR_FILES`): refused in
+/// one line that names a variable and `--skip-unsupported`; with that option converted and
+/// verified, or, when it leaves nothing, refused in one line saying so.
 #[test]
 fn refuse_files_are_refused_in_one_line_or_skipped() {
-    // (file, a variable the refusal names)
+    // (file, a variable the refusal names, whether anything is left with --skip-unsupported)
     let files = [
-        (
-            "netcdf/nc03-netcdf-c-ref_nccopy3_subset.nc",
-            "albers_conical_equal_area",
-        ),
-        ("netcdf/nc11-netcdf4python-test_gold.nc", "TIME_UTC"),
-        ("netcdf/nc13-netcdf-c-ref_nc_test_netcdf4_4_0.nc", "c"),
         (
             "netcdf/nc15-netcdf-c-ref_tst_irish_rover-enum.nc",
             "in_the_hold_of_the_Irish_Rover",
+            false,
         ),
-        ("hdf5/h21-h5py-compound-dtype-complex.h5", "<c16"),
+        ("hdf5/h21-h5py-compound-dtype-complex.h5", "<c16", false),
         (
             "zarr/z11-zarrita-v2-data-group-consolidated.zarr",
             "1d.contiguous.S7",
+            true,
         ),
         (
             "zarr/z19-zarrita-v3-string-vlen.zarr",
             "z19-zarrita-v3-string-vlen",
+            false,
         ),
     ];
     // Refuse files this test leaves out, with the reason.
@@ -244,7 +283,7 @@ fn refuse_files_are_refused_in_one_line_or_skipped() {
         eprintln!("{file}: not checked: {why}");
     }
     let dir = tempfile::tempdir().unwrap();
-    for (i, (file, variable)) in files.iter().enumerate() {
+    for (i, (file, variable, left)) in files.iter().enumerate() {
         let src = real(file);
         let dst = dir.path().join(format!("{i}.zarr")).display().to_string();
         let out = rechunk(&[&src, &dst, "--chunks", "auto"]);
@@ -259,16 +298,53 @@ fn refuse_files_are_refused_in_one_line_or_skipped() {
             "{err}"
         );
         let out = rechunk(&[&src, &dst, "--chunks", "auto", "--skip-unsupported", "-q"]);
-        assert!(out.status.success(), "{file}: {}", stderr(&out));
+        let err = stderr(&out);
         assert!(
-            stderr(&out)
-                .lines()
+            err.lines()
                 .any(|l| l.contains("skipping") && l.contains(&format!("`{variable}`"))),
-            "{file}: {}",
-            stderr(&out)
+            "{file}: {err}"
         );
-        ok(&["verify", &src, &dst, "--skip-unsupported"]);
+        if *left {
+            assert!(out.status.success(), "{file}: {err}");
+            ok(&["verify", &src, &dst, "--skip-unsupported"]);
+        } else {
+            // Not "done: 0 arrays": one error line after the lines naming what was skipped.
+            assert!(!out.status.success(), "{file}: {err}");
+            let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+            assert_eq!(errors.len(), 1, "{file}: {err}");
+            assert!(
+                errors[0].contains("--skip-unsupported leaves nothing to convert")
+                    && errors[0].contains(file.rsplit('/').next().unwrap()),
+                "{file}: {err}"
+            );
+            assert!(!std::path::Path::new(&dst).exists(), "{file} wrote {dst}");
+        }
     }
+}
+
+/// nc07 holds only scalars: it converts without `--chunks` (no value could name a dimension
+/// of it). A file with dimensions still needs `--chunks`, refused in one line whose example
+/// uses its own dimension names.
+#[test]
+fn chunks_are_needed_only_where_there_is_a_dimension() {
+    let dir = tempfile::tempdir().unwrap();
+    let scalars = real("netcdf/nc07-netcdf-c-ref_null_byte_padding_test.nc");
+    for ext in ["zarr", "nc"] {
+        let dst = dir.path().join(format!("s.{ext}")).display().to_string();
+        ok(&[&scalars, &dst, "-q"]);
+        ok(&["verify", &scalars, &dst]);
+    }
+    let src = real("netcdf/nc13-netcdf-c-ref_nc_test_netcdf4_4_0.nc");
+    let dst = dir.path().join("d.zarr").display().to_string();
+    let out = rechunk(&[&src, &dst]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("--chunks Dr=-1,") && err.contains("--chunks auto"),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&dst).exists());
 }
 
 /// A group with sibling groups, one of which has a subgroup: the consolidated metadata lists
@@ -326,6 +402,63 @@ fn nczarr_byte_array_with_null_fill_and_a_repeated_dimension() {
     let zattrs = std::fs::read_to_string(format!("{dst}/byt/.zattrs")).unwrap();
     assert!(zattrs.matches("_Anonymous_Dim_20").count() == 2, "{zattrs}");
     python::check("real_check.py", &["zarr", &src, &dst]);
+}
+
+/// nc19: groups g1, g2, g2/g3 each define their own `dim` (lengths 1, 2, 3; the root's is 4) and
+/// `g2/g3/var2(/dim, /g2/dim, dim)` uses those of its ancestors. Each is its own dimension,
+/// named by its path (`/g2/dim`); `--chunks dim=N` sets all of them and `g2/dim=N` that one.
+/// In Zarr v3, v2 and NetCDF output each group names its own `dim` so and an ancestor's
+/// `dim@g2` / `dim@root`, so xarray opens every group with the right sizes; values are
+/// identical (h5py reads the source, as the real files' README says).
+#[test]
+fn netcdf_groups_whose_dimensions_share_a_name() {
+    let src = real("netcdf/nc19-ncgen-ref_tst_group_data-groups.nc");
+    let inspect = ok(&["inspect", &src]);
+    assert!(
+        inspect.contains("dimensions: /dim=4, /g1/dim=1, /g2/dim=2, /g2/g3/dim=3")
+            && inspect.contains("g2/g3/var2 float32 (/dim, /g2/dim, /g2/g3/dim)"),
+        "{inspect}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let groups = [
+        "=dim:4",
+        "g1=dim:1",
+        "g2=dim:2",
+        "g2/g3=dim:3,dim@root:4,dim@g2:2",
+    ];
+    for (name, extra) in [
+        ("v3.zarr", &["--zarr-format", "3"][..]),
+        ("v2.zarr", &["--zarr-format", "2"][..]),
+        ("out.nc", &[][..]),
+    ] {
+        let dst = dir.path().join(name).display().to_string();
+        let mut args = vec![src.as_str(), &dst, "--chunks", "dim=2,g2/dim=1", "-q"];
+        args.extend(extra);
+        ok(&args);
+        ok(&["verify", &src, &dst]);
+        let inspect = ok(&["inspect", &dst]);
+        for (var, chunks) in [
+            ("var", "(2)"),
+            ("g1/var", "(1)"),
+            ("g2/var", "(1)"),
+            ("g2/g3/var", "(2)"),
+            ("g2/g3/var2", "(2, 1, 2)"),
+        ] {
+            assert!(
+                inspect.lines().any(|l| l.starts_with(&format!("  {var} "))
+                    && l.contains(&format!("chunks {chunks}"))),
+                "{name}: {var} chunks {chunks}: {inspect}"
+            );
+        }
+        let mut check = vec!["dims", src.as_str(), &dst];
+        check.extend(groups);
+        python::check("real_check.py", &check);
+    }
+    // A name that addresses nothing lists the dimensions there are.
+    let dst = dir.path().join("bad.zarr").display().to_string();
+    let out = rechunk(&[&src, &dst, "--chunks", "g1/g2/dim=1"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/g2/g3/dim"), "{}", stderr(&out));
 }
 
 /// z05: a codec zarrs does not have is named once, with the array and the way out.

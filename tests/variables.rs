@@ -2,6 +2,8 @@
 //! per-variable `--chunks` (text and JSON), `--chunks auto --for ...`, in plan files and verify.
 
 mod common;
+#[path = "common/python.rs"]
+mod python;
 
 use common::*;
 use rechunker_core::{AttrValue, DataType, DatasetMeta};
@@ -375,4 +377,69 @@ fn resume_keeps_the_selection() {
     same.push("--resume");
     ok(&same);
     assert_eq!(names(&inspect(&out)), ["time", "lat", "lon", "pr"]);
+}
+
+/// CF station names and time strings as NetCDF `char` arrays (`station_name(station,
+/// name_strlen)` with `_Encoding = "utf-8"`, `time_str(time, date_strlen)`, a 0-d char), written
+/// by netCDF4-python: carried to Zarr v2 (`|S1`) and v3 (zarr-python's one-byte
+/// `null_terminated_bytes`), NetCDF (`char`), HDF5 (one-byte strings, h5py's `S1`), raw and
+/// TileDB (`char`; it has no 0-d arrays, so without the scalar), with identical values; the
+/// reference readers agree and xarray decodes the same strings from the source and Zarr v2.
+#[test]
+fn netcdf_station_names_and_time_strings_are_carried() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let src = path("stations.nc");
+    python::check("char_check.py", &["write", &src]);
+    let inspect = ok(&["inspect", &src]);
+    assert!(
+        inspect.contains("station_name char (station, name_strlen)"),
+        "{inspect}"
+    );
+    let chunks = "station=2,time=3";
+    let (v2, v3, nc, h5) = (
+        path("v2.zarr"),
+        path("v3.zarr"),
+        path("out.nc"),
+        path("out.h5"),
+    );
+    ok(&[&src, &v2, "--chunks", chunks, "--zarr-format", "2", "-q"]);
+    for dst in [&v3, &nc, &h5, &path("out.raw")] {
+        ok(&[&src, dst, "--chunks", chunks, "-q"]);
+    }
+    for dst in [&v2, &v3, &nc, &h5, &path("out.raw")] {
+        ok(&["verify", &src, dst]);
+    }
+    let tdb = path("out.tdb");
+    ok(&[
+        &src,
+        &tdb,
+        "--chunks",
+        chunks,
+        "--drop-variables",
+        "flag",
+        "-q",
+    ]);
+    ok(&["verify", &src, &tdb, "--drop-variables", "flag"]);
+    let zarray: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{v2}/station_name/.zarray")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(zarray["dtype"], "|S1", "{zarray}");
+    let zattrs = std::fs::read_to_string(format!("{v2}/station_name/.zattrs")).unwrap();
+    assert!(zattrs.contains("\"_Encoding\": \"utf-8\""), "{zattrs}");
+    let zarr_json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{v3}/station_name/zarr.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        zarr_json["data_type"],
+        serde_json::json!({"name": "null_terminated_bytes", "configuration": {"length_bytes": 1}}),
+        "{zarr_json}"
+    );
+    // Back from Zarr to NetCDF: still char.
+    let back = path("back.nc");
+    ok(&[&v3, &back, "--chunks", "station=1", "-q"]);
+    ok(&["verify", &src, &back]);
+    python::check("char_check.py", &["check", &src, &v2, &v3, &nc, &h5]);
 }

@@ -13,6 +13,10 @@ usage:
   real_check.py groups TARGET GROUP=CHILD,CHILD ...
       zarr-python opens the Zarr group TARGET from its consolidated metadata, and each GROUP
       ("" for the root) has exactly those children; xarray opens each GROUP (consolidated).
+  real_check.py dims SOURCE TARGET GROUP=DIM:SIZE,DIM:SIZE ...
+      xarray opens each GROUP ("" for the root) of TARGET (a Zarr store, consolidated, or a
+      NetCDF file) and finds exactly those dimensions with those sizes; h5py reads SOURCE (a
+      NetCDF-4 file) and the same values are in TARGET (h5py for NetCDF, zarr-python for Zarr).
 Exit status 0 and "ok" on success; a message naming what differs otherwise.
 """
 
@@ -181,9 +185,37 @@ def groups(target, specs):
     print(f"ok: {len(specs)} groups")
 
 
+def dims(source, target, specs):
+    netcdf = not os.path.isdir(target)
+    expected = read_h5py(source)
+    got = read_h5py(target) if netcdf else read_zarr(target)
+    if set(expected) != set(got):
+        fail(f"variables differ: source {sorted(expected)}, target {sorted(got)}")
+    for name, a in expected.items():
+        problem = same_values(a, got[name])
+        if problem:
+            fail(f"`{name}`: {problem}")
+    for spec in specs:
+        group, sizes = spec.split("=")
+        want = {d: int(n) for d, n in (item.rsplit(":", 1) for item in sizes.split(",") if item)}
+        try:
+            if netcdf:
+                ds = xr.open_dataset(target, group=group or None)
+            else:
+                ds = xr.open_zarr(target, group=group or None, consolidated=True)
+            ds.load()
+        except Exception as e:  # noqa: BLE001 - any failure is the finding
+            fail(f"xarray cannot open group `{group}` of {target}: {type(e).__name__}: {e}")
+        if dict(ds.sizes) != want:
+            fail(f"group `{group}` of {target}: dimensions {dict(ds.sizes)}, expected {want}")
+    print(f"ok: {len(expected)} variables, {len(specs)} groups")
+
+
 def main():
     if len(sys.argv) >= 3 and sys.argv[1] == "groups":
         return groups(sys.argv[2], sys.argv[3:])
+    if len(sys.argv) >= 4 and sys.argv[1] == "dims":
+        return dims(sys.argv[2], sys.argv[3], sys.argv[4:])
     if len(sys.argv) not in (4, 5) or sys.argv[1] not in READERS:
         fail(__doc__)
     reader, source, target = sys.argv[1:4]

@@ -3,8 +3,10 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The numeric element types every adapter agrees on. Data moves through the executor as
-/// native-endian bytes in C order, so the type only decides the item size and how scalars encode.
+/// The element types every adapter agrees on: numbers, and `Char`, one byte of text (NetCDF
+/// `char`, numpy `S1`; CF stores strings as char arrays with a last `strlen` dimension). Data moves
+/// through the executor as native-endian bytes in C order, so the type only decides the item size
+/// and how scalars encode; a `Char` scalar is its byte as an unsigned number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DataType {
@@ -19,10 +21,11 @@ pub enum DataType {
     UInt64,
     Float32,
     Float64,
+    Char,
 }
 
 impl DataType {
-    pub const ALL: [DataType; 11] = [
+    pub const ALL: [DataType; 12] = [
         DataType::Bool,
         DataType::Int8,
         DataType::Int16,
@@ -34,12 +37,13 @@ impl DataType {
         DataType::UInt64,
         DataType::Float32,
         DataType::Float64,
+        DataType::Char,
     ];
 
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            DataType::Bool | DataType::Int8 | DataType::UInt8 => 1,
+            DataType::Bool | DataType::Int8 | DataType::UInt8 | DataType::Char => 1,
             DataType::Int16 | DataType::UInt16 => 2,
             DataType::Int32 | DataType::UInt32 | DataType::Float32 => 4,
             DataType::Int64 | DataType::UInt64 | DataType::Float64 => 8,
@@ -60,6 +64,7 @@ impl DataType {
             DataType::UInt64 => "uint64",
             DataType::Float32 => "float32",
             DataType::Float64 => "float64",
+            DataType::Char => "char",
         }
     }
 
@@ -116,7 +121,9 @@ impl Scalar {
             DataType::Int16 => i16::try_from(int(self)?).ok()?.to_ne_bytes().to_vec(),
             DataType::Int32 => i32::try_from(int(self)?).ok()?.to_ne_bytes().to_vec(),
             DataType::Int64 => i64::try_from(int(self)?).ok()?.to_ne_bytes().to_vec(),
-            DataType::UInt8 => u8::try_from(int(self)?).ok()?.to_ne_bytes().to_vec(),
+            DataType::UInt8 | DataType::Char => {
+                u8::try_from(int(self)?).ok()?.to_ne_bytes().to_vec()
+            }
             DataType::UInt16 => u16::try_from(int(self)?).ok()?.to_ne_bytes().to_vec(),
             DataType::UInt32 => u32::try_from(int(self)?).ok()?.to_ne_bytes().to_vec(),
             DataType::UInt64 => u64::try_from(int(self)?).ok()?.to_ne_bytes().to_vec(),
@@ -138,7 +145,7 @@ impl Scalar {
             DataType::Int16 => Scalar::Int(get!(i16) as i64),
             DataType::Int32 => Scalar::Int(get!(i32) as i64),
             DataType::Int64 => Scalar::Int(get!(i64)),
-            DataType::UInt8 => Scalar::UInt(get!(u8) as u64),
+            DataType::UInt8 | DataType::Char => Scalar::UInt(get!(u8) as u64),
             DataType::UInt16 => Scalar::UInt(get!(u16) as u64),
             DataType::UInt32 => Scalar::UInt(get!(u32) as u64),
             DataType::UInt64 => Scalar::UInt(get!(u64)),

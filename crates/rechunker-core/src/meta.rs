@@ -146,6 +146,46 @@ impl ArrayMeta {
     pub fn is_coordinate(&self) -> bool {
         self.dims.len() == 1 && self.dims[0] == self.name
     }
+
+    /// The path of the array's group, `""` for the root.
+    pub fn group(&self) -> &str {
+        self.name
+            .trim_matches('/')
+            .rsplit_once('/')
+            .map_or("", |(g, _)| g)
+    }
+
+    /// The dimension names as the array's group writes them (Zarr `_ARRAY_DIMENSIONS`, NetCDF
+    /// dimensions): a dimension qualified with its group ([`qualified_dim`]) takes its own name
+    /// in that group and `NAME@GROUP` elsewhere (`dim@g2.g3`, `dim@root`; `/` is no letter of a
+    /// NetCDF name), so that no group holds two dimensions of one name; others as they are.
+    pub fn group_dims(&self) -> Vec<String> {
+        let group = self.group();
+        self.dims
+            .iter()
+            .map(|d| match qualified_dim(d) {
+                Some((g, local)) if g == group => local.to_string(),
+                Some(("", local)) => format!("{local}@root"),
+                Some((g, local)) => format!("{local}@{}", g.replace('/', ".")),
+                None => d.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A dimension name qualified with the path of the group that defines it, as `(group, name)`:
+/// `/g2/dim` is `("g2", "dim")`, `/dim` (the root's) `("", "dim")`. Sources whose groups define
+/// different dimensions of one name (NetCDF-4) name those so, to keep them apart; `None` for
+/// other names.
+pub fn qualified_dim(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix('/')?;
+    let (group, local) = rest.rsplit_once('/').unwrap_or(("", rest));
+    (!local.is_empty()).then_some((group, local))
+}
+
+/// The name a dimension has inside its group: `dim` for `/g2/dim`, the name itself otherwise.
+pub fn dim_local_name(name: &str) -> &str {
+    qualified_dim(name).map_or(name, |(_, local)| local)
 }
 
 /// A group of arrays sharing named dimensions, plus global attributes: a NetCDF file, a Zarr

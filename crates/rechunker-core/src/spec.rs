@@ -553,7 +553,7 @@ impl ChunkSpec {
         match self {
             ChunkSpec::ByName(named) => {
                 for (name, _) in named {
-                    if !dims.iter().any(|(d, _)| d == name) {
+                    if !dims.iter().any(|(d, _)| addresses(name, d).is_some()) {
                         let known: Vec<&str> = dims.iter().map(|(d, _)| d.as_str()).collect();
                         return Err(Error::Invalid(format!(
                             "--chunks names dimension `{name}`, which {location} does not have; its dimensions are: {}",
@@ -654,10 +654,17 @@ impl ChunkSpec {
                 }
                 sizes.iter().copied().map(Some).collect()
             }
+            // A name that addresses one dimension beats a local name that addresses many.
             ChunkSpec::ByName(named) => array
                 .dims
                 .iter()
-                .map(|d| named.iter().find(|(n, _)| n == d).map(|(_, s)| *s))
+                .map(|d| {
+                    named
+                        .iter()
+                        .filter_map(|(n, s)| addresses(n, d).map(|exact| (exact, *s)))
+                        .max_by_key(|(exact, _)| *exact)
+                        .map(|(_, s)| s)
+                })
                 .collect(),
             _ => vec![None; shape.len()],
         };
@@ -676,10 +683,69 @@ impl ChunkSpec {
     }
 }
 
+/// Whether the `--chunks` name `name` addresses the dimension `dim`: `Some(true)` for that
+/// dimension alone (the same name; or a qualified dimension by its path, with or without the
+/// leading `/`: `/g2/dim`, `g2/dim`), `Some(false)` as one of many (a local name, `dim`, addresses
+/// every qualified dimension of that name, see [`crate::meta::qualified_dim`]).
+fn addresses(name: &str, dim: &str) -> Option<bool> {
+    if name == dim || (name.contains('/') && dim.strip_prefix('/') == Some(name)) {
+        Some(true)
+    } else if !name.contains('/') && crate::meta::dim_local_name(dim) == name {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::DataType;
+
+    #[test]
+    fn qualified_dimensions_by_local_name_or_path() {
+        let var2 = ArrayMeta::regular(
+            "g2/g3/var2",
+            &["/dim", "/g2/dim", "/g2/g3/dim"],
+            DataType::Float32,
+            &[4, 2, 3],
+            &[4, 2, 3],
+        );
+        let root = ArrayMeta::regular("var", &["/dim"], DataType::Float32, &[4], &[4]);
+        let ds = DatasetMeta {
+            arrays: vec![root.clone(), var2.clone()],
+            attrs: Default::default(),
+        };
+        assert_eq!(var2.group_dims(), ["dim@root", "dim@g2", "dim"]);
+        assert_eq!(root.group_dims(), ["dim"]);
+        let all: ChunkSpec = "dim=1".parse().unwrap();
+        assert_eq!(all.for_dataset(&ds, "x").unwrap(), all);
+        assert_eq!(all.resolve(&var2, "x").unwrap(), vec![1, 1, 1]);
+        for one in [
+            "g2/dim=1",
+            "/g2/dim=1",
+            "dim=2,/g2/dim=1",
+            "/g2/dim=1,dim=2",
+        ] {
+            let s: ChunkSpec = one.parse().unwrap();
+            s.for_dataset(&ds, "x").unwrap();
+            let rest = if one.contains("dim=2") { 2 } else { 4 };
+            assert_eq!(
+                s.resolve(&var2, "x").unwrap(),
+                vec![rest, 1, rest.min(3)],
+                "{one}"
+            );
+            assert_eq!(s.to_string().parse::<ChunkSpec>().unwrap(), s);
+        }
+        let s: ChunkSpec = "/dim=2".parse().unwrap();
+        assert_eq!(s.resolve(&var2, "x").unwrap(), vec![2, 2, 3]);
+        assert_eq!(s.resolve(&root, "x").unwrap(), vec![2]);
+        let e = "g1/dim=1"
+            .parse::<ChunkSpec>()
+            .unwrap()
+            .for_dataset(&ds, "x");
+        assert!(e.unwrap_err().to_string().contains("/g2/dim"));
+    }
 
     fn tas() -> ArrayMeta {
         ArrayMeta::regular(

@@ -2,7 +2,7 @@
 //! codecs outside it.
 
 use crate::codec::Pipeline;
-use crate::dtype::{classify_type, file_type, mem_type, TypeInfo};
+use crate::dtype::{classify_type, file_type, mem_type, read_type, TypeInfo};
 use crate::error::H5Error;
 use crate::hid::{check, Hid};
 use crate::{encoded_bound, locked, LIBRARY_BUFFERS};
@@ -184,7 +184,7 @@ impl ChunkedDataset {
             let ftype = Hid::new(unsafe { H5Dget_type(dset.id()) }).map_err(err)?;
             let info = classify_type(ftype.id())
                 .map_err(|what| err(format!("{what} are not supported")))?;
-            let mem = mem_type(info.dtype).map_err(err)?;
+            let mem = read_type(ftype.id(), info.dtype).map_err(err)?;
             let dcpl = Hid::new(unsafe { H5Dget_create_plist(dset.id()) }).map_err(err)?;
             let item = info.dtype.size();
             let (chunk, pipeline) = if unsafe { H5Pget_layout(dcpl.id()) }

@@ -1,16 +1,17 @@
 //! HDF5 datatypes and rechunker's [`DataType`]s.
 //!
 //! Integers and IEEE floats of any byte order map to our numeric types; h5py's boolean (an
-//! enum of int8 with members FALSE = 0 and TRUE = 1) maps to `Bool`. Everything else (strings,
+//! enum of int8 with members FALSE = 0 and TRUE = 1) maps to `Bool`, a fixed-length string of
+//! one byte (NetCDF-4 `char`, h5py `S1`) to `Char`. Everything else (longer strings,
 //! compounds, references, variable-length data) is not an array we rechunk.
 
 use crate::hid::{check, Hid};
 use hdf5::globals::*;
 use hdf5_sys::h5i::hid_t;
 use hdf5_sys::h5t::{
-    H5T_class_t, H5T_order_t, H5T_sign_t, H5Tcopy, H5Tenum_create, H5Tenum_insert, H5Tget_class,
-    H5Tget_member_name, H5Tget_member_value, H5Tget_nmembers, H5Tget_order, H5Tget_sign,
-    H5Tget_size, H5Tget_super,
+    H5T_class_t, H5T_order_t, H5T_sign_t, H5T_str_t, H5Tcopy, H5Tenum_create, H5Tenum_insert,
+    H5Tget_class, H5Tget_member_name, H5Tget_member_value, H5Tget_nmembers, H5Tget_order,
+    H5Tget_sign, H5Tget_size, H5Tget_super, H5Tis_variable_str, H5Tset_strpad,
 };
 use rechunker_core::DataType;
 use std::ffi::CStr;
@@ -72,6 +73,13 @@ pub fn classify_type(type_id: hid_t) -> Result<TypeInfo, String> {
             swap: false,
         }),
         H5T_class_t::H5T_ENUM => Err("enumerations".into()),
+        // A fixed-length string of one byte is a character (NetCDF-4 `char`, numpy `S1`).
+        H5T_class_t::H5T_STRING if size == 1 && unsafe { H5Tis_variable_str(type_id) } == 0 => {
+            Ok(TypeInfo {
+                dtype: DataType::Char,
+                swap: false,
+            })
+        }
         H5T_class_t::H5T_STRING => Err("strings".into()),
         H5T_class_t::H5T_COMPOUND => Err("compound types".into()),
         H5T_class_t::H5T_VLEN => Err("variable-length data".into()),
@@ -122,9 +130,27 @@ fn bool_enum(base: hid_t) -> Result<Hid, String> {
     Ok(t)
 }
 
+/// h5py's type of numpy `S1`: a one-byte null-padded string (lock held).
+fn char_type() -> Result<Hid, String> {
+    let t = Hid::new(unsafe { H5Tcopy(*H5T_C_S1) })?;
+    check(unsafe { H5Tset_strpad(t.id(), H5T_str_t::H5T_STR_NULLPAD) })?;
+    Ok(t)
+}
+
+/// The in-memory type to read data of stored type `ftype` (our `dtype`) as: [`mem_type`], but
+/// for characters the stored string type itself, so that HDF5 converts nothing (between string
+/// paddings it may drop the one byte) (lock held).
+pub fn read_type(ftype: hid_t, dtype: DataType) -> Result<Hid, String> {
+    match dtype {
+        DataType::Char => Hid::new(unsafe { H5Tcopy(ftype) }),
+        other => mem_type(other),
+    }
+}
+
 /// The in-memory (native) type of `dtype` (lock held).
 pub fn mem_type(dtype: DataType) -> Result<Hid, String> {
     let base = match dtype {
+        DataType::Char => return char_type(),
         DataType::Bool => return bool_enum(*H5T_NATIVE_INT8),
         DataType::Int8 => *H5T_NATIVE_INT8,
         DataType::Int16 => *H5T_NATIVE_INT16,
@@ -143,6 +169,7 @@ pub fn mem_type(dtype: DataType) -> Result<Hid, String> {
 /// The type we store `dtype` as: little-endian standard types, h5py's bool (lock held).
 pub fn file_type(dtype: DataType) -> Result<Hid, String> {
     let base = match dtype {
+        DataType::Char => return char_type(),
         DataType::Bool => return bool_enum(*H5T_STD_I8LE),
         DataType::Int8 => *H5T_STD_I8LE,
         DataType::Int16 => *H5T_STD_I16LE,

@@ -44,7 +44,7 @@ pub mod json;
 pub use codec::{shuffle, unshuffle, Filter, Pipeline, ZSTD_FILTER_ID};
 pub use dataset::{create_dataset, ChunkedDataset, DatasetSpec};
 pub use dims::{attach_scale, is_scale, scale_names, set_scale};
-pub use dtype::{classify_type, file_type, mem_type, TypeInfo};
+pub use dtype::{classify_type, file_type, mem_type, read_type, TypeInfo};
 pub use error::H5Error;
 pub use files::{close_on_exec_all, create_file, link_exists, open_dataset, open_file};
 pub use hid::{check, Hid};

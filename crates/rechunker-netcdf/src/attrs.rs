@@ -132,6 +132,7 @@ pub(crate) fn storable(dtype: DataType, format: NetcdfFormat) -> DataType {
         DataType::UInt8 | DataType::Int16 => DataType::Int16,
         DataType::UInt16 | DataType::Int32 => DataType::Int32,
         DataType::Float32 => DataType::Float32,
+        DataType::Char => DataType::Char,
         _ => DataType::Float64,
     }
 }

@@ -233,10 +233,11 @@ pub(crate) fn nc_type_of(dtype: DataType) -> sys::nc_type {
         DataType::UInt64 => sys::NC_UINT64,
         DataType::Float32 => sys::NC_FLOAT,
         DataType::Float64 => sys::NC_DOUBLE,
+        DataType::Char => sys::NC_CHAR,
     }
 }
 
-/// Our data type of a NetCDF atomic numeric type.
+/// Our data type of a NetCDF atomic numeric type or `char`.
 pub(crate) fn dtype_of(xtype: sys::nc_type) -> Option<DataType> {
     Some(match xtype {
         sys::NC_BYTE => DataType::Int8,
@@ -249,6 +250,7 @@ pub(crate) fn dtype_of(xtype: sys::nc_type) -> Option<DataType> {
         sys::NC_UINT64 => DataType::UInt64,
         sys::NC_FLOAT => DataType::Float32,
         sys::NC_DOUBLE => DataType::Float64,
+        sys::NC_CHAR => DataType::Char,
         _ => return None,
     })
 }

@@ -6,7 +6,7 @@ use crate::options::NetcdfFormat;
 use netcdf_sys as sys;
 use rechunker_core::{Attributes, DataType};
 use rechunker_h5::locked;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::os::raw::c_int;
 
 /// One variable as libnetcdf describes it.
@@ -19,7 +19,12 @@ pub(crate) struct VarInfo {
     pub varid: c_int,
     /// The data type, or what the unsupported type is.
     pub dtype: Result<DataType, String>,
+    /// Dimension names: the local name, or, when the file has other dimensions of that name
+    /// used by variables (in other groups), the full path (`/g2/dim`, `/dim`): see
+    /// [`rechunker_core::meta::qualified_dim`].
     pub dims: Vec<String>,
+    /// The full path of each dimension (`/g2/dim`), its identity in the file.
+    pub dim_paths: Vec<String>,
     pub shape: Vec<u64>,
     pub chunking: Option<Vec<u64>>,
     /// Storage fill value (one native element); `None` when the variable is not filled.
@@ -58,9 +63,10 @@ pub(crate) struct FileInfo {
     pub format: NetcdfFormat,
     pub vars: Vec<VarInfo>,
     pub attrs: Attributes,
-    /// Names of unlimited dimensions.
+    /// Names of unlimited dimensions (as variables name them).
     pub unlimited: Vec<String>,
-    /// Every dimension with its length (first definition wins for repeated names).
+    /// Every dimension with its local name and length (first definition wins for repeated
+    /// names).
     pub dims: Vec<(String, u64)>,
 }
 
@@ -83,23 +89,94 @@ pub(crate) fn scan(file: &NcFile) -> Result<FileInfo, String> {
             unlimited: Vec::new(),
             dims: Vec::new(),
         };
-        let mut unlimited_ids = HashSet::new();
-        scan_group(file.ncid, "/", &mut info, &mut unlimited_ids)?;
+        let mut scope = Scope::default();
+        scan_group(file.ncid, "/", &mut info, &mut scope)?;
+        qualify_dims(&mut info, &scope);
         Ok(info)
     })
+}
+
+/// Dimensions by id: where each is defined, and which are unlimited.
+#[derive(Default)]
+struct Scope {
+    /// Full path of each dimension (`/g2/dim`).
+    paths: HashMap<c_int, String>,
+    /// Unlimited dimensions, in the order found.
+    unlimited: Vec<c_int>,
+}
+
+/// Names dimensions by their full path where their local name is shared by another dimension
+/// that variables use (groups of a NetCDF-4 file each defining `dim`), so that every name of the
+/// dataset means one dimension.
+fn qualify_dims(info: &mut FileInfo, scope: &Scope) {
+    let mut by_local: HashMap<&str, HashSet<&str>> = HashMap::new();
+    for var in &info.vars {
+        for (local, path) in var.dims.iter().zip(&var.dim_paths) {
+            by_local.entry(local).or_default().insert(path);
+        }
+    }
+    let shared: HashSet<String> = by_local
+        .into_iter()
+        .filter(|(_, paths)| paths.len() > 1)
+        .map(|(local, _)| local.to_string())
+        .collect();
+    let name = |local: &str, path: &str| {
+        if shared.contains(local) {
+            path.to_string()
+        } else {
+            local.to_string()
+        }
+    };
+    for var in &mut info.vars {
+        var.dims = var
+            .dims
+            .iter()
+            .zip(&var.dim_paths)
+            .map(|(local, path)| name(local, path))
+            .collect();
+    }
+    info.unlimited = Vec::new();
+    for id in &scope.unlimited {
+        let Some(path) = scope.paths.get(id) else {
+            continue;
+        };
+        let local = path.rsplit('/').next().unwrap_or(path);
+        let n = name(local, path);
+        if !info.unlimited.contains(&n) {
+            info.unlimited.push(n);
+        }
+    }
+}
+
+/// Ids of the dimensions `grp` itself defines (lock held).
+pub(crate) fn own_dimids(grp: c_int) -> Result<Vec<c_int>, String> {
+    let mut n = 0;
+    if unsafe { sys::nc_inq_dimids(grp, &mut n, std::ptr::null_mut(), 0) } != sys::NC_NOERR {
+        // Classic files number their dimensions 0..n.
+        nc(unsafe { sys::nc_inq_ndims(grp, &mut n) })?;
+        return Ok((0..n).collect());
+    }
+    let mut ids = vec![0; n.max(0) as usize];
+    if n > 0 {
+        nc(unsafe { sys::nc_inq_dimids(grp, &mut n, ids.as_mut_ptr(), 0) })?;
+    }
+    Ok(ids)
 }
 
 fn scan_group(
     grp: c_int,
     path: &str,
     info: &mut FileInfo,
-    unlimited_ids: &mut HashSet<c_int>,
+    scope: &mut Scope,
 ) -> Result<(), String> {
-    for id in nc::unlimited_dimids(grp)? {
+    for id in own_dimids(grp)? {
         let (name, _) = inq_dim(grp, id)?;
-        unlimited_ids.insert(id);
-        if !info.unlimited.contains(&name) {
-            info.unlimited.push(name);
+        let full = format!("{}/{name}", path.trim_end_matches('/'));
+        scope.paths.entry(id).or_insert(full);
+    }
+    for id in nc::unlimited_dimids(grp)? {
+        if !scope.unlimited.contains(&id) {
+            scope.unlimited.push(id);
         }
     }
     if path != "/" {
@@ -119,12 +196,20 @@ fn scan_group(
             format!("{}/{name}", path.trim_start_matches('/'))
         };
         let mut dims = Vec::with_capacity(dimids.len());
+        let mut dim_paths = Vec::with_capacity(dimids.len());
         let mut shape = Vec::with_capacity(dimids.len());
         for &d in &dimids {
             let (dname, len) = inq_dim(grp, d)?;
             if !info.dims.iter().any(|(n, _)| *n == dname) {
                 info.dims.push((dname.clone(), len));
             }
+            dim_paths.push(
+                scope
+                    .paths
+                    .get(&d)
+                    .cloned()
+                    .unwrap_or_else(|| format!("/{dname}")),
+            );
             dims.push(dname);
             shape.push(len);
         }
@@ -151,6 +236,7 @@ fn scan_group(
             varid,
             dtype,
             dims,
+            dim_paths,
             shape,
             chunking,
             fill,
@@ -168,7 +254,7 @@ fn scan_group(
         } else {
             format!("{path}/{name}")
         };
-        scan_group(child, &child_path, info, unlimited_ids)?;
+        scan_group(child, &child_path, info, scope)?;
     }
     Ok(())
 }

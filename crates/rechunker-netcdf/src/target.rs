@@ -12,8 +12,9 @@ use crate::attrs::{put_attribute, put_attributes};
 use crate::error::{NetcdfError, Result};
 use crate::nc::{self, cstring, inq_dim, nc, nc_type_of, NcFile};
 use crate::options::{NcCodec, NetcdfFormat, NetcdfWriteOptions};
-use crate::scan::{h5_paths, scan};
+use crate::scan::{h5_paths, own_dimids, scan};
 use netcdf_sys as sys;
+use rechunker_core::meta::qualified_dim;
 use rechunker_core::{
     ArrayMeta, AttrValue, Attributes, ChunkGrid, ChunkedArray, ChunkedArrayMut, DataType,
     DatasetMeta, DatasetTarget, DimGrid, Region,
@@ -267,6 +268,7 @@ impl Inner {
                     | DataType::Int32
                     | DataType::Float32
                     | DataType::Float64
+                    | DataType::Char
             )
         {
             return Err(self.format_error(
@@ -302,14 +304,23 @@ impl Inner {
                 state.defined.insert(name.to_string());
                 return Ok(());
             }
-            // Dimensions, defined in the root group on first use.
+            // Dimensions, defined on first use: a dimension qualified with this group
+            // (`/g2/dim` in `g2`) in the group itself, every other one in the root group, under
+            // the name the group gives it (`dim@root` for `/dim` here: see
+            // `ArrayMeta::group_dims`).
+            let stored = meta.group_dims();
             let mut dimids = Vec::with_capacity(meta.ndim());
-            for (d, dim) in meta.dims.iter().enumerate() {
+            for (d, dim) in stored.iter().enumerate() {
+                let own = qualified_dim(&meta.dims[d]).is_some_and(|(g, _)| g == group);
+                let home = if own { grp } else { file.ncid };
                 let cdim = cstring(dim).map_err(lib)?;
                 let mut id = 0;
-                if unsafe { sys::nc_inq_dimid(grp, cdim.as_ptr(), &mut id) } == sys::NC_NOERR {
+                let found = unsafe { sys::nc_inq_dimid(grp, cdim.as_ptr(), &mut id) }
+                    == sys::NC_NOERR
+                    && (!own || own_dimids(grp).map_err(lib)?.contains(&id));
+                if found {
                     let (_, len) = inq_dim(grp, id).map_err(lib)?;
-                    let unlimited = nc::unlimited_dimids(file.ncid).map_err(lib)?.contains(&id);
+                    let unlimited = nc::unlimited_dimids(home).map_err(lib)?.contains(&id);
                     if len != shape[d] && !(unlimited && len <= shape[d]) {
                         return Err(self.format_error(
                             name,
@@ -331,7 +342,7 @@ impl Inner {
                         .as_ref()
                         .unwrap_or(&self.options.unlimited_dims)
                         .iter()
-                        .any(|u| u == dim);
+                        .any(|u| *u == meta.dims[d]);
                     let unlimited = want
                         && (format.has_free_unlimited()
                             || (d == 0 && state.classic_unlimited.is_none()));
@@ -343,7 +354,7 @@ impl Inner {
                     } else {
                         shape[d] as usize
                     };
-                    nc(unsafe { sys::nc_def_dim(file.ncid, cdim.as_ptr(), len, &mut id) })
+                    nc(unsafe { sys::nc_def_dim(home, cdim.as_ptr(), len, &mut id) })
                         .map_err(|m| lib(format!("dimension `{dim}`: {m}")))?;
                     if unlimited && !format.has_free_unlimited() {
                         state.classic_unlimited = Some(dim.clone());
@@ -436,12 +447,13 @@ impl Inner {
         if existing_type != xtype || dimids.len() != meta.ndim() {
             return Err(differ("its type or number of dimensions differs".into()));
         }
+        let stored = meta.group_dims();
         for (d, &id) in dimids.iter().enumerate() {
             let (dim, _) = inq_dim(grp, id).map_err(|m| self.lib_error(Some(name), m))?;
-            if dim != meta.dims[d] {
+            if dim != stored[d] {
                 return Err(differ(format!(
                     "dimension {d} is `{dim}`, not `{}`",
-                    meta.dims[d]
+                    stored[d]
                 )));
             }
         }

@@ -17,10 +17,11 @@ pub(crate) fn tiledb_type(dtype: DataType) -> sys::tiledb_datatype_t {
         DataType::UInt64 => sys::TILEDB_UINT64,
         DataType::Float32 => sys::TILEDB_FLOAT32,
         DataType::Float64 => sys::TILEDB_FLOAT64,
+        DataType::Char => sys::TILEDB_CHAR,
     }
 }
 
-/// The rechunker data type of a TileDB type, if it is a plain number.
+/// The rechunker data type of a TileDB type, if it is a plain number or a character.
 pub(crate) fn data_type(t: sys::tiledb_datatype_t) -> Option<DataType> {
     Some(match t {
         sys::TILEDB_BOOL => DataType::Bool,
@@ -34,6 +35,8 @@ pub(crate) fn data_type(t: sys::tiledb_datatype_t) -> Option<DataType> {
         sys::TILEDB_UINT64 => DataType::UInt64,
         sys::TILEDB_FLOAT32 => DataType::Float32,
         sys::TILEDB_FLOAT64 => DataType::Float64,
+        // One character per cell (numpy `S1` in tiledb-py).
+        sys::TILEDB_CHAR => DataType::Char,
         _ => return None,
     })
 }

@@ -17,7 +17,7 @@ pub(crate) const FILL_VALUE: &str = "_FillValue";
 
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-fn base64_encode(bytes: &[u8]) -> String {
+pub(crate) fn base64_encode(bytes: &[u8]) -> String {
     let mut out = String::new();
     for group in bytes.chunks(3) {
         let n = group
@@ -35,7 +35,7 @@ fn base64_encode(bytes: &[u8]) -> String {
     out
 }
 
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u32> = text
         .trim_end_matches('=')
         .bytes()
@@ -102,6 +102,10 @@ pub(crate) fn parse(value: &Value, dtype: DataType) -> Option<Scalar> {
 
 /// On reading v2: the array's fill value becomes the marker attribute (xarray's meaning).
 pub(crate) fn from_v2(attrs: &mut Attributes, fill: Option<Scalar>, dtype: DataType) {
+    // Characters keep their attributes as written (a char `_FillValue` is text).
+    if dtype == DataType::Char {
+        return;
+    }
     if let Some(fill) = fill {
         if attrs.get(FILL_VALUE).is_none() {
             attrs.insert(
@@ -117,6 +121,9 @@ pub(crate) fn from_v2(attrs: &mut Attributes, fill: Option<Scalar>, dtype: DataT
 
 /// On reading v3: a base64 marker becomes a typed number.
 pub(crate) fn from_v3(attrs: &mut Attributes, dtype: DataType) {
+    if dtype == DataType::Char {
+        return;
+    }
     if let Some(value) = attrs.get(FILL_VALUE).and_then(|a| parse(&a.value, dtype)) {
         attrs.insert(
             FILL_VALUE,
@@ -130,6 +137,9 @@ pub(crate) fn from_v3(attrs: &mut Attributes, dtype: DataType) {
 
 /// The marker of `attrs`, if there is one we can read.
 pub(crate) fn marker(attrs: &Attributes, dtype: DataType) -> Option<Scalar> {
+    if dtype == DataType::Char {
+        return None;
+    }
     attrs.get(FILL_VALUE).and_then(|a| parse(&a.value, dtype))
 }
 

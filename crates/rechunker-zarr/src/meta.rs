@@ -31,6 +31,51 @@ pub(crate) fn dtype_v2(dtype: DataType) -> &'static str {
         DataType::UInt64 => "<u8",
         DataType::Float32 => "<f4",
         DataType::Float64 => "<f8",
+        DataType::Char => "|S1",
+    }
+}
+
+/// The v3 `data_type` of `dtype`: its name, or for characters what zarr-python 3 writes for
+/// numpy `S1` (`null_terminated_bytes` of one byte).
+pub(crate) fn dtype_v3(dtype: DataType) -> Value {
+    match dtype {
+        DataType::Char => {
+            json!({"name": NULL_TERMINATED_BYTES, "configuration": {"length_bytes": 1}})
+        }
+        other => json!(other.name()),
+    }
+}
+
+/// zarr-python 3's v3 name of numpy's fixed-length bytes (`S<n>`).
+const NULL_TERMINATED_BYTES: &str = "null_terminated_bytes";
+
+/// True for a v3 `data_type` of one-byte `null_terminated_bytes` (numpy `S1`).
+fn is_v3_char(value: &Value) -> bool {
+    value.get("name").and_then(Value::as_str) == Some(NULL_TERMINATED_BYTES)
+        && value.pointer("/configuration/length_bytes") == Some(&json!(1))
+}
+
+/// An array document as zarrs is given it: zarrs has no one-byte character type, so a
+/// character array (v2 `|S1`, v3 one-byte `null_terminated_bytes`) is handed over as `uint8`
+/// with its base64 fill value as that byte. The bytes stored are the same; only what the
+/// store's own document says differs. Other documents are left alone.
+pub(crate) fn zarrs_view(doc: &mut Value, format: ZarrFormat) {
+    let (field, uint8) = match format {
+        ZarrFormat::V2 => ("dtype", "|u1"),
+        ZarrFormat::V3 => ("data_type", "uint8"),
+    };
+    let Some(dtype) = doc.get(field) else {
+        return;
+    };
+    if parse_dtype(dtype, format) != Ok(DataType::Char) {
+        return;
+    }
+    doc[field] = json!(uint8);
+    if let Some(text) = doc.get("fill_value").and_then(Value::as_str) {
+        let byte = cf_fill::base64_decode(text)
+            .and_then(|b| b.first().copied())
+            .unwrap_or(0);
+        doc["fill_value"] = json!(byte);
     }
 }
 
@@ -51,11 +96,14 @@ pub(crate) fn normalize_v2_dtype(doc: &mut Value) {
 
 /// Parses a v2 numpy type string (any byte order) or a v3 data type name.
 pub(crate) fn parse_dtype(value: &Value, format: ZarrFormat) -> Result<DataType, String> {
+    if format == ZarrFormat::V3 && is_v3_char(value) {
+        return Ok(DataType::Char);
+    }
     let Some(name) = value.as_str() else {
         return Err(format!("data type {value}"));
     };
     let parsed = match format {
-        ZarrFormat::V3 => DataType::from_name(name),
+        ZarrFormat::V3 => DataType::from_name(name).filter(|d| *d != DataType::Char),
         ZarrFormat::V2 => {
             let body = name.trim_start_matches(['<', '>', '|', '=']);
             match body {
@@ -70,6 +118,7 @@ pub(crate) fn parse_dtype(value: &Value, format: ZarrFormat) -> Result<DataType,
                 "u8" => Some(DataType::UInt64),
                 "f4" => Some(DataType::Float32),
                 "f8" => Some(DataType::Float64),
+                "S1" => Some(DataType::Char),
                 _ => None,
             }
         }
@@ -81,6 +130,11 @@ pub(crate) fn parse_dtype(value: &Value, format: ZarrFormat) -> Result<DataType,
 pub(crate) fn fill_json(fill: Scalar, dtype: DataType) -> Option<Value> {
     // Narrow to the array's type first, so that e.g. 1e40 for float32 is caught.
     let bytes = fill.to_bytes(dtype)?;
+    if dtype == DataType::Char {
+        // numpy bytes in base64, as zarr-python writes them; `\0` is the empty string.
+        let text: &[u8] = if bytes == [0] { &[] } else { &bytes };
+        return Some(json!(cf_fill::base64_encode(text)));
+    }
     Some(match Scalar::from_bytes(dtype, &bytes)? {
         Scalar::Bool(b) => Value::Bool(b),
         Scalar::Int(v) => json!(v),
@@ -206,6 +260,8 @@ pub(crate) fn array_docs(
             let fill = fill.unwrap_or_else(|| {
                 if dtype == DataType::Bool {
                     json!(false)
+                } else if dtype == DataType::Char {
+                    json!("")
                 } else if dtype.is_float() {
                     json!(0.0)
                 } else {
@@ -232,13 +288,13 @@ pub(crate) fn array_docs(
                 "zarr_format": 3,
                 "node_type": "array",
                 "shape": meta.shape(),
-                "data_type": dtype.name(),
+                "data_type": dtype_v3(dtype),
                 "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": grid_chunk}},
                 "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
                 "fill_value": fill,
                 "codecs": codecs,
                 "attributes": attrs,
-                "dimension_names": meta.dims,
+                "dimension_names": meta.group_dims(),
             });
             if meta.dims.len() != meta.ndim() || !names_kept {
                 if let Some(o) = doc.as_object_mut() {
@@ -266,7 +322,7 @@ pub(crate) fn array_docs(
                 "dimension_separator": ".",
             });
             if meta.dims.len() == meta.ndim() && names_kept {
-                attrs.insert(ARRAY_DIMENSIONS.into(), json!(meta.dims));
+                attrs.insert(ARRAY_DIMENSIONS.into(), json!(meta.group_dims()));
             }
             Ok(ArrayDocs {
                 array: doc,

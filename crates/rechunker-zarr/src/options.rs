@@ -293,7 +293,19 @@ impl ShardSpec {
         match self {
             ShardSpec::ByName(named) => dims
                 .iter()
-                .map(|d| named.iter().find(|(n, _)| n == d).map(|(_, l)| *l))
+                .map(|d| {
+                    // As --chunks: a dimension's own name (or path) before a local name.
+                    let path = d.strip_prefix('/');
+                    named
+                        .iter()
+                        .find(|(n, _)| n == d || path == Some(n.as_str()))
+                        .or_else(|| {
+                            named.iter().find(|(n, _)| {
+                                !n.contains('/') && rechunker_core::meta::dim_local_name(d) == n
+                            })
+                        })
+                        .map(|(_, l)| *l)
+                })
                 .collect(),
             ShardSpec::Shape(shape) if shape.len() == dims.len() => {
                 shape.iter().map(|&l| Some(l)).collect()

@@ -374,12 +374,13 @@ pub(crate) fn zarrs_metadata(
     v2_attrs: &Map<String, Value>,
     format: ZarrFormat,
 ) -> std::result::Result<ArrayMetadata, String> {
+    let mut doc = doc.clone();
+    meta::zarrs_view(&mut doc, format);
     match format {
-        ZarrFormat::V3 => serde_json::from_value::<ArrayMetadataV3>(doc.clone())
+        ZarrFormat::V3 => serde_json::from_value::<ArrayMetadataV3>(doc)
             .map(ArrayMetadata::V3)
             .map_err(|e| e.to_string()),
         ZarrFormat::V2 => {
-            let mut doc = doc.clone();
             if let Some(o) = doc.as_object_mut() {
                 o.remove("attributes");
             }
