@@ -233,11 +233,13 @@ pub fn create_target(
                 resume: options.resume,
                 ..Default::default()
             };
+            // Neither set: each variable of a NetCDF source keeps its filters, and the file
+            // its flavour (netcdf4 with zlib:1 + shuffle for sources of other formats).
             if let Some(f) = &options.netcdf_format {
-                o.format = f.parse()?;
+                o.format = Some(f.parse()?);
             }
             if let Some(c) = &options.codec {
-                o.codec = c.parse()?;
+                o.codec = Some(c.parse()?);
             }
             Ok(Box::new(rechunker_netcdf::NetcdfTarget::create(path, o)?))
         }
@@ -248,12 +250,14 @@ pub fn create_target(
             {
                 bail!("--shards, --zarr-format and --netcdf-format do not apply to the HDF5 file {path}");
             }
+            // No codec: each dataset of an HDF5 source keeps its filters (gzip:1 + shuffle for
+            // sources of other formats).
             let mut o = rechunker_hdf5::Hdf5WriteOptions {
                 resume: options.resume,
                 ..Default::default()
             };
             if let Some(c) = &options.codec {
-                o.codec = c.parse()?;
+                o.codec = Some(c.parse()?);
             }
             Ok(Box::new(rechunker_hdf5::Hdf5Target::create(path, o)?))
         }

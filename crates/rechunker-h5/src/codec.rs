@@ -4,7 +4,8 @@
 
 use crate::hid::check;
 use hdf5_sys::h5p::{
-    H5Pget_filter2, H5Pget_nfilters, H5Pset_deflate, H5Pset_filter, H5Pset_shuffle,
+    H5Pget_filter2, H5Pget_nfilters, H5Pset_deflate, H5Pset_filter, H5Pset_fletcher32,
+    H5Pset_shuffle,
 };
 use hdf5_sys::h5z::{H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE, H5Z_FLAG_OPTIONAL};
 use std::ffi::CStr;
@@ -49,6 +50,110 @@ impl Filter {
 
     fn is_compressor(&self) -> bool {
         matches!(self, Filter::Deflate(_) | Filter::Zstd(_))
+    }
+}
+
+/// The filters of a source variable that a target of the same format (NetCDF -> NetCDF,
+/// HDF5 -> HDF5) writes again when the user chose no codec: the `document` of the adapters'
+/// `NativeEncoding`, as JSON such as `{"shuffle": true, "deflate": 5}`. Filters we cannot
+/// write (szip, blosc, ...) make `other` true: such a variable gets the target's default codec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeptFilters {
+    pub shuffle: bool,
+    /// zlib level.
+    pub deflate: Option<u32>,
+    /// zstd (filter 32015) level.
+    pub zstd: Option<i32>,
+    pub fletcher32: bool,
+    /// A filter we cannot write.
+    pub other: bool,
+}
+
+impl KeptFilters {
+    /// From a variable's described filters ([`Pipeline::describe`], or the NetCDF adapter's
+    /// same descriptions): `shuffle`, `zlib(L)`, `zstd(L)`, `fletcher32`, anything else.
+    pub fn from_described(codecs: &[String]) -> KeptFilters {
+        let mut k = KeptFilters::default();
+        let level = |s: &str, prefix: &str| -> Option<i64> {
+            s.strip_prefix(prefix)?.strip_suffix(')')?.parse().ok()
+        };
+        for c in codecs {
+            if c == "shuffle" {
+                k.shuffle = true;
+            } else if c == "fletcher32" {
+                k.fletcher32 = true;
+            } else if let Some(l) = level(c, "zlib(").filter(|l| (0..=9).contains(l)) {
+                k.deflate = Some(l as u32);
+            } else if let Some(l) = level(c, "zstd(").filter(|l| (-131072..=22).contains(l)) {
+                k.zstd = Some(l as i32);
+            } else {
+                k.other = true;
+            }
+        }
+        if k.deflate.is_some() && k.zstd.is_some() {
+            k.other = true;
+        }
+        k
+    }
+
+    /// The JSON fields (`shuffle`, `deflate`, `zstd`, `fletcher32`, `other`; absent when off)
+    /// added to `doc`.
+    pub fn write_json(&self, doc: &mut serde_json::Map<String, serde_json::Value>) {
+        if self.shuffle {
+            doc.insert("shuffle".into(), true.into());
+        }
+        if let Some(l) = self.deflate {
+            doc.insert("deflate".into(), l.into());
+        }
+        if let Some(l) = self.zstd {
+            doc.insert("zstd".into(), l.into());
+        }
+        if self.fletcher32 {
+            doc.insert("fletcher32".into(), true.into());
+        }
+        if self.other {
+            doc.insert("other".into(), true.into());
+        }
+    }
+
+    /// Reads what [`write_json`](Self::write_json) wrote.
+    pub fn from_json(doc: &serde_json::Value) -> KeptFilters {
+        let flag = |k: &str| doc.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+        KeptFilters {
+            shuffle: flag("shuffle"),
+            deflate: doc
+                .get("deflate")
+                .and_then(serde_json::Value::as_u64)
+                .map(|l| l.min(9) as u32),
+            zstd: doc
+                .get("zstd")
+                .and_then(serde_json::Value::as_i64)
+                .map(|l| l.clamp(-131072, 22) as i32),
+            fletcher32: flag("fletcher32"),
+            other: flag("other"),
+        }
+    }
+
+    /// The pipeline that writes these filters for elements of `item` bytes, in the order
+    /// HDF5 and libnetcdf apply them: shuffle, the compressor, fletcher32.
+    pub fn pipeline(&self, item: usize) -> Pipeline {
+        let mut filters = Vec::new();
+        if self.shuffle && item > 1 {
+            filters.push(Filter::Shuffle(item));
+        }
+        if let Some(l) = self.deflate {
+            filters.push(Filter::Deflate(l));
+        }
+        if let Some(l) = self.zstd {
+            filters.push(Filter::Zstd(l));
+        }
+        if self.fletcher32 {
+            filters.push(Filter::Other {
+                id: 3,
+                name: "fletcher32".into(),
+            });
+        }
+        Pipeline(filters)
     }
 }
 
@@ -107,6 +212,7 @@ impl Pipeline {
                         H5Pset_filter(dcpl, ZSTD_FILTER_ID, H5Z_FLAG_OPTIONAL, 1, values.as_ptr())
                     })?
                 }
+                Filter::Other { id: 3, .. } => check(unsafe { H5Pset_fletcher32(dcpl) })?,
                 Filter::Other { id, .. } => {
                     return Err(format!("cannot write with HDF5 filter {id}"));
                 }
@@ -486,6 +592,29 @@ fn unshuffle_k<const K: usize>(src: &[u8], dst: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kept_filters_round_trip_through_json() {
+        let d = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let k = KeptFilters::from_described(&d(&["shuffle", "zlib(5)", "fletcher32"]));
+        let mut doc = serde_json::Map::new();
+        k.write_json(&mut doc);
+        let doc = serde_json::Value::Object(doc);
+        assert_eq!(
+            doc,
+            serde_json::json!({"shuffle": true, "deflate": 5, "fletcher32": true})
+        );
+        assert_eq!(KeptFilters::from_json(&doc), k);
+        assert_eq!(
+            k.pipeline(4).describe(),
+            ["shuffle", "zlib(5)", "fletcher32"]
+        );
+        assert_eq!(k.pipeline(1).describe(), ["zlib(5)", "fletcher32"]);
+        let z = KeptFilters::from_described(&d(&["shuffle", "zstd(4)"]));
+        assert_eq!((z.zstd, z.shuffle, z.other), (Some(4), true, false));
+        assert!(KeptFilters::from_described(&d(&["lzf"])).other);
+        assert!(KeptFilters::from_described(&[]).pipeline(8).is_empty());
+    }
 
     #[test]
     fn shuffle_round_trips_every_size() {

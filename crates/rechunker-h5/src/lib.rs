@@ -41,7 +41,7 @@ mod zstd_filter;
 
 pub mod json;
 
-pub use codec::{shuffle, unshuffle, Filter, Pipeline, ZSTD_FILTER_ID};
+pub use codec::{shuffle, unshuffle, Filter, KeptFilters, Pipeline, ZSTD_FILTER_ID};
 pub use dataset::{create_dataset, ChunkedDataset, DatasetSpec};
 pub use dims::{attach_scale, is_scale, scale_names, set_scale};
 pub use dtype::{classify_type, file_type, mem_type, read_type, TypeInfo};

@@ -72,7 +72,9 @@ impl fmt::Display for Hdf5Codec {
 /// Options of [`crate::Hdf5Target`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Hdf5WriteOptions {
-    pub codec: Hdf5Codec,
+    /// Compression; `None`: each dataset of an HDF5 source keeps its own filters (shuffle,
+    /// deflate, zstd, fletcher32), other sources get [`Hdf5Codec::default`].
+    pub codec: Option<Hdf5Codec>,
     /// Byte shuffle before compression (ignored without a codec).
     pub shuffle: bool,
     /// Reopen an unfinished `PATH.partial` (a resumed run) instead of starting it anew.
@@ -82,7 +84,7 @@ pub struct Hdf5WriteOptions {
 impl Default for Hdf5WriteOptions {
     fn default() -> Self {
         Hdf5WriteOptions {
-            codec: Hdf5Codec::default(),
+            codec: None,
             shuffle: true,
             resume: false,
         }
@@ -90,10 +92,10 @@ impl Default for Hdf5WriteOptions {
 }
 
 impl Hdf5WriteOptions {
-    /// The filter pipeline for elements of `item` bytes.
+    /// The filter pipeline for elements of `item` bytes when no source filters are kept.
     pub fn pipeline(&self, item: usize) -> Pipeline {
         let mut filters = Vec::new();
-        let compress = match self.codec {
+        let compress = match self.codec.unwrap_or_default() {
             Hdf5Codec::None => None,
             Hdf5Codec::Deflate { level } => Some(Filter::Deflate(level)),
             Hdf5Codec::Zstd { level } => Some(Filter::Zstd(level)),

@@ -12,9 +12,12 @@ use hdf5_sys::h5o::{H5O_info1_t, H5O_type_t, H5Oget_info_by_name2, H5O_INFO_BASI
 use hdf5_sys::h5p::H5P_DEFAULT;
 use rechunker_core::{
     ArrayMeta, AttrValue, ChunkGrid, ChunkedArray, DataType, DatasetMeta, DatasetSource,
+    NativeEncoding,
 };
 use rechunker_h5::json::{json_to_scalar, scalar_to_json};
-use rechunker_h5::{locked, scale_names, slab_chunks, ChunkedDataset, Hid, SLAB_BYTES};
+use rechunker_h5::{
+    locked, scale_names, slab_chunks, ChunkedDataset, Hid, KeptFilters, SLAB_BYTES,
+};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_void};
@@ -312,6 +315,10 @@ impl Hdf5Source {
                 codecs: dataset.pipeline().describe(),
                 encoding: None,
             };
+            meta.encoding = Some(native_encoding(
+                &meta.codecs,
+                dataset.chunk_shape().is_some(),
+            ));
             normalize_fill_attribute(&mut meta);
             arrays.push(Arc::new(Hdf5Array { meta, dataset }));
         }
@@ -339,6 +346,34 @@ impl Hdf5Source {
                 variable: name.into(),
             })
     }
+}
+
+/// The `format` of the [`NativeEncoding`] an HDF5 source gives its datasets.
+pub const ENCODING_FORMAT: &str = "hdf5";
+
+/// What an HDF5 -> HDF5 rewrite keeps of a dataset: its filters (see [`KeptFilters`]) and
+/// whether it was chunked (a contiguous dataset has none, and is written uncompressed).
+fn native_encoding(codecs: &[String], chunked: bool) -> NativeEncoding {
+    let mut doc = serde_json::Map::new();
+    KeptFilters::from_described(codecs).write_json(&mut doc);
+    if !chunked {
+        doc.insert("contiguous".into(), true.into());
+    }
+    NativeEncoding {
+        format: ENCODING_FORMAT.into(),
+        document: serde_json::Value::Object(doc),
+        lone: false,
+    }
+}
+
+/// The filters of an HDF5 source's dataset that an HDF5 target keeps, unless it had some we
+/// cannot write.
+pub(crate) fn kept_filters(meta: &ArrayMeta) -> Option<KeptFilters> {
+    let e = meta
+        .encoding
+        .as_ref()
+        .filter(|e| e.format == ENCODING_FORMAT)?;
+    Some(KeptFilters::from_json(&e.document)).filter(|k| !k.other)
 }
 
 impl DatasetSource for Hdf5Source {

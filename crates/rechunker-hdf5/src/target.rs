@@ -141,12 +141,18 @@ impl Hdf5Target {
         Ok(file)
     }
 
+    /// The filters of `meta`: with no codec given, an HDF5 source's own (see
+    /// [`crate::source::ENCODING_FORMAT`]); else the options' codec.
     fn pipeline(&self, meta: &ArrayMeta) -> Pipeline {
         if meta.ndim() == 0 {
-            Pipeline::default()
-        } else {
-            self.options.pipeline(meta.item_size())
+            return Pipeline::default();
         }
+        if self.options.codec.is_none() {
+            if let Some(kept) = crate::source::kept_filters(meta) {
+                return kept.pipeline(meta.item_size());
+            }
+        }
+        self.options.pipeline(meta.item_size())
     }
 
     /// Creates (or, when resuming, reopens) one dataset and returns it with its concrete type.
@@ -178,7 +184,7 @@ impl Hdf5Target {
             let same = ds.dtype() == meta.dtype
                 && ds.shape() == shape.as_slice()
                 && ds.chunk_shape() == Some(chunk.as_slice()).filter(|_| meta.ndim() > 0)
-                && *ds.pipeline() == pipeline;
+                && ds.pipeline().describe() == pipeline.describe();
             if !same {
                 return Err(Hdf5Error::Exists {
                     path: self.display.clone(),

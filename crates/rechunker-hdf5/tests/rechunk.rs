@@ -22,7 +22,7 @@ fn h5py_file_to_hdf5() {
         let target = Hdf5Target::create(
             &out,
             Hdf5WriteOptions {
-                codec: codec.parse().unwrap(),
+                codec: Some(codec.parse().unwrap()),
                 ..Default::default()
             },
         )

@@ -122,7 +122,7 @@ fn write(target: &Hdf5Target, arrays: &[ArrayMeta]) -> Vec<Vec<u8>> {
 }
 
 fn round_trip(options: Hdf5WriteOptions, dir: &Path) {
-    let path = dir.join(format!("out-{}.h5", options.codec));
+    let path = dir.join(format!("out-{}.h5", options.codec.unwrap_or_default()));
     let arrays = sample();
     let target = Hdf5Target::create(&path, options.clone()).unwrap();
     let data = write(&target, &arrays);
@@ -197,7 +197,7 @@ fn round_trips_every_dtype_and_codec() {
     ] {
         round_trip(
             Hdf5WriteOptions {
-                codec,
+                codec: Some(codec),
                 ..Default::default()
             },
             dir.path(),
@@ -205,7 +205,7 @@ fn round_trips_every_dtype_and_codec() {
     }
     round_trip(
         Hdf5WriteOptions {
-            codec: Hdf5Codec::Deflate { level: 6 },
+            codec: Some(Hdf5Codec::Deflate { level: 6 }),
             shuffle: false,
             resume: false,
         },
@@ -263,7 +263,7 @@ fn parallel_reads_agree() {
             None,
         );
         let options = Hdf5WriteOptions {
-            codec: codec.parse().unwrap(),
+            codec: Some(codec.parse().unwrap()),
             ..Default::default()
         };
         let target = Hdf5Target::create(&path, options).unwrap();
@@ -312,7 +312,7 @@ fn h5py_reads_our_output() {
             None,
         );
         let options = Hdf5WriteOptions {
-            codec: codec.parse().unwrap(),
+            codec: Some(codec.parse().unwrap()),
             ..Default::default()
         };
         let target = Hdf5Target::create(&path, options).unwrap();

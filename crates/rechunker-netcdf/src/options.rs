@@ -165,10 +165,14 @@ impl fmt::Display for NcCodec {
 /// Options of [`crate::NetcdfTarget`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NetcdfWriteOptions {
-    pub format: NetcdfFormat,
-    /// Compression (NetCDF-4 formats only; classic formats store raw data).
-    pub codec: NcCodec,
-    /// Byte shuffle before compression.
+    /// The file format; `None`: netcdf4, or, when `codec` is `None` too, the flavour of the
+    /// NetCDF source (see [`NetcdfWriteOptions::keeps_source`]).
+    pub format: Option<NetcdfFormat>,
+    /// Compression (NetCDF-4 formats only; classic formats store raw data); `None`:
+    /// [`NcCodec::default`], or, when `format` is `None` too, each NetCDF source variable's
+    /// own filters.
+    pub codec: Option<NcCodec>,
+    /// Byte shuffle before compression (with a codec; kept filters bring their own).
     pub shuffle: bool,
     /// Dimensions to make unlimited (e.g. what [`crate::NetcdfSource::unlimited_dims`]
     /// reports). Classic formats allow one, which must be the first dimension of every
@@ -181,12 +185,20 @@ pub struct NetcdfWriteOptions {
 impl Default for NetcdfWriteOptions {
     fn default() -> Self {
         NetcdfWriteOptions {
-            format: NetcdfFormat::Netcdf4,
-            codec: NcCodec::default(),
+            format: None,
+            codec: None,
             shuffle: true,
             unlimited_dims: Vec::new(),
             resume: false,
         }
+    }
+}
+
+impl NetcdfWriteOptions {
+    /// Neither a format nor a codec given: a NetCDF source's flavour and each variable's
+    /// filters are kept (what `NativeEncoding` of format `"netcdf"` carries).
+    pub fn keeps_source(&self) -> bool {
+        self.format.is_none() && self.codec.is_none()
     }
 }
 

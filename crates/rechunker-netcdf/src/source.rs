@@ -2,18 +2,19 @@
 
 use crate::error::{NetcdfError, Result};
 use crate::nc::{nc, NcFile};
-use crate::options::NetcdfReadOptions;
+use crate::options::{NetcdfFormat, NetcdfReadOptions};
 use crate::scan::{first_value, group_id, scan, FileInfo, VarInfo};
 use netcdf_sys as sys;
 use rechunker_core::layout::fill_elements;
 use rechunker_core::region::{indices, ravel};
 use rechunker_core::{
     ArrayMeta, AttrValue, ChunkGrid, ChunkedArray, DataType, DatasetMeta, DatasetSource, DimGrid,
-    Region, Scalar,
+    NativeEncoding, Region, Scalar,
 };
 use rechunker_h5::json::{json_to_scalar, scalar_to_json};
 use rechunker_h5::{
-    encoded_bound, locked, slab_chunks, ChunkedDataset, Hid, LIBRARY_BUFFERS, SLAB_BYTES,
+    encoded_bound, locked, slab_chunks, ChunkedDataset, Hid, KeptFilters, LIBRARY_BUFFERS,
+    SLAB_BYTES,
 };
 use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
@@ -548,7 +549,49 @@ fn overhead(kind: Kind, var: &VarInfo, dtype: DataType) -> u64 {
     }
 }
 
-fn var_meta(var: &VarInfo, dtype: DataType, grid: ChunkGrid) -> ArrayMeta {
+/// The `format` of the [`NativeEncoding`] a NetCDF source gives its variables.
+pub const ENCODING_FORMAT: &str = "netcdf";
+
+/// What a NetCDF -> NetCDF rewrite keeps of a variable: the file's flavour (`"flavour":
+/// "netcdf4"`, as `--netcdf-format` spells it) and the variable's filters (see
+/// [`KeptFilters`]; none for contiguous and NetCDF-3 variables, which stay uncompressed).
+fn native_encoding(var: &VarInfo, format: NetcdfFormat) -> NativeEncoding {
+    let mut doc = serde_json::Map::new();
+    doc.insert("flavour".into(), format.to_string().into());
+    KeptFilters::from_described(&var.codecs).write_json(&mut doc);
+    if var.chunking.is_none() {
+        doc.insert("contiguous".into(), true.into());
+    }
+    NativeEncoding {
+        format: ENCODING_FORMAT.into(),
+        document: serde_json::Value::Object(doc),
+        lone: false,
+    }
+}
+
+/// The NetCDF document of `meta`'s encoding, when its source was NetCDF.
+fn netcdf_document(meta: &ArrayMeta) -> Option<&serde_json::Value> {
+    meta.encoding
+        .as_ref()
+        .filter(|e| e.format == ENCODING_FORMAT)
+        .map(|e| &e.document)
+}
+
+/// The flavour of the NetCDF file `meta` came from.
+pub(crate) fn kept_flavour(meta: &ArrayMeta) -> Option<NetcdfFormat> {
+    netcdf_document(meta)?
+        .get("flavour")?
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+/// The filters of `meta`'s NetCDF source variable, unless it had some we cannot write.
+pub(crate) fn kept_filters(meta: &ArrayMeta) -> Option<KeptFilters> {
+    Some(KeptFilters::from_json(netcdf_document(meta)?)).filter(|k| !k.other)
+}
+
+fn var_meta(var: &VarInfo, dtype: DataType, grid: ChunkGrid, format: NetcdfFormat) -> ArrayMeta {
     let mut meta = ArrayMeta {
         name: var.name.clone(),
         dims: var.dims.clone(),
@@ -557,7 +600,7 @@ fn var_meta(var: &VarInfo, dtype: DataType, grid: ChunkGrid) -> ArrayMeta {
         fill_value: var.fill.as_ref().and_then(|f| Scalar::from_bytes(dtype, f)),
         attrs: var.attrs.clone(),
         codecs: var.codecs.clone(),
-        encoding: None,
+        encoding: Some(native_encoding(var, format)),
     };
     normalize_fill_attribute(&mut meta);
     meta
@@ -605,7 +648,7 @@ impl NetcdfSource {
             };
             let grid = ChunkGrid::regular(&var.shape, &read_chunks(var, dtype));
             arrays.push((
-                var_meta(var, dtype, grid),
+                var_meta(var, dtype, grid, member.info.format),
                 Parts::Single(0),
                 overhead(member.kind, var, dtype),
                 var.fill.clone(),
@@ -749,7 +792,7 @@ impl NetcdfSource {
             let Some(dim) = var.dims.iter().position(|d| d == concat_dim) else {
                 let grid = ChunkGrid::regular(&var.shape, &read_chunks(var, dtype));
                 arrays.push((
-                    var_meta(var, dtype, grid),
+                    var_meta(var, dtype, grid, first.info.format),
                     Parts::Single(0),
                     overhead(first.kind, var, dtype),
                     var.fill.clone(),
@@ -802,7 +845,7 @@ impl NetcdfSource {
                 dims[dim] = DimGrid::regular(0, base[dim]);
             }
             arrays.push((
-                var_meta(var, dtype, ChunkGrid::new(dims)),
+                var_meta(var, dtype, ChunkGrid::new(dims), first.info.format),
                 Parts::Concat {
                     dim,
                     members: member_ids,

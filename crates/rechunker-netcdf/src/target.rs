@@ -13,6 +13,7 @@ use crate::error::{NetcdfError, Result};
 use crate::nc::{self, cstring, inq_dim, nc, nc_type_of, NcFile};
 use crate::options::{NcCodec, NetcdfFormat, NetcdfWriteOptions};
 use crate::scan::{h5_paths, own_dimids, scan};
+use crate::source::{kept_filters, kept_flavour};
 use netcdf_sys as sys;
 use rechunker_core::meta::qualified_dim;
 use rechunker_core::{
@@ -20,12 +21,12 @@ use rechunker_core::{
     DatasetMeta, DatasetTarget, DimGrid, Region,
 };
 use rechunker_h5::json::json_to_scalar;
-use rechunker_h5::{encoded_bound, locked, ChunkedDataset, Hid, LIBRARY_BUFFERS};
+use rechunker_h5::{encoded_bound, locked, ChunkedDataset, Hid, KeptFilters, LIBRARY_BUFFERS};
 use serde_json::json;
 use std::collections::HashSet;
 use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Where a target is written until it is finalized: `PATH.partial`.
 pub fn partial_path(path: &Path) -> PathBuf {
@@ -67,6 +68,9 @@ struct Inner {
     path: PathBuf,
     display: String,
     options: NetcdfWriteOptions,
+    /// The format written, decided on first use: the options', else (see
+    /// [`NetcdfWriteOptions::keeps_source`]) the NetCDF source's flavour, else netcdf4.
+    format: OnceLock<NetcdfFormat>,
     state: Mutex<State>,
 }
 
@@ -153,7 +157,45 @@ impl Inner {
     }
 
     fn format(&self) -> NetcdfFormat {
-        self.options.format
+        *self
+            .format
+            .get_or_init(|| self.options.format.unwrap_or_default())
+    }
+
+    /// The format written, deciding it from `meta` (an array of the dataset) if not yet done.
+    fn format_for(&self, meta: Option<&ArrayMeta>) -> NetcdfFormat {
+        *self.format.get_or_init(|| {
+            self.options
+                .format
+                .or_else(|| {
+                    meta.filter(|_| self.options.keeps_source())
+                        .and_then(kept_flavour)
+                })
+                .unwrap_or_default()
+        })
+    }
+
+    /// The filters `meta` is written with: with no codec or format given, its NetCDF source
+    /// variable's own; else the options' codec (zlib:1 by default) with their shuffle.
+    fn filters(&self, meta: &ArrayMeta) -> KeptFilters {
+        if self.options.keeps_source() {
+            if let Some(kept) = kept_filters(meta) {
+                return kept;
+            }
+        }
+        let codec = self.options.codec.unwrap_or_default();
+        KeptFilters {
+            shuffle: self.options.shuffle && codec != NcCodec::None,
+            deflate: match codec {
+                NcCodec::Deflate { level } => Some(level),
+                _ => None,
+            },
+            zstd: match codec {
+                NcCodec::Zstd { level } => Some(level),
+                _ => None,
+            },
+            ..Default::default()
+        }
     }
 
     fn lib_error(&self, variable: Option<&str>, message: String) -> NetcdfError {
@@ -279,8 +321,7 @@ impl Inner {
                 ),
             ));
         }
-        let chunk =
-            chunk_shape(meta, self.options.format).map_err(|w| self.format_error(name, w))?;
+        let chunk = chunk_shape(meta, format).map_err(|w| self.format_error(name, w))?;
         let shape = meta.shape();
         let lib = |m: String| self.lib_error(Some(name), m);
         locked(|| -> Result<()> {
@@ -379,30 +420,29 @@ impl Inner {
                     sys::nc_def_var_chunking(grp, varid, sys::NC_CHUNKED, sizes.as_ptr())
                 })
                 .map_err(|m| lib(format!("chunks {chunk:?}: {m}")))?;
-                let shuffle = c_int::from(self.options.shuffle && meta.item_size() > 1);
-                match self.options.codec {
-                    NcCodec::None => {}
-                    NcCodec::Deflate { level } => nc(unsafe {
-                        sys::nc_def_var_deflate(grp, varid, shuffle, 1, level as c_int)
+                let filters = self.filters(meta);
+                let shuffle = c_int::from(filters.shuffle && meta.item_size() > 1);
+                if shuffle != 0 || filters.deflate.is_some() {
+                    let (deflate, level) = filters.deflate.map_or((0, 0), |l| (1, l as c_int));
+                    nc(unsafe { sys::nc_def_var_deflate(grp, varid, shuffle, deflate, level) })
+                        .map_err(lib)?;
+                }
+                if let Some(level) = filters.zstd {
+                    let params = [level as u32];
+                    nc(unsafe {
+                        sys::nc_def_var_filter(
+                            grp,
+                            varid,
+                            rechunker_h5::ZSTD_FILTER_ID_U32,
+                            1,
+                            params.as_ptr(),
+                        )
                     })
-                    .map_err(lib)?,
-                    NcCodec::Zstd { level } => {
-                        if shuffle != 0 {
-                            nc(unsafe { sys::nc_def_var_deflate(grp, varid, 1, 0, 0) })
-                                .map_err(lib)?;
-                        }
-                        let params = [level as u32];
-                        nc(unsafe {
-                            sys::nc_def_var_filter(
-                                grp,
-                                varid,
-                                rechunker_h5::ZSTD_FILTER_ID_U32,
-                                1,
-                                params.as_ptr(),
-                            )
-                        })
-                        .map_err(|m| lib(format!("zstd filter: {m}")))?;
-                    }
+                    .map_err(|m| lib(format!("zstd filter: {m}")))?;
+                }
+                if filters.fletcher32 {
+                    nc(unsafe { sys::nc_def_var_fletcher32(grp, varid, 1) })
+                        .map_err(|m| lib(format!("fletcher32: {m}")))?;
                 }
             }
             if let Some(fill) = marker_bytes(meta) {
@@ -540,20 +580,19 @@ impl NetcdfTarget {
     /// A target at `path`, written as `PATH.partial` until finalized.
     pub fn create(path: impl AsRef<Path>, options: NetcdfWriteOptions) -> Result<NetcdfTarget> {
         let path = path.as_ref().to_path_buf();
-        if !options.format.is_hdf5()
-            && options.codec != NcCodec::None
-            && options.codec != NcCodec::default()
-        {
-            return Err(NetcdfError::Option(format!(
-                "the {} format stores data uncompressed: drop --codec {} or write netcdf4",
-                options.format, options.codec
-            )));
+        if let (Some(format), Some(codec)) = (options.format, options.codec) {
+            if !format.is_hdf5() && codec != NcCodec::None && codec != NcCodec::default() {
+                return Err(NetcdfError::Option(format!(
+                    "the {format} format stores data uncompressed: drop --codec {codec} or write netcdf4"
+                )));
+            }
         }
         Ok(NetcdfTarget {
             inner: Arc::new(Inner {
                 display: path.display().to_string(),
                 path,
                 options,
+                format: OnceLock::new(),
                 state: Mutex::new(State {
                     started: false,
                     hdf5: None,
@@ -585,7 +624,7 @@ impl NetcdfTarget {
     /// with record variables, may make libnetcdf move data to grow the header).
     pub fn prepare(&self, meta: &DatasetMeta) -> Result<()> {
         let mut state = self.state();
-        let format = self.inner.options.format;
+        let format = self.inner.format_for(meta.arrays.first());
         let mut plan = self.inner.options.unlimited_dims.clone();
         if !format.has_free_unlimited() {
             // NetCDF-3 (and the classic model): one unlimited dimension, first in every
@@ -618,6 +657,7 @@ impl NetcdfTarget {
     /// Creates (or reopens) one variable and returns it with its concrete type.
     pub fn array(&self, meta: &ArrayMeta) -> Result<Arc<NetcdfTargetArray>> {
         let inner = &self.inner;
+        let format = inner.format_for(Some(meta));
         let mut state = self.state();
         let name = meta.name.trim_matches('/').to_string();
         let defined = state.defined.contains(&name);
@@ -629,8 +669,7 @@ impl NetcdfTarget {
         let backend = inner.backend(&mut state, meta)?;
         let mut target_meta = meta.clone();
         target_meta.name = name;
-        let chunk = chunk_shape(meta, self.inner.options.format)
-            .map_err(|w| inner.format_error(&meta.name, w))?;
+        let chunk = chunk_shape(meta, format).map_err(|w| inner.format_error(&meta.name, w))?;
         target_meta.grid = ChunkGrid::regular(&meta.shape(), &chunk);
         if let Backend::Hdf5(ds) = &backend {
             target_meta.codecs = ds.pipeline().describe();
@@ -645,18 +684,18 @@ impl NetcdfTarget {
     }
 
     fn write_overhead_of(&self, meta: &ArrayMeta) -> u64 {
-        if !self.inner.options.format.is_hdf5() {
+        let format = self.inner.format_for(Some(meta));
+        if !format.is_hdf5() {
             return 2 * LIBRARY_BUFFERS;
         }
-        let chunk = chunk_shape(meta, self.inner.options.format)
-            .unwrap_or_else(|_| meta.grid.nominal_chunk_shape());
+        let chunk = chunk_shape(meta, format).unwrap_or_else(|_| meta.grid.nominal_chunk_shape());
         let c = chunk.iter().product::<u64>() * meta.item_size() as u64;
-        let codec = match self.inner.options.codec {
-            NcCodec::None => 0,
-            NcCodec::Deflate { .. } => 1 << 20,
-            NcCodec::Zstd { level } => {
-                rechunker_h5::Pipeline(vec![rechunker_h5::Filter::Zstd(level)]).codec_state_bytes()
-            }
+        let filters = self.inner.filters(meta);
+        let codec = if filters.fletcher32 {
+            // Written through the library's own filters.
+            LIBRARY_BUFFERS
+        } else {
+            filters.pipeline(meta.item_size()).codec_state_bytes()
         };
         encoded_bound(c) + 2 * c + codec
     }
@@ -800,7 +839,7 @@ impl DatasetTarget for NetcdfTarget {
     }
 
     fn write_grid(&self, meta: &ArrayMeta) -> rechunker_core::Result<ChunkGrid> {
-        let chunk = chunk_shape(meta, self.inner.options.format).map_err(|w| {
+        let chunk = chunk_shape(meta, self.inner.format_for(Some(meta))).map_err(|w| {
             NetcdfError::Option(format!(
                 "{}: variable `{}`: {w}",
                 self.inner.display, meta.name
@@ -815,6 +854,7 @@ impl DatasetTarget for NetcdfTarget {
 
     fn finalize(&self, meta: &DatasetMeta) -> rechunker_core::Result<()> {
         let inner = &self.inner;
+        inner.format_for(meta.arrays.first());
         let mut state = self.state();
         if state.globals.as_ref() != Some(&meta.attrs) || !state.started {
             // A process that only finalizes (a distributed run) reopens what others wrote.

@@ -67,12 +67,12 @@ fn archive_to_netcdf() {
         let target = NetcdfTarget::create(
             &out,
             NetcdfWriteOptions {
-                format,
-                codec: if format.is_hdf5() {
+                format: Some(format),
+                codec: Some(if format.is_hdf5() {
                     NcCodec::Deflate { level: 1 }
                 } else {
                     NcCodec::None
-                },
+                }),
                 unlimited_dims: src.unlimited_dims().to_vec(),
                 ..Default::default()
             },

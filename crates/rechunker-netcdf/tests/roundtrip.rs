@@ -199,7 +199,7 @@ fn netcdf4_round_trips_every_dtype_and_codec() {
         let path = dir.path().join(format!("out-{codec}-{prepare}.nc"));
         let arrays = sample(&DataType::ALL, true);
         let options = NetcdfWriteOptions {
-            codec,
+            codec: Some(codec),
             unlimited_dims: vec!["time".into()],
             ..Default::default()
         };
@@ -227,12 +227,12 @@ fn netcdf3_formats_round_trip() {
         };
         let arrays = sample(&types, false);
         let options = NetcdfWriteOptions {
-            format,
-            codec: if format.is_hdf5() {
+            format: Some(format),
+            codec: Some(if format.is_hdf5() {
                 NcCodec::default()
             } else {
                 NcCodec::None
-            },
+            }),
             unlimited_dims: vec!["time".into()],
             ..Default::default()
         };
@@ -249,8 +249,8 @@ fn formats_refuse_what_they_cannot_hold() {
         NetcdfTarget::create(
             dir.path().join(name),
             NetcdfWriteOptions {
-                format: NetcdfFormat::Classic,
-                codec: NcCodec::None,
+                format: Some(NetcdfFormat::Classic),
+                codec: Some(NcCodec::None),
                 ..Default::default()
             },
         )
@@ -269,8 +269,8 @@ fn formats_refuse_what_they_cannot_hold() {
     let err = NetcdfTarget::create(
         dir.path().join("c.nc"),
         NetcdfWriteOptions {
-            format: NetcdfFormat::Classic,
-            codec: NcCodec::Zstd { level: 3 },
+            format: Some(NetcdfFormat::Classic),
+            codec: Some(NcCodec::Zstd { level: 3 }),
             ..Default::default()
         },
     )
@@ -318,12 +318,12 @@ fn interrupted_runs_look_unfinished_and_resume() {
     for format in [NetcdfFormat::Netcdf4, NetcdfFormat::Offset64] {
         let path = dir.path().join(format!("resume-{format}.nc"));
         let options = NetcdfWriteOptions {
-            format,
-            codec: if format.is_hdf5() {
+            format: Some(format),
+            codec: Some(if format.is_hdf5() {
                 NcCodec::default()
             } else {
                 NcCodec::None
-            },
+            }),
             ..Default::default()
         };
         let m = meta("v", &["y", "x"], DataType::Float64, &[6, 4], &[2, 4], None);
@@ -403,7 +403,7 @@ fn reference_readers_see_chunks_and_filters() {
     );
     let arrays = vec![tas, time, mask];
     let options = NetcdfWriteOptions {
-        codec: NcCodec::Deflate { level: 4 },
+        codec: Some(NcCodec::Deflate { level: 4 }),
         unlimited_dims: vec!["time".into()],
         ..Default::default()
     };
@@ -465,7 +465,7 @@ fn zstd_netcdf4_reads_with_the_plugin() {
         None,
     );
     let options = NetcdfWriteOptions {
-        codec: NcCodec::Zstd { level: 5 },
+        codec: Some(NcCodec::Zstd { level: 5 }),
         ..Default::default()
     };
     let target = NetcdfTarget::create(&path, options).unwrap();
