@@ -195,6 +195,16 @@ pub fn run_stage(plan_file: &Path, args: &StageArgs, quiet: bool) -> Result<()> 
     })?;
     let target = formats::create_target(&file.plan.target, file.target_format, &file.write)?;
     let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
+    // `plan -o` recorded the plan in the scratch and finalize removed it: no plan there and a
+    // target in place means the run is finished, and a late or requeued worker must not start
+    // rewriting it.
+    if scratch.get(job::PLAN_KEY)?.is_none() && formats::target_exists(&file.plan.target)? {
+        bail!(
+            "{} is finalized (its scratch {} holds no plan): nothing to run; write a new plan with `rechunk plan ... -o FILE` to rechunk again",
+            file.plan.target,
+            file.scratch
+        );
+    }
     job::record_plan(&file.plan, scratch.as_ref(), true)?;
     let progress: Arc<dyn Progress> = if quiet {
         Arc::new(NoProgress)

@@ -532,7 +532,9 @@ fn make_plan(p: &PlanOptions) -> Result<(formats::OpenedSource, TargetFormat, Da
     Ok((source, format, plan))
 }
 
-fn run(a: RunArgs) -> Result<()> {
+fn run(mut a: RunArgs) -> Result<()> {
+    // `out.zarr/` names the same place as `out.zarr`, and a link as the link itself.
+    a.plan.dst = a.plan.dst.as_deref().map(ownership::normalize_location);
     if let Some(plan_file) = &a.distributed.plan {
         return distributed::run_stage(plan_file, &a.distributed, a.quiet);
     }
@@ -555,7 +557,7 @@ fn run(a: RunArgs) -> Result<()> {
     }
     if a.overwrite {
         ownership::check_replaceable(r.dst, format, scratch.as_ref())?;
-        job::release_scratch(scratch.as_ref())?;
+        job::release_scratch(scratch.as_ref(), &fresh_plan.target)?;
         formats::remove_target(r.dst)?;
         // Releasing removed the folder: open it afresh.
         scratch = formats::open_scratch(&scratch_at, p.scratch_io)?;
@@ -778,6 +780,7 @@ fn absolute(path: &str) -> String {
 }
 
 fn plan(mut a: PlanArgs) -> Result<()> {
+    a.plan.dst = a.plan.dst.as_deref().map(ownership::normalize_location);
     if a.output.is_some() {
         let p = &mut a.plan;
         p.src = p.src.as_deref().map(absolute);

@@ -198,7 +198,15 @@ pub fn scratch_folder(scratch_arg: Option<&str>, dst: &str) -> String {
             .unwrap_or_else(|| base.to_string()),
         _ => base.to_string(),
     };
-    format!("{}/{base}.rechunk-scratch", dir.trim_end_matches('/'))
+    let resolved = match Place::of(trimmed) {
+        Ok(Place::Local(p)) => p.display().to_string(),
+        _ => trimmed.to_string(),
+    };
+    format!(
+        "{}/{base}-{}.rechunk-scratch",
+        dir.trim_end_matches('/'),
+        place_tag(&resolved)
+    )
 }
 
 /// Why `--overwrite` may replace what is at `dst`: it is a dataset of the target format, or the
@@ -212,11 +220,15 @@ pub fn check_replaceable(
     if !formats::target_exists(dst)? {
         return Ok(());
     }
-    let ours = match scratch.get(job::PLAN_KEY) {
+    // Ours: the scratch rechunk claimed for this very target (marker and plan both name it),
+    // in a folder of this user's; a plan planted or left by someone else proves nothing.
+    let marked = job::scratch_owner(scratch).ok().flatten().as_deref() == Some(dst);
+    let planned = match scratch.get(job::PLAN_KEY) {
         Ok(Some(bytes)) => DatasetPlan::from_json(&String::from_utf8_lossy(&bytes))
             .is_ok_and(|plan| plan.target == dst),
         _ => false,
     };
+    let ours = marked && planned && owned_by_this_user(&scratch.location());
     if !formats::is_object_store(dst) {
         let path = Path::new(dst.strip_prefix("file://").unwrap_or(dst));
         let meta = std::fs::symlink_metadata(path)
@@ -238,6 +250,51 @@ pub fn check_replaceable(
             .map(|e| format!(" (it holds {e})"))
             .unwrap_or_default()
     )
+}
+
+/// True unless `location` is a local folder that belongs to another user.
+fn owned_by_this_user(location: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if formats::is_object_store(location) {
+        return true;
+    }
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    std::fs::symlink_metadata(location.strip_prefix("file://").unwrap_or(location))
+        .is_ok_and(|m| m.uid() == uid)
+}
+
+/// `location` without trailing `/` and `/.` (a local path keeps a lone `/`), so that
+/// `link.zarr/` names the link, not the folder it points to, and every check and deletion sees
+/// the same place.
+pub fn normalize_location(location: &str) -> String {
+    let mut out = location.to_string();
+    loop {
+        let before = out.len();
+        while out.len() > 1 && out.ends_with('/') && !out.ends_with("://") {
+            out.pop();
+        }
+        if out.ends_with("/.") && out.len() > 2 {
+            out.truncate(out.len() - 2);
+        }
+        if out == "." || out.is_empty() {
+            return location.to_string();
+        }
+        if out.len() == before {
+            return out;
+        }
+    }
+}
+
+/// A short, stable hash of a resolved place, so that scratch folders of two targets with the
+/// same name in one `--scratch` place never meet (FNV-1a, 32 bits as hex).
+fn place_tag(place: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in place.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("{h:08x}")
 }
 
 /// A few names inside a local folder, for messages.
@@ -458,15 +515,31 @@ mod tests {
             scratch_folder(None, "out.zarr/"),
             "out.zarr.rechunk-scratch"
         );
-        assert_eq!(
-            scratch_folder(Some("s3://work/"), "s3://lab/era5.zarr"),
-            "s3://work/era5.zarr.rechunk-scratch"
+        let remote = scratch_folder(Some("s3://work/"), "s3://lab/era5.zarr");
+        assert!(
+            remote.starts_with("s3://work/era5.zarr-") && remote.ends_with(".rechunk-scratch"),
+            "{remote}"
+        );
+        // Targets of one name in different places get different folders; one place spelled
+        // two ways gets one.
+        assert_ne!(
+            remote,
+            scratch_folder(Some("s3://work/"), "s3://other/era5.zarr")
         );
         let dir = tempfile::tempdir().unwrap();
-        let dst = dir.path().join("sub/../out.nc");
-        assert_eq!(
-            scratch_folder(Some("/scratch"), &dst.display().to_string()),
-            "/scratch/out.nc.rechunk-scratch"
-        );
+        let plain = dir.path().join("out.nc").display().to_string();
+        let winding = dir.path().join("sub/../out.nc").display().to_string();
+        let a = scratch_folder(Some("/scratch"), &plain);
+        assert!(a.starts_with("/scratch/out.nc-"), "{a}");
+        assert_eq!(a, scratch_folder(Some("/scratch"), &winding));
+    }
+
+    #[test]
+    fn trailing_separators_are_dropped() {
+        assert_eq!(normalize_location("link.zarr/"), "link.zarr");
+        assert_eq!(normalize_location("link.zarr/./"), "link.zarr");
+        assert_eq!(normalize_location("/"), "/");
+        assert_eq!(normalize_location("s3://b/x/"), "s3://b/x");
+        assert_eq!(normalize_location("./"), "./");
     }
 }

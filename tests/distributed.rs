@@ -151,7 +151,8 @@ fn shards_in_parallel_processes_equal_a_single_run() {
 
     run_shards(&plan, 0, 3, &[]);
     // rechunk works in a folder of its own inside the place --scratch names.
-    let work = Path::new(&scratch).join("sharded.raw.rechunk-scratch");
+    let work = scratch_folder_in(Path::new(&scratch), "sharded.raw")
+        .expect("plan -o made the scratch folder");
     let pieces = work.join("arrays/0/pieces");
     assert!(!files(&pieces).is_empty(), "stage 0 wrote no pieces");
     run_shards(&plan, 1, 3, &[]);
@@ -181,7 +182,7 @@ fn a_killed_worker_resumes_without_redoing_finished_tasks() {
     let dst = dir.path().join("out.raw").display().to_string();
     let place = dir.path().join("scratch");
     let plan = plan_file(dir.path(), &src, &dst, place.to_str().unwrap(), &[]);
-    let scratch = place.join("out.raw.rechunk-scratch");
+    let scratch = scratch_folder_in(&place, "out.raw").expect("plan -o made the scratch folder");
     let mut worker = spawn(
         &["run", "--plan", &plan, "--stage", "0", "-q"],
         &[("RECHUNKER_TASK_DELAY_MS", "400")],
@@ -269,7 +270,7 @@ fn a_corrupt_scratch_piece_is_detected_and_recomputed() {
     let dst = dir.path().join("out.raw").display().to_string();
     let place = dir.path().join("scratch");
     let plan = plan_file(dir.path(), &src, &dst, place.to_str().unwrap(), &[]);
-    let scratch = place.join("out.raw.rechunk-scratch");
+    let scratch = scratch_folder_in(&place, "out.raw").expect("plan -o made the scratch folder");
     ok(
         rechunk(&["run", "--plan", &plan, "--stage", "0", "-q"]),
         "stage 0",

@@ -99,7 +99,7 @@ fn a_scratch_folder_of_the_users_is_never_deleted() {
     ok(&args);
     // rechunk worked in a folder of its own inside mydir, and removed only that.
     assert_eq!(before, snapshot(&mine), "mydir changed");
-    assert!(!mine.join("out.raw.rechunk-scratch").exists());
+    assert_eq!(scratch_folder_in(&mine, "out.raw"), None);
     ok(&["verify", &src, &dst]);
 
     // --overwrite removes the earlier target and rechunk's own scratch, never mydir.
@@ -157,7 +157,7 @@ fn scratch_inside_the_source_or_the_target_is_refused() {
     args.extend(["--chunks", "time=-1,lat=5,lon=5", "--max-mem", "100MiB"]);
     ok(&args);
     assert_eq!(target_before, snapshot(Path::new(&dst)));
-    assert!(!Path::new(&dst).join("other.raw.rechunk-scratch").exists());
+    assert_eq!(scratch_folder_in(Path::new(&dst), "other.raw"), None);
     ok(&["verify", &src, &other]);
 }
 
@@ -432,7 +432,7 @@ fn a_plan_file_scratch_place_survives_finalize() {
     }
     ok(&["finalize", "--plan", &plan]);
     assert_eq!(before, snapshot(&proj), "proj changed");
-    assert!(!proj.join("out.raw.rechunk-scratch").exists());
+    assert_eq!(scratch_folder_in(&proj, "out.raw"), None);
     ok(&["verify", &src, &dst]);
     // `-o` never replaces a file that is not a plan.
     let notes = proj.join("notes.txt");
@@ -496,10 +496,7 @@ fn a_bucket_named_as_scratch_keeps_everything_but_rechunks_own_keys() {
         listing("keep.zarr"),
         "another dataset in the bucket changed"
     );
-    assert!(
-        listing("out.zarr.rechunk-scratch").is_empty(),
-        "scratch left behind"
-    );
+    assert!(listing("out.zarr-").is_empty(), "scratch left behind");
     run(&["verify", &raw, "s3://lab/out.zarr"]);
     // --overwrite never empties a prefix that is not a Zarr dataset.
     s3.request("PUT", "/lab/notes/readme.txt");
@@ -615,4 +612,113 @@ fn in_place_on_a_link_rechunks_the_array_it_points_to() {
     // A rerun through the link has nothing to do.
     let again = ok(&["in-place", &link_text, "--chunks", "time=-1,lat=10,lon=10"]);
     assert!(again.contains("nothing to do"), "{again}");
+}
+
+/// Found in review: two targets of one name sharing a `--scratch` place, a DST spelled with a
+/// trailing `/` through a link, a folder holding files named like raw metadata, and a worker
+/// run after finalize.
+#[test]
+fn look_alike_targets_links_with_slashes_and_late_workers_touch_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = small(dir.path(), "in.raw");
+    let place = s(&dir.path().join("shared-scratch"));
+    // Project A's run into a/out.raw is interrupted...
+    let a = dir.path().join("a");
+    std::fs::create_dir_all(&a).unwrap();
+    let a_dst = s(&a.join("out.raw"));
+    let mut args = vec![
+        src.as_str(),
+        a_dst.as_str(),
+        "--scratch",
+        &place,
+        "--threads",
+        "1",
+    ];
+    args.extend(["--chunks", "time=-1,lat=5,lon=5", "--max-mem", "100MiB"]);
+    let out = rechunk_env(&args, &[("RECHUNKER_FAIL_TASK", "0:0")]);
+    assert!(!out.status.success());
+    // ... and project B's folder out.raw (the user's) is named as DST with --overwrite.
+    let b = dir.path().join("b/out.raw");
+    user_folder(&b);
+    let before = snapshot(&b);
+    let b_dst = s(&b);
+    let mut args = vec![
+        src.as_str(),
+        b_dst.as_str(),
+        "--scratch",
+        &place,
+        "--overwrite",
+    ];
+    args.extend(CHUNKS);
+    refused(&args, &["is not a raw dataset"]);
+    assert_eq!(before, snapshot(&b));
+    // A's run still resumes from its own scratch.
+    let mut resume = vec![
+        src.as_str(),
+        a_dst.as_str(),
+        "--scratch",
+        &place,
+        "--threads",
+        "1",
+    ];
+    resume.extend([
+        "--chunks",
+        "time=-1,lat=5,lon=5",
+        "--max-mem",
+        "100MiB",
+        "--resume",
+        "-q",
+    ]);
+    ok(&resume);
+    ok(&["verify", &src, &a_dst]);
+
+    // A link spelled with a trailing slash is still a link.
+    let real = small(dir.path(), "real.raw");
+    let real_before = snapshot(Path::new(&real));
+    let link = dir.path().join("link.raw");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    for spelled in [format!("{}/", s(&link)), format!("{}/./", s(&link))] {
+        let mut args = vec![src.as_str(), spelled.as_str(), "--overwrite"];
+        args.extend(CHUNKS);
+        refused(&args, &["symbolic link"]);
+        assert_eq!(real_before, snapshot(Path::new(&real)));
+    }
+
+    // Files merely named like raw metadata do not make a folder a raw dataset.
+    let results = dir.path().join("results.raw");
+    std::fs::create_dir_all(results.join("web")).unwrap();
+    std::fs::write(results.join("web/array.json"), b"{\"format\": \"mine\"}").unwrap();
+    std::fs::write(results.join("raw.json"), b"{}").unwrap();
+    let before = snapshot(&results);
+    let results_text = s(&results);
+    let mut args = vec![src.as_str(), results_text.as_str(), "--overwrite"];
+    args.extend(CHUNKS);
+    refused(&args, &["is not a raw dataset"]);
+    assert_eq!(before, snapshot(&results));
+
+    // A worker started after finalize does not rewrite the finished target.
+    let dst = s(&dir.path().join("planned.raw"));
+    let plan = s(&dir.path().join("plan.json"));
+    let mut args = vec!["plan", src.as_str(), dst.as_str(), "-o", &plan];
+    args.extend(CHUNKS);
+    ok(&args);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    let stages = file["arrays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["plan"]["stages"].as_array().unwrap().len())
+        .max()
+        .unwrap();
+    for stage in 0..stages {
+        ok(&["run", "--plan", &plan, "--stage", &stage.to_string(), "-q"]);
+    }
+    ok(&["finalize", "--plan", &plan]);
+    let finished = snapshot(Path::new(&dst));
+    refused(
+        &["run", "--plan", &plan, "--stage", "0", "-q"],
+        &["is finalized"],
+    );
+    assert_eq!(finished, snapshot(Path::new(&dst)));
 }

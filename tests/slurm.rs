@@ -370,7 +370,7 @@ fn job_arrays_give_the_single_process_result() {
     assert_eq!(states.len(), 3);
     assert_all_completed(&jobs, &states, &logs);
     assert!(
-        !dir.path().join("scratch/out.raw.rechunk-scratch").exists(),
+        scratch_folder_in(&dir.path().join("scratch"), "out.raw").is_none(),
         "finalize removes the scratch folder rechunk made"
     );
     let (text, stages) = status(&plan);

@@ -132,3 +132,18 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The scratch folder rechunk made for target `dst_name` inside the place `--scratch` named
+/// (`DST_NAME-TAG.rechunk-scratch`), if there is one.
+pub fn scratch_folder_in(place: &Path, dst_name: &str) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(place)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with(&format!("{dst_name}-")) && n.ends_with(".rechunk-scratch")
+            })
+        })
+}

@@ -512,13 +512,38 @@ pub fn claim_scratch(scratch: &dyn ScratchStore, target: &str) -> Result<()> {
     Ok(())
 }
 
-/// Removes what rechunk wrote to a scratch place it claimed (pieces, journals, the plan, the
-/// marker, then the folder if nothing else is left), and nothing else. A place without the
-/// marker is left alone.
-pub fn release_scratch(scratch: &dyn ScratchStore) -> Result<()> {
-    if scratch.get(OWNER_KEY)?.is_none() {
-        tracing::warn!(scratch = %scratch.location(), "not removing a scratch place rechunk did not mark as its own");
-        return Ok(());
+/// The target a claimed scratch place was claimed for, or `None` if it holds no marker.
+pub fn scratch_owner(scratch: &dyn ScratchStore) -> Result<Option<String>> {
+    match scratch.get(OWNER_KEY)? {
+        None => Ok(None),
+        Some(bytes) => serde_json::from_slice::<Owner>(&bytes)
+            .map(|o| Some(o.target))
+            .map_err(|e| {
+                Error::scratch(
+                    scratch.location(),
+                    format!("its `{OWNER_KEY}` is damaged ({e}); remove that scratch folder by hand, or choose another place with --scratch"),
+                )
+            }),
+    }
+}
+
+/// Removes what rechunk wrote to a scratch place it claimed for `target` (pieces, journals, the
+/// plan, the marker, then the folder if nothing else is left), and nothing else. A place
+/// without the marker is left alone; one claimed for another target is refused, since its
+/// pieces belong to another run.
+pub fn release_scratch(scratch: &dyn ScratchStore, target: &str) -> Result<()> {
+    match scratch_owner(scratch)? {
+        None => {
+            tracing::warn!(scratch = %scratch.location(), "not removing a scratch place rechunk did not mark as its own");
+            return Ok(());
+        }
+        Some(owner) if owner != target => {
+            return Err(Error::scratch(
+                scratch.location(),
+                format!("holds the scratch of a run into {owner}, not {target}; finish that run, or choose another place with --scratch"),
+            ))
+        }
+        Some(_) => {}
     }
     scratch.remove_prefix(ARRAYS_PREFIX)?;
     scratch.delete(PLAN_KEY)?;
@@ -648,7 +673,7 @@ pub fn finalize(
 ) -> Result<()> {
     check_previous_stages(plan, scratch, plan.num_stages())?;
     target.finalize(&plan.target_meta())?;
-    release_scratch(scratch)
+    release_scratch(scratch, &plan.target)
 }
 
 /// Records `plan` in the scratch store, or checks that the one there is the same.

@@ -109,9 +109,22 @@ fn write_atomic(path: &Path, bytes: &[u8], sequence: &AtomicU64) -> Result<()> {
     })
 }
 
+/// True when `file` is a JSON document of the raw format (its `format` is ours), so that a
+/// folder of someone else's holding a `raw.json` or `array.json` is never taken for one.
+fn is_raw_document(file: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Header {
+        format: String,
+    }
+    fs::read(file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Header>(&bytes).ok())
+        .is_some_and(|h| h.format == FORMAT)
+}
+
 /// True when `path` is a complete raw dataset.
 pub fn is_raw_dataset(path: &Path) -> bool {
-    path.join(DATASET_FILE).is_file()
+    is_raw_document(&path.join(DATASET_FILE))
 }
 
 /// True when `path` looks like a raw dataset whose writing never finished (arrays, no header).
@@ -121,7 +134,7 @@ pub fn is_unfinished_raw_dataset(path: &Path) -> bool {
             .map(|entries| {
                 entries
                     .flatten()
-                    .any(|e| e.path().join(ARRAY_FILE).is_file())
+                    .any(|e| is_raw_document(&e.path().join(ARRAY_FILE)))
             })
             .unwrap_or(false)
 }
