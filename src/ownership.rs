@@ -182,6 +182,13 @@ pub fn check_locations(src: &str, dst: &str, scratch: Option<&str>) -> Result<()
 /// works in a folder it names itself, so the place the user gave is never deleted.
 pub fn scratch_folder(scratch_arg: Option<&str>, dst: &str) -> String {
     let Some(dir) = scratch_arg else {
+        // A bucket as DST has no "beside": `s3://b.rechunk-scratch` would be another bucket.
+        // Naming a folder inside it makes the overlap check ask for --scratch instead.
+        if let Ok(Place::Remote { parts, .. }) = Place::of(dst) {
+            if parts.is_empty() {
+                return format!("{}/rechunk-scratch", dst.trim_end_matches('/'));
+            }
+        }
         return formats::default_scratch(dst);
     };
     let trimmed = dst.trim_end_matches('/');
@@ -532,6 +539,14 @@ mod tests {
         let a = scratch_folder(Some("/scratch"), &plain);
         assert!(a.starts_with("/scratch/out.nc-"), "{a}");
         assert_eq!(a, scratch_folder(Some("/scratch"), &winding));
+    }
+
+    #[test]
+    fn a_bucket_target_never_gets_a_scratch_bucket_beside_it() {
+        let folder = scratch_folder(None, "s3://lab/");
+        assert_eq!(folder, "s3://lab/rechunk-scratch");
+        let err = check_locations("/data/in.nc", "s3://lab/", Some(&folder)).unwrap_err();
+        assert!(err.to_string().contains("--scratch"), "{err}");
     }
 
     #[test]
