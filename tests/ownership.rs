@@ -418,19 +418,7 @@ fn a_plan_file_scratch_place_survives_finalize() {
     ];
     args.extend(["--chunks", "time=-1,lat=5,lon=5", "--max-mem", "100MiB"]);
     ok(&args);
-    let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-    let stages = file["arrays"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["plan"]["stages"].as_array().unwrap().len())
-        .max()
-        .unwrap();
-    for stage in 0..stages {
-        ok(&["run", "--plan", &plan, "--stage", &stage.to_string(), "-q"]);
-    }
-    ok(&["finalize", "--plan", &plan]);
+    run_plan_file(&plan);
     assert_eq!(before, snapshot(&proj), "proj changed");
     assert_eq!(scratch_folder_in(&proj, "out.raw"), None);
     ok(&["verify", &src, &dst]);
@@ -702,19 +690,7 @@ fn look_alike_targets_links_with_slashes_and_late_workers_touch_nothing() {
     let mut args = vec!["plan", src.as_str(), dst.as_str(), "-o", &plan];
     args.extend(CHUNKS);
     ok(&args);
-    let file: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
-    let stages = file["arrays"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["plan"]["stages"].as_array().unwrap().len())
-        .max()
-        .unwrap();
-    for stage in 0..stages {
-        ok(&["run", "--plan", &plan, "--stage", &stage.to_string(), "-q"]);
-    }
-    ok(&["finalize", "--plan", &plan]);
+    run_plan_file(&plan);
     let finished = snapshot(Path::new(&dst));
     refused(
         &["run", "--plan", &plan, "--stage", "0", "-q"],

@@ -327,17 +327,7 @@ fn plan_files_carry_selection_and_per_variable_chunks() {
         "tas:auto(for=time-series,size=64KiB);pr:time=-1,lat=5;time=12"
     );
     assert_eq!(file["selection"]["variables"][0], "tas");
-    let stages = file["arrays"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["plan"]["stages"].as_array().unwrap().len())
-        .max()
-        .unwrap();
-    for stage in 0..stages {
-        ok(&["run", "--plan", &plan, "--stage", &stage.to_string(), "-q"]);
-    }
-    ok(&["finalize", "--plan", &plan]);
+    run_plan_file(&plan);
     let meta = inspect(&out);
     assert_eq!(names(&meta), ["time", "lat", "lon", "area", "tas", "pr"]);
     let tas = chunks(&meta, "tas");

@@ -147,3 +147,21 @@ pub fn scratch_folder_in(place: &Path, dst_name: &str) -> Option<std::path::Path
             })
         })
 }
+
+/// Runs every stage of the plan file `plan` (written by `rechunk plan ... -o`) in order, then
+/// finalizes it, failing the test on any error.
+pub fn run_plan_file(plan: &str) {
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan).unwrap()).unwrap();
+    let stages = file["arrays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["plan"]["stages"].as_array().unwrap().len())
+        .max()
+        .unwrap_or(0);
+    for stage in 0..stages {
+        ok(&["run", "--plan", plan, "--stage", &stage.to_string(), "-q"]);
+    }
+    ok(&["finalize", "--plan", plan]);
+}
