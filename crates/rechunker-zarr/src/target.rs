@@ -238,30 +238,24 @@ impl ZarrTarget {
     /// have left, so the target does not look complete while it is rewritten. Refuses to write
     /// into a lone array.
     fn prepare_root(&self) -> Result<()> {
-        let mut done = self
-            .root_prepared
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *done {
-            return Ok(());
-        }
-        let is_array = self.get(".zarray")?.is_some()
-            || self
-                .get("zarr.json")?
-                .is_some_and(|d| d.get("node_type").and_then(Value::as_str) == Some("array"));
-        if is_array {
-            return Err(ZarrError::Exists {
-                uri: self.uri.clone(),
-                key: "/".into(),
-                message: "it is a Zarr array, not a group".into(),
-            });
-        }
-        tracing::debug!(uri = %self.uri, "removing old root group metadata before writing");
-        for key in ["zarr.json", ".zmetadata", ".zgroup", ".zattrs"] {
-            self.erase(key)?;
-        }
-        *done = true;
-        Ok(())
+        self.once_for_root(|| {
+            let is_array = self.get(".zarray")?.is_some()
+                || self
+                    .get("zarr.json")?
+                    .is_some_and(|d| d.get("node_type").and_then(Value::as_str) == Some("array"));
+            if is_array {
+                return Err(ZarrError::Exists {
+                    uri: self.uri.clone(),
+                    key: "/".into(),
+                    message: "it is a Zarr array, not a group".into(),
+                });
+            }
+            tracing::debug!(uri = %self.uri, "removing old root group metadata before writing");
+            for key in ["zarr.json", ".zmetadata", ".zgroup", ".zattrs"] {
+                self.erase(key)?;
+            }
+            Ok(())
+        })
     }
 
     /// Before a lone array is written at the root: refuses a root that holds a group, Zarr of the
@@ -269,50 +263,58 @@ impl ZarrTarget {
     /// run's), so the target does not look complete while it is rewritten (finalize writes it
     /// again).
     fn prepare_lone_root(&self, meta_key: &str, other_key: &str, docs: &ArrayDocs) -> Result<()> {
+        self.once_for_root(|| {
+            let is_group = self.get(".zgroup")?.is_some()
+                || self.get(".zmetadata")?.is_some()
+                || self
+                    .get("zarr.json")?
+                    .is_some_and(|d| d.get("node_type").and_then(Value::as_str) == Some("group"));
+            if is_group {
+                return Err(ZarrError::Exists {
+                    uri: self.uri.clone(),
+                    key: "/".into(),
+                    message: "it is a Zarr group, and the source is a lone array".into(),
+                });
+            }
+            if self.get(other_key)?.is_some() {
+                return Err(ZarrError::Exists {
+                    uri: self.uri.clone(),
+                    key: other_key.into(),
+                    message: "it is Zarr of another version".into(),
+                });
+            }
+            if let Some(existing) = self.get(meta_key)? {
+                let same_attrs = match &docs.attrs {
+                    Some(a) => self.get(".zattrs")?.as_ref() == Some(a),
+                    None => true,
+                };
+                if existing != docs.array || !same_attrs {
+                    return Err(ZarrError::Exists {
+                        uri: self.uri.clone(),
+                        key: meta_key.into(),
+                        message:
+                            "another array is there (shape, type, chunks, codecs or attributes differ)"
+                                .into(),
+                    });
+                }
+                tracing::debug!(uri = %self.uri, "removing the lone array's old metadata before writing");
+                self.erase(meta_key)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `prepare` once per target, before the first array is written: the root's old
+    /// metadata is dealt with exactly once, however many arrays are created.
+    fn once_for_root(&self, prepare: impl FnOnce() -> Result<()>) -> Result<()> {
         let mut done = self
             .root_prepared
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if *done {
-            return Ok(());
+        if !*done {
+            prepare()?;
+            *done = true;
         }
-        let is_group = self.get(".zgroup")?.is_some()
-            || self.get(".zmetadata")?.is_some()
-            || self
-                .get("zarr.json")?
-                .is_some_and(|d| d.get("node_type").and_then(Value::as_str) == Some("group"));
-        if is_group {
-            return Err(ZarrError::Exists {
-                uri: self.uri.clone(),
-                key: "/".into(),
-                message: "it is a Zarr group, and the source is a lone array".into(),
-            });
-        }
-        if self.get(other_key)?.is_some() {
-            return Err(ZarrError::Exists {
-                uri: self.uri.clone(),
-                key: other_key.into(),
-                message: "it is Zarr of another version".into(),
-            });
-        }
-        if let Some(existing) = self.get(meta_key)? {
-            let same_attrs = match &docs.attrs {
-                Some(a) => self.get(".zattrs")?.as_ref() == Some(a),
-                None => true,
-            };
-            if existing != docs.array || !same_attrs {
-                return Err(ZarrError::Exists {
-                    uri: self.uri.clone(),
-                    key: meta_key.into(),
-                    message:
-                        "another array is there (shape, type, chunks, codecs or attributes differ)"
-                            .into(),
-                });
-            }
-            tracing::debug!(uri = %self.uri, "removing the lone array's old metadata before writing");
-            self.erase(meta_key)?;
-        }
-        *done = true;
         Ok(())
     }
 
