@@ -144,14 +144,147 @@ fn shape_arg(chunks: &[u64]) -> String {
         .join(",")
 }
 
-/// Rechunks the lone array SRC with no codec options and checks everything the issue asks.
+/// zarr-python 2's python: `RECHUNKER_PYTHON_ZARR2`, else `.venv-zarr2/bin/python` (zarr 2 and
+/// 3 cannot share a venv; `cargo xtask setup` makes both).
+fn python_zarr2() -> PathBuf {
+    let path = std::env::var_os("RECHUNKER_PYTHON_ZARR2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-zarr2/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo xtask setup` (or `cargo xtask test`) to install zarr-python 2",
+        path.display()
+    );
+    path
+}
+
+/// Runs `tests/python/zarr2_check.py args...` with zarr-python 2; fails unless it says ok.
+fn check_zarr2(args: &[&str]) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/zarr2_check.py");
+    let out = std::process::Command::new(python_zarr2())
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("run zarr-python 2");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success() && stdout.contains("ok"),
+        "zarr2_check.py {args:?} failed:\n{stdout}\n{stderr}"
+    );
+}
+
+/// Rechunks the lone array SRC with no codec options and checks everything the issue asks;
+/// a v2 array is also opened by zarr-python 2.
 fn rechunk_and_check(src: &str, dst: &str, chunks: &[u64]) {
     ok(&[src, dst, "--chunks", &shape_arg(chunks), "-q"]);
     assert_kept(src, dst, chunks);
     ok(&["verify", src, dst]);
     check("zarr_check.py", &["array", src, dst, &shape_arg(chunks)]);
     let (version, _, _) = lone_array(Path::new(src));
+    if version == 2 {
+        check_zarr2(&["array", src, dst, &shape_arg(chunks)]);
+    }
     assert_inspect_differs_in_chunks(src, dst, version);
+}
+
+/// What zarr-python 2 writes with its defaults (blosc lz4 + shuffle) comes back as it was, but
+/// for the chunks: a lone array as a lone array zarr-python 2 opens, a consolidated group (with
+/// a subgroup, an uncompressed and a zlib array) as a group with the same arrays and attributes.
+#[test]
+fn zarr_python2_arrays_and_groups_come_back_for_zarr_python2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |n: &str| dir.path().join(n).display().to_string();
+    let (array, group) = (out("zp2-array.zarr"), out("zp2-group.zarr"));
+    check_zarr2(&["make-array", &array]);
+    check_zarr2(&["make-group", &group]);
+    rechunk_and_check(&array, &out("zp2-array-out.zarr"), &[48, 5]);
+    let (_, doc, _) = lone_array(&dir.path().join("zp2-array-out.zarr"));
+    assert_eq!(
+        doc["compressor"],
+        json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0})
+    );
+
+    let group_out = out("zp2-group-out.zarr");
+    ok(&[&group, &group_out, "--chunks", "time=48,lat=10", "-q"]);
+    ok(&["verify", &group, &group_out]);
+    check_zarr2(&["group", &group, &group_out]);
+    let tas = read_json(&dir.path().join("zp2-group-out.zarr/tas/.zarray")).unwrap();
+    assert_eq!(tas["chunks"], json!([48, 10]));
+    assert_eq!(tas["compressor"]["cname"], "lz4");
+    let lat = read_json(&dir.path().join("zp2-group-out.zarr/lat/.zarray")).unwrap();
+    assert_eq!(lat["compressor"], json!({"id": "zlib", "level": 4}));
+    assert!(dir
+        .path()
+        .join("zp2-group-out.zarr/sub/flag/.zarray")
+        .is_file());
+}
+
+/// NetCDF to Zarr v2 opens in zarr-python 2 with the values netCDF4-python reads (numbers,
+/// a packed variable, `char` data as `|S1`, an all-fill chunk of a `fill_value: null` array).
+/// Without `--codec`, both versions get the measured default: blosc lz4 5 + shuffle.
+#[test]
+fn netcdf_to_zarr_v2_reads_in_zarr_python2_with_the_default_codec() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |n: &str| dir.path().join(n).display().to_string();
+    for (name, chunks, skip) in [
+        ("classic", "time=2,y=3", ""),
+        ("strings", "n=-1,len=2", "station"),
+    ] {
+        let src = fixture(&format!("netcdf/{name}.nc"));
+        let npz = out(&format!("{name}.npz"));
+        let mut dump = vec![src.as_str(), npz.as_str()];
+        if !skip.is_empty() {
+            dump.push(skip);
+        }
+        check("nc_dump.py", &dump);
+        let v2 = out(&format!("{name}-v2.zarr"));
+        let mut args = vec![
+            src.as_str(),
+            v2.as_str(),
+            "--chunks",
+            chunks,
+            "--zarr-format",
+            "2",
+            "-q",
+        ];
+        if !skip.is_empty() {
+            args.push("--skip-unsupported");
+        }
+        ok(&args);
+        check_zarr2(&["npz", &v2, &npz]);
+    }
+    let v2_doc = read_json(&dir.path().join("classic-v2.zarr/v_f4/.zarray")).unwrap();
+    assert_eq!(
+        v2_doc["compressor"],
+        json!({"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0})
+    );
+    let v3 = out("classic-v3.zarr");
+    ok(&[
+        &fixture("netcdf/classic.nc"),
+        &v3,
+        "--chunks",
+        "time=2",
+        "-q",
+    ]);
+    let v3_doc = read_json(&dir.path().join("classic-v3.zarr/v_f4/zarr.json")).unwrap();
+    assert_eq!(
+        v3_doc["codecs"][1],
+        json!({"name": "blosc", "configuration": {
+            "cname": "lz4", "clevel": 5, "shuffle": "shuffle", "typesize": 4, "blocksize": 0}})
+    );
+    check(
+        "zarr_check.py",
+        &[
+            "values",
+            &out("classic-v2.zarr/v_f4"),
+            &out("classic-v3.zarr/v_f4"),
+        ],
+    );
 }
 
 #[test]

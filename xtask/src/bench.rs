@@ -1,4 +1,4 @@
-//! `cargo xtask bench [memory] [zarr] [--quick]`: benchmarks whose figures go in the closing
+//! `cargo xtask bench [memory] [zarr] [netcdf] [codec] [tiledb] [--quick]`: benchmarks whose figures go in the closing
 //! notes and `docs/benchmarks.md`. Every figure is measured in the same run as what it is
 //! compared with; peak RSS is the kernel's high-water mark of the whole process (`wait4`).
 //!
@@ -7,6 +7,10 @@
 //! - zarr: the canonical case `tas(T, 721, 1440)` float32 in time slices, Zarr v2 blosc-zstd,
 //!   to `(T, 24, 24)` with 1 GiB, T = 100 and 1000: ours, our chunk-aligned re-encode (the
 //!   floor), and Python rechunker 0.5 + dask threads (2) on the same input.
+//! - netcdf: NetCDF/HDF5 time slices against nccopy, h5repack and rechunker on xarray.
+//! - codec: the default Zarr codec for non-Zarr sources against zarr-python 3's default and
+//!   other candidates (time and output size).
+//! - tiledb: NetCDF -> TileDB and TileDB in place, against the floor.
 
 use crate::{synth, util};
 use anyhow::{bail, Context, Result};
@@ -693,6 +697,97 @@ impl Bench {
 }
 
 impl Bench {
+    /// The codec a Zarr target gets when its source is not Zarr, chosen by measurement: NetCDF
+    /// time slices to `(T, 24, 24)` Zarr v3 with our default and with other candidates, against
+    /// zarr-python 3's default for both versions (zstd level 0, no shuffle). zarr-python 2's
+    /// default (blosc lz4 5 + shuffle) is the default itself. The default must write output no
+    /// larger and no slower than zarr-python 3's.
+    fn codec(&mut self) -> Result<String> {
+        let mut rows = Vec::new();
+        let mut notes = String::new();
+        for time in if self.quick {
+            vec![100]
+        } else {
+            vec![100, 1000]
+        } {
+            let raw = self.raw_tas(time)?;
+            let nc = self.dir.join(format!("tas-{time}.nc"));
+            self.nc_input(&raw, &nc)?;
+            let out = self.dir.join("codec.zarr");
+            let chunks = format!("time={time},lat=24,lon=24");
+            util::step(&format!(
+                "T={time}: NetCDF -> Zarr v3 with each candidate codec"
+            ));
+            let candidates: [(&str, Option<&str>); 5] = [
+                ("our default (blosc:lz4:5:shuffle)", None),
+                ("zarr-python 3's default: zstd:0", Some("zstd:0")),
+                ("blosc:zstd:1:shuffle", Some("blosc:zstd:1:shuffle")),
+                ("blosc:lz4:5:bitshuffle", Some("blosc:lz4:5:bitshuffle")),
+                ("gzip:1", Some("gzip:1")),
+            ];
+            let mut measured = Vec::new();
+            for (label, codec) in candidates {
+                settle(&nc);
+                let mut args = vec![
+                    s(&nc),
+                    s(&out),
+                    "--chunks",
+                    &chunks,
+                    "--max-mem",
+                    "1GiB",
+                    "--overwrite",
+                    "-q",
+                ];
+                if let Some(codec) = codec {
+                    args.extend(["--codec", codec]);
+                }
+                let m = self.measure_rechunk(label, &args)?;
+                let bytes = dir_size(&out);
+                if codec.is_none() {
+                    self.measure_rechunk("verify codec", &["verify", s(&nc), s(&out)])?;
+                }
+                measured.push((label, m, bytes));
+            }
+            let _ = std::fs::remove_dir_all(&out);
+            let (_, ours, ours_bytes) = &measured[0];
+            let (_, zp3, zp3_bytes) = &measured[1];
+            for (label, m, bytes) in &measured {
+                rows.push(Row {
+                    case: format!("T={time} NetCDF->Zarr v3, {label}"),
+                    seconds: m.seconds,
+                    peak: m.peak_rss,
+                    note: format!(
+                        "output {} ({:.2}x raw); {:.2}x the time of zarr-python 3's default",
+                        format_bytes(*bytes),
+                        (time * 721 * 1440 * 4) as f64 / *bytes as f64,
+                        m.seconds / zp3.seconds
+                    ),
+                });
+            }
+            let (smaller, faster) = (ours_bytes <= zp3_bytes, ours.seconds <= zp3.seconds);
+            let _ = writeln!(
+                notes,
+                "- T={time}: the default is {:.2}x the size and {:.2}x the time of zarr-python 3's \
+                 default: {}.",
+                *ours_bytes as f64 / *zp3_bytes as f64,
+                ours.seconds / zp3.seconds,
+                if smaller && faster { "met" } else { "**not met**" }
+            );
+            if !(smaller && faster) {
+                self.failures.push(format!(
+                    "T={time}: default codec {} / {} vs zarr-python 3's {} / {}",
+                    format_bytes(*ours_bytes),
+                    format_seconds(ours.seconds),
+                    format_bytes(*zp3_bytes),
+                    format_seconds(zp3.seconds)
+                ));
+            }
+        }
+        Ok(format!("{}\n{notes}", table(&rows)))
+    }
+}
+
+impl Bench {
     /// NetCDF -> TileDB to (T, 24, 24) and TileDB (time-slice tiles) rechunked in place, each
     /// against the floor: our chunk-aligned NetCDF -> TileDB copy (tiles = time slices).
     fn tiledb(&mut self) -> Result<String> {
@@ -828,7 +923,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .map(String::as_str)
         .collect();
     if sections.is_empty() {
-        sections = vec!["memory", "zarr", "netcdf", "tiledb"];
+        sections = vec!["memory", "zarr", "netcdf", "codec", "tiledb"];
     }
     let mut bench = Bench {
         bin: util::build_rechunk()?,
@@ -851,11 +946,17 @@ pub fn run(args: &[String]) -> Result<()> {
                 "NetCDF and HDF5: against nccopy, h5repack and rechunker on xarray",
                 bench.netcdf()?,
             ),
+            "codec" => (
+                "The default Zarr codec, chosen by measurement",
+                bench.codec()?,
+            ),
             "tiledb" => (
                 "TileDB: NetCDF to TileDB and in place, against the floor",
                 bench.tiledb()?,
             ),
-            other => bail!("unknown benchmark `{other}`; use memory, zarr, netcdf or tiledb"),
+            other => {
+                bail!("unknown benchmark `{other}`; use memory, zarr, netcdf, codec or tiledb")
+            }
         };
         util::step(&format!("results: {title}"));
         println!("{body}");

@@ -53,12 +53,13 @@ const APT_PACKAGES: &[&str] = &[
 ];
 
 /// Installs what the build and tests need beyond cargo: Debian packages, a Python venv with the
-/// reference readers (zarr-python, xarray, netCDF4, h5py, tiledb-py) and the S3 test server
-/// (moto), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), and a one-node
+/// reference readers (zarr-python 3, xarray, netCDF4, h5py, tiledb-py) and the S3 test server
+/// (moto), zarr-python 2 in a venv of its own (it cannot share one with zarr 3), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), and a one-node
 /// SLURM on localhost for the distributed tests.
 fn setup() -> Result<()> {
     build_prerequisites()?;
     util::python_venv(".venv", "tests/python/requirements.txt")?;
+    util::python_venv(".venv-zarr2", "tests/python/requirements-zarr2.txt")?;
     slurm::ensure_running()?;
     Ok(())
 }
@@ -90,6 +91,10 @@ fn test(rest: &[String]) -> Result<()> {
     args.extend(rest.iter().map(String::as_str));
     // The interop tests find the reference readers through this variable.
     std::env::set_var("RECHUNKER_PYTHON", util::root().join(".venv/bin/python"));
+    std::env::set_var(
+        "RECHUNKER_PYTHON_ZARR2",
+        util::root().join(".venv-zarr2/bin/python"),
+    );
     util::cargo(&args)?;
     util::step("all tests passed");
     Ok(())

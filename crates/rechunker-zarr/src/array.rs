@@ -52,6 +52,10 @@ pub struct ZarrArray {
     pub(crate) cost: CodecCost,
     /// True when the chunk grid's unit is a shard (for messages).
     pub(crate) sharded: bool,
+    /// A v2 array with `fill_value: null` has no fill value: a chunk that is not stored reads
+    /// as whatever the reader's memory held (zarr-python 2 returns uninitialised bytes), so
+    /// every chunk is stored, even one equal to zarrs' stand-in fill value.
+    store_every_chunk: bool,
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -78,6 +82,10 @@ impl ZarrArray {
             variable: meta.name.clone(),
             what,
         };
+        let store_every_chunk = matches!(
+            &metadata,
+            zarrs::array::ArrayMetadata::V2(v2) if v2.fill_value == zarrs::array::FillValueMetadata::Null
+        );
         let opened = Array::new_with_metadata(storage.clone(), path, metadata)
             .map_err(|e| zarrs_refusal(&uri, &meta.name, &e.to_string()))?;
         // Every decoder capped at the size its output may have (see `bounded`); codecs zarrs
@@ -94,6 +102,7 @@ impl ZarrArray {
             chunk,
             cost,
             sharded,
+            store_every_chunk,
         })
     }
 
@@ -221,7 +230,7 @@ impl ZarrArray {
         if region.is_empty() {
             return Ok(());
         }
-        let options = codec_options();
+        let options = codec_options().with_store_empty_chunks(self.store_every_chunk);
         let item = self.item();
         let fill = self.meta.fill_bytes();
         let ranges = grid.chunks_overlapping(region);

@@ -118,9 +118,17 @@ pub enum Codec {
     },
 }
 
+/// The codec of arrays whose source is not Zarr: blosc lz4 level 5 with byte shuffle, which is
+/// zarr-python 2's default and, on float data, smaller and faster to write and read than
+/// zarr-python 3's (zstd level 0 without shuffle). Chosen by `cargo xtask bench codec`; the
+/// figures are in docs/design.md.
 impl Default for Codec {
     fn default() -> Self {
-        Codec::Zstd { level: 3 }
+        Codec::Blosc {
+            cname: BloscCompressor::Lz4,
+            clevel: 5,
+            shuffle: BloscShuffle::Shuffle,
+        }
     }
 }
 
