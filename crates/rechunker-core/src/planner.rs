@@ -52,7 +52,7 @@ pub struct CostModel {
 
 impl Default for CostModel {
     /// Local disk, one core of a typical machine, a zstd/blosc-class codec on the target
-    /// (DESIGN.md's measurements: decode ~1 GB/s, encode ~0.3 GB/s, lz4 scratch ~1.5 GB/s).
+    /// (measured on a 2-core VM: decode ~1 GB/s, encode ~0.3 GB/s, lz4 scratch ~1.5 GB/s).
     fn default() -> Self {
         CostModel {
             source_bytes_per_second: 1000e6,
