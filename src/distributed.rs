@@ -1,91 +1,16 @@
-//! Many processes, one plan: `rechunk plan -o`, `run --plan --stage --shard`, `status`,
-//! `finalize` and `submit-slurm`. The journal in the shared scratch store is the only
-//! coordination: a stage starts only when the journal shows the previous ones complete, and a
-//! task finished by any process is never redone.
+//! The commands of many processes, one plan: `run --plan --stage --shard`, `status`,
+//! `finalize` and `submit-slurm`. The work is the library's (`rechunker::plan_file`); this
+//! module parses their arguments, finds the shard a scheduler gives, and prints.
 
-use crate::{executor, formats, print_summary, progress};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rechunker::formats::{TargetFormat, WriteOptions};
-use rechunker_core::executor::{NoProgress, Progress, Shard};
-use rechunker_core::job::{self, DatasetPlan};
-use rechunker_core::scratch::{ScratchCodec, ScratchIo};
+use rechunker::api::Progress;
+use rechunker::plan_file::{PlanFile, Status};
+use rechunker_core::executor::Shard;
 use rechunker_core::units::format_bytes;
-use rechunker_core::VariableSelection;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Instant;
-
-/// A self-contained plan file: the plan plus everything a worker needs to run a piece of it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct JobFile {
-    #[serde(flatten)]
-    pub plan: DatasetPlan,
-    /// SRC as given (a path, URI or file pattern), and --concat-dim for patterns.
-    pub source_arg: String,
-    #[serde(default)]
-    pub concat_dim: Option<String>,
-    /// Variables of unsupported types were left out (`--skip-unsupported`).
-    #[serde(default)]
-    pub skip_unsupported: bool,
-    /// The variables copied (`--variables`, `--drop-variables`).
-    #[serde(default, skip_serializing_if = "VariableSelection::is_all")]
-    pub selection: VariableSelection,
-    pub target_format: TargetFormat,
-    pub write: WriteOptions,
-    pub scratch: String,
-    pub scratch_codec: ScratchCodec,
-    /// How workers move large pieces in a local scratch directory.
-    #[serde(default)]
-    pub scratch_io: ScratchIo,
-}
-
-impl JobFile {
-    /// Writes the plan file, records the plan in the scratch store and creates the target's
-    /// arrays, so that workers only fill them.
-    pub fn create(&self, path: &Path) -> Result<()> {
-        // Replace an older plan file, never a file of the user's.
-        let is_plan =
-            std::fs::read_to_string(path).is_ok_and(|text| DatasetPlan::from_json(&text).is_ok());
-        if std::fs::symlink_metadata(path).is_ok() && !is_plan {
-            bail!(
-                "{} exists and is not a rechunk plan file; choose another name for -o",
-                path.display()
-            );
-        }
-        let target = formats::create_target(&self.plan.target, self.target_format, &self.write)?;
-        if formats::target_exists(&self.plan.target)? {
-            bail!(
-                "target {} exists; remove it first (a plan file starts a new run)",
-                self.plan.target
-            );
-        }
-        let scratch = formats::open_scratch(&self.scratch, self.scratch_io)?;
-        job::record_plan(&self.plan, scratch.as_ref(), false)?;
-        for a in &self.plan.arrays {
-            target.create_array(&a.target)?;
-        }
-        let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(path, text)
-            .with_context(|| format!("cannot write the plan to {}", path.display()))
-    }
-
-    pub fn load(path: &Path) -> Result<JobFile> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the plan file {}", path.display()))?;
-        DatasetPlan::from_json(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "plan file {}: {e}; write a new plan with `rechunk plan ... -o FILE`",
-                path.display()
-            )
-        })?;
-        serde_json::from_str(&text).with_context(|| {
-            format!("{} is a plan without run settings; write plan files with `rechunk plan ... -o FILE`", path.display())
-        })
-    }
-}
 
 /// `rechunk run --plan FILE --stage S --shard i/n`.
 #[derive(Args, Clone, Default)]
@@ -152,82 +77,17 @@ fn resolve_shard(
 }
 
 /// Runs one shard of one stage of a plan file.
-pub fn run_stage(plan_file: &Path, args: &StageArgs, quiet: bool) -> Result<()> {
-    let started = Instant::now();
-    let file = JobFile::load(plan_file)?;
+pub fn run_stage(plan_file: &Path, args: &StageArgs, progress: Arc<dyn Progress>) -> Result<()> {
+    let file = PlanFile::load(plan_file)?;
     let Some(stage) = args.stage else {
         bail!(
             "--plan needs --stage S (0 to {})",
             file.plan.num_stages().saturating_sub(1)
         );
     };
-    if stage >= file.plan.num_stages() {
-        bail!(
-            "{} has stages 0 to {}; there is no stage {stage}",
-            plan_file.display(),
-            file.plan.num_stages() - 1
-        );
-    }
     let shard = resolve_shard(&args.shard, args.shard_count, &|k| std::env::var(k).ok())?;
-    if shard.count > 1
-        && matches!(
-            file.target_format,
-            TargetFormat::Netcdf | TargetFormat::Hdf5
-        )
-    {
-        bail!("{} is one NetCDF/HDF5 file, which one process must write: run its stages with --shard 0/1, or write Zarr or TileDB to share the work", file.plan.target);
-    }
-    let source = crate::select_source(
-        formats::open_source(
-            &file.source_arg,
-            file.concat_dim.as_deref(),
-            file.skip_unsupported,
-        )?,
-        &file.selection,
-    )?
-    .dataset;
-    file.plan.check_source(source.meta()).map_err(|e| {
-        anyhow::anyhow!(
-            "plan file {} does not fit its source {}: {e}; write a new plan with `rechunk plan ... -o FILE`",
-            plan_file.display(),
-            file.source_arg
-        )
-    })?;
-    let target = formats::create_target(&file.plan.target, file.target_format, &file.write)?;
-    let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
-    // `plan -o` recorded the plan in the scratch and finalize removed it: no plan there and a
-    // target in place means the run is finished, and a late or requeued worker must not start
-    // rewriting it.
-    if scratch.get(job::PLAN_KEY)?.is_none() && formats::target_exists(&file.plan.target)? {
-        bail!(
-            "{} is finalized (its scratch {} holds no plan): nothing to run; write a new plan with `rechunk plan ... -o FILE` to rechunk again",
-            file.plan.target,
-            file.scratch
-        );
-    }
-    job::record_plan(&file.plan, scratch.as_ref(), true)?;
-    let progress: Arc<dyn Progress> = if quiet {
-        Arc::new(NoProgress)
-    } else {
-        Arc::new(progress::CliProgress::new())
-    };
-    let executor = executor(&file.plan, file.scratch_codec, scratch, progress)?.with_shard(shard);
-    let report = job::run_stage(
-        &file.plan,
-        source.as_ref(),
-        target.as_ref(),
-        &executor,
-        stage,
-    )
-    .with_context(|| {
-        format!(
-            "stage {stage} shard {}/{} of {} stopped; rerun it: finished tasks are skipped",
-            shard.index,
-            shard.count,
-            plan_file.display()
-        )
-    })?;
-    print_summary(&file.plan, &report, started);
+    let report = file.run_stage(stage, shard, progress)?;
+    println!("{}", report.summary());
     Ok(())
 }
 
@@ -240,15 +100,17 @@ pub struct StatusArgs {
 
 /// Prints each stage's progress from the journal; lists missing tasks of incomplete stages.
 pub fn status(a: StatusArgs) -> Result<()> {
-    let file = JobFile::load(&a.plan)?;
-    let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
-    if scratch.get(job::PLAN_KEY)?.is_none() && formats::target_exists(&file.plan.target)? {
-        println!(
-            "{} -> {}: finalized (the scratch is gone and the target exists)",
-            file.plan.source, file.plan.target
-        );
-        return Ok(());
-    }
+    let file = PlanFile::load(&a.plan)?;
+    let stages = match file.status()? {
+        Status::Finalized => {
+            println!(
+                "{} -> {}: finalized (the scratch is gone and the target exists)",
+                file.plan.source, file.plan.target
+            );
+            return Ok(());
+        }
+        Status::Running(stages) => stages,
+    };
     println!(
         "{} -> {} ({} stages)",
         file.plan.source,
@@ -256,8 +118,8 @@ pub fn status(a: StatusArgs) -> Result<()> {
         file.plan.num_stages()
     );
     let mut complete = true;
-    for stage in 0..file.plan.num_stages() {
-        for st in job::stage_status(&file.plan, scratch.as_ref(), stage)? {
+    for (stage, arrays) in stages.iter().enumerate() {
+        for st in arrays {
             let mark = if st.complete() {
                 "complete"
             } else {
@@ -296,10 +158,8 @@ pub struct FinalizeArgs {
 }
 
 pub fn finalize(a: FinalizeArgs) -> Result<()> {
-    let file = JobFile::load(&a.plan)?;
-    let target = formats::create_target(&file.plan.target, file.target_format, &file.write)?;
-    let scratch = formats::open_scratch(&file.scratch, file.scratch_io)?;
-    job::finalize(&file.plan, target.as_ref(), scratch.as_ref())?;
+    let file = PlanFile::load(&a.plan)?;
+    file.finalize()?;
     println!(
         "finalized {} ({} arrays); scratch {} removed",
         file.plan.target,
@@ -332,7 +192,7 @@ pub struct SubmitSlurmArgs {
 /// before, and a finalize job after the last. Each worker still checks the journal before it
 /// starts: the scheduler's word is not the barrier.
 pub fn submit_slurm(a: SubmitSlurmArgs) -> Result<()> {
-    let file = JobFile::load(&a.plan)?;
+    let file = PlanFile::load(&a.plan)?;
     if a.shards == 0 {
         bail!("--shards must be at least 1");
     }

@@ -1,79 +1,133 @@
-//! Which adapter reads a source and which writes a target, from a path or URI.
+//! The formats `rechunk` reads and writes: one driver per adapter crate, listed in [`DRIVERS`].
+//! Adding a format means one new crate and one line in that table; nothing else here matches
+//! on formats.
 
 use anyhow::{bail, Context, Result};
+use rechunker_core::driver::{extension_of, Driver, FormatOptions, SourceOptions, TargetOptions};
 use rechunker_core::scratch::{LocalScratch, ScratchIo, ScratchStore};
-use rechunker_core::{DatasetSource, DatasetTarget};
-use rechunker_zarr::{Codec, ShardSpec, ZarrFormat, ZarrWriteOptions};
+use rechunker_core::DatasetTarget;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Formats `rechunk` can write.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetFormat {
-    /// Zarr v2 or v3 (see --zarr-format), locally or on an object store.
-    Zarr,
-    /// TileDB dense arrays (one array per variable, a group for several).
-    Tiledb,
-    /// NetCDF-4 (chunked, deflate/zstd + shuffle) or a classic format (see --netcdf-format).
-    Netcdf,
-    /// HDF5 datasets in groups, with dimension scales.
-    Hdf5,
-    /// rechunker's raw reference format: one uncompressed file per chunk plus JSON.
-    Raw,
+pub use rechunker_core::driver::OpenedSource;
+
+/// The formats, one driver per adapter crate. A source belongs to the driver surest of it;
+/// ties go to the one listed first (a NetCDF-4 file named `.h5` is HDF5).
+static DRIVERS: [TargetFormat; 5] = [
+    TargetFormat(&rechunker_raw::driver::RawDriver),
+    TargetFormat(&rechunker_zarr::driver::ZarrDriver),
+    TargetFormat(&rechunker_tiledb::driver::TileDbDriver),
+    TargetFormat(&rechunker_hdf5::driver::Hdf5Driver),
+    TargetFormat(&rechunker_netcdf::driver::NetcdfDriver),
+];
+
+/// A format `rechunk` reads and writes: a handle on its driver, named by the driver's id on
+/// the command line (`--format netcdf`) and in plan files.
+#[derive(Clone, Copy)]
+pub struct TargetFormat(&'static dyn Driver);
+
+impl TargetFormat {
+    /// Every format, in the table's order.
+    pub fn all() -> &'static [TargetFormat] {
+        &DRIVERS
+    }
+
+    /// The format whose driver has the id `id` (`zarr`, `netcdf`, ...).
+    pub fn by_id(id: &str) -> Option<TargetFormat> {
+        DRIVERS.iter().copied().find(|f| f.0.id() == id)
+    }
+
+    /// The format's driver.
+    pub fn driver(self) -> &'static dyn Driver {
+        self.0
+    }
+
+    /// The format's name, for messages.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
+
+    /// The format a target path asks for by its extension; object stores hold the format that
+    /// writes to them.
+    pub fn from_path(path: &str) -> Option<TargetFormat> {
+        if let Some(ext) = extension_of(path) {
+            if let Some(f) = DRIVERS
+                .iter()
+                .find(|f| f.0.extensions().contains(&ext.as_str()))
+            {
+                return Some(*f);
+            }
+        }
+        if is_uri(path) && !path.starts_with("file://") {
+            return DRIVERS.iter().copied().find(|f| f.0.object_stores());
+        }
+        None
+    }
+}
+
+impl PartialEq for TargetFormat {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id() == other.0.id()
+    }
+}
+
+impl Eq for TargetFormat {}
+
+impl std::fmt::Debug for TargetFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.id())
+    }
+}
+
+impl clap::ValueEnum for TargetFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &DRIVERS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.id()).help(self.0.description()))
+    }
+}
+
+impl serde::Serialize for TargetFormat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0.id())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TargetFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(deserializer)?;
+        TargetFormat::by_id(&id).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown target format `{id}`; use {}", ids()))
+        })
+    }
+}
+
+/// The formats' ids, for messages: `raw, zarr, ...`.
+fn ids() -> String {
+    DRIVERS
+        .iter()
+        .map(|f| f.0.id())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// True for `scheme://...` URIs (object stores, `file://`).
 fn is_uri(path: &str) -> bool {
-    path.split_once("://").is_some_and(|(scheme, _)| {
-        !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric())
-    })
+    rechunker_store::is_uri(path)
 }
 
-impl TargetFormat {
-    /// The format's name, for messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            TargetFormat::Zarr => "Zarr",
-            TargetFormat::Tiledb => "TileDB",
-            TargetFormat::Netcdf => "NetCDF",
-            TargetFormat::Hdf5 => "HDF5",
-            TargetFormat::Raw => "raw",
-        }
-    }
-
-    /// The format a target path asks for by its extension; object stores hold Zarr.
-    pub fn from_path(path: &str) -> Option<TargetFormat> {
-        let ext = Path::new(path.trim_end_matches('/'))
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        match ext.as_deref() {
-            Some("raw") => Some(TargetFormat::Raw),
-            Some("zarr") => Some(TargetFormat::Zarr),
-            Some("tdb") | Some("tiledb") => Some(TargetFormat::Tiledb),
-            Some("nc") | Some("nc4") | Some("cdf") | Some("netcdf") => Some(TargetFormat::Netcdf),
-            Some("h5") | Some("hdf5") | Some("he5") | Some("hdf") => Some(TargetFormat::Hdf5),
-            _ if is_uri(path) && !path.starts_with("file://") => Some(TargetFormat::Zarr),
-            _ => None,
-        }
-    }
-}
-
-/// How to write: options of the formats that have any.
+/// How to write: the format-specific options by name (`codec`, `zarr-format`, `shards`,
+/// `netcdf-format`), which the target's driver parses and checks, and what the run adds.
+/// Unknown fields are refused, so a plan file written before the option map (with `codec`
+/// and `zarr_format` fields) cannot lose its options silently.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct WriteOptions {
-    /// Compression, e.g. `zstd:3`, `blosc:lz4:5:shuffle`, `gzip:1`, `none`.
-    pub codec: Option<String>,
-    /// Zarr format version, 2 or 3.
-    pub zarr_format: Option<u8>,
-    /// Zarr v3 shard shape, e.g. `time=8760,lat=48,lon=48`.
-    pub shards: Option<String>,
-    /// NetCDF flavour: netcdf4 (default), netcdf4-classic, classic, 64bit-offset, cdf5.
+    /// Options as the command line names them, without the dashes.
     #[serde(default)]
-    pub netcdf_format: Option<String>,
+    pub options: FormatOptions,
     /// Dimensions to write as unlimited (NetCDF), normally the source's.
     #[serde(default)]
     pub unlimited_dims: Vec<String>,
@@ -82,49 +136,30 @@ pub struct WriteOptions {
     pub resume: bool,
 }
 
-fn looks_like_zarr(p: &Path) -> bool {
-    ["zarr.json", ".zgroup", ".zarray", ".zmetadata"]
-        .iter()
-        .any(|f| p.join(f).is_file())
-}
-
-/// A source and what the target may want to keep of it beyond the dataset model.
-pub struct OpenedSource {
-    pub dataset: Box<dyn DatasetSource>,
-    /// Unlimited dimensions of a NetCDF source.
-    pub unlimited_dims: Vec<String>,
+impl WriteOptions {
+    /// These options with `name` set to `value` when there is one.
+    pub fn with(mut self, name: &str, value: Option<impl ToString>) -> Self {
+        if let Some(v) = value {
+            self.options.insert(name.to_string(), v.to_string());
+        }
+        self
+    }
 }
 
 fn has_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
-fn hdf5_extension(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("h5" | "hdf5" | "he5" | "hdf")
-    )
-}
-
-/// Opens `path` with the adapter that recognizes it. A glob (`archive/*.nc`) is many NetCDF
-/// files concatenated along `concat_dim`. With `skip_unsupported`, NetCDF variables, HDF5
-/// datasets and Zarr arrays rechunk cannot carry (char, strings, enums, compounds, codecs
-/// zarrs lacks) are left out, each with a warning line, instead of failing the open.
+/// Opens `path` with the driver that recognizes it. A glob (`archive/*.nc`) is many files
+/// concatenated along `concat_dim`. With `skip_unsupported`, variables rechunk cannot carry
+/// (char, strings, enums, compounds, codecs zarrs lacks) are left out, each with a warning
+/// line, instead of failing the open.
 pub fn open_source(
     path: &str,
     concat_dim: Option<&str>,
     skip_unsupported: bool,
 ) -> Result<OpenedSource> {
-    let netcdf_options = rechunker_netcdf::NetcdfReadOptions { skip_unsupported };
-    let hdf5_options = rechunker_hdf5::Hdf5ReadOptions { skip_unsupported };
-    let zarr_options = rechunker_zarr::ZarrReadOptions { skip_unsupported };
-    let plain = |dataset: Box<dyn DatasetSource>| OpenedSource {
-        dataset,
-        unlimited_dims: Vec::new(),
-    };
+    let options = SourceOptions { skip_unsupported };
     if has_glob(path) && !is_uri(path) {
         let files: Vec<std::path::PathBuf> = glob::glob(path)
             .with_context(|| format!("`{path}` is not a valid file pattern"))?
@@ -136,167 +171,63 @@ pub fn open_source(
         let Some(dim) = concat_dim else {
             bail!("{path} matches {} files: say which dimension joins them with --concat-dim, e.g. --concat-dim time", files.len());
         };
-        let source = rechunker_netcdf::NetcdfSource::open_many_with(&files, dim, &netcdf_options)?;
-        let unlimited_dims = source.unlimited_dims().to_vec();
-        return Ok(OpenedSource {
-            dataset: Box::new(source),
-            unlimited_dims,
-        });
+        let Some(format) = DRIVERS.iter().find(|f| f.0.concatenates()) else {
+            bail!("no format joins many files into one source; give one dataset as the source");
+        };
+        return Ok(format.0.open_many(&files, dim, &options)?);
     }
     if concat_dim.is_some() {
         bail!("--concat-dim joins many files: give a pattern such as 'archive/*.nc' (quoted) as the source");
     }
-    if is_uri(path) {
-        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open_with(
-            path,
-            &zarr_options,
-        )?)));
-    }
-    let p = Path::new(path);
-    if !p.exists() {
+    if !is_uri(path) && !Path::new(path).exists() {
         bail!("source {path} does not exist; check the path");
     }
-    if rechunker_raw::is_raw_dataset(p) || rechunker_raw::is_unfinished_raw_dataset(p) {
-        return Ok(plain(Box::new(rechunker_raw::RawSource::open(p)?)));
-    }
-    if looks_like_zarr(p) {
-        return Ok(plain(Box::new(rechunker_zarr::ZarrSource::open_with(
-            path,
-            &zarr_options,
-        )?)));
-    }
-    if rechunker_tiledb::is_tiledb(path) {
-        return Ok(plain(Box::new(rechunker_tiledb::TileDbSource::open(path)?)));
-    }
-    if p.is_file() {
-        // NetCDF-4 files are HDF5 files too: the extension decides, else NetCDF first.
-        if hdf5_extension(p) && rechunker_hdf5::is_hdf5(p) {
-            return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open_with(
-                p,
-                &hdf5_options,
-            )?)));
+    let mut best: Option<(rechunker_core::driver::Sniff, TargetFormat)> = None;
+    for format in &DRIVERS {
+        let sniff = format.0.sniff(path);
+        if sniff > rechunker_core::driver::Sniff::No && best.is_none_or(|(b, _)| sniff > b) {
+            best = Some((sniff, *format));
         }
-        if rechunker_netcdf::is_netcdf(p) || !rechunker_hdf5::is_hdf5(p) {
-            let source = rechunker_netcdf::NetcdfSource::open_with(p, &netcdf_options)?;
-            let unlimited_dims = source.unlimited_dims().to_vec();
-            return Ok(OpenedSource {
-                dataset: Box::new(source),
-                unlimited_dims,
-            });
-        }
-        return Ok(plain(Box::new(rechunker_hdf5::Hdf5Source::open_with(
-            p,
-            &hdf5_options,
-        )?)));
     }
-    bail!("cannot read {path}: it is not a dataset in a format this rechunk knows (Zarr v2/v3, NetCDF, HDF5, TileDB, raw)")
+    match best {
+        Some((_, format)) => Ok(format.0.open_source(path, &options)?),
+        None => bail!(
+            "cannot read {path}: it is not a dataset in a format this rechunk knows ({})",
+            DRIVERS
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 /// Picks the target format from `--format` or the path's extension.
 pub fn target_format(path: &str, explicit: Option<TargetFormat>) -> Result<TargetFormat> {
     explicit.or_else(|| TargetFormat::from_path(path)).with_context(|| {
-        format!("cannot tell which format to write {path} in; give it a known extension (.zarr, .nc, .h5, .tdb, .raw) or pass --format")
+        let extensions: Vec<String> = DRIVERS
+            .iter()
+            .filter_map(|f| f.0.extensions().first())
+            .map(|e| format!(".{e}"))
+            .collect();
+        format!("cannot tell which format to write {path} in; give it a known extension ({}) or pass --format", extensions.join(", "))
     })
 }
 
-/// The target dataset at `path` (reopened when resuming). Adapters touch nothing on disk until
-/// the first array is created, so this also serves planning.
+/// The target dataset at `path` (reopened when resuming), its options parsed and checked by
+/// `format`'s driver. Adapters touch nothing on disk until the first array is created, so
+/// this also serves planning.
 pub fn create_target(
     path: &str,
     format: TargetFormat,
     options: &WriteOptions,
 ) -> Result<Box<dyn DatasetTarget>> {
-    match format {
-        TargetFormat::Raw => {
-            if options.codec.as_deref().is_some_and(|c| c != "none")
-                || options.shards.is_some()
-                || options.zarr_format.is_some()
-            {
-                bail!("the raw format stores uncompressed, unsharded chunks: --codec, --shards and --zarr-format do not apply to {path}");
-            }
-            if is_uri(path) {
-                bail!("the raw format is written to local paths only, not {path}");
-            }
-            Ok(Box::new(rechunker_raw::RawTarget::create(path)?))
-        }
-        TargetFormat::Netcdf | TargetFormat::Hdf5 if is_uri(path) => {
-            bail!("NetCDF and HDF5 are written to local files only, not {path}; write Zarr to object stores")
-        }
-        TargetFormat::Netcdf => {
-            if options.shards.is_some() || options.zarr_format.is_some() {
-                bail!(
-                    "--shards and --zarr-format are Zarr options, not for the NetCDF file {path}"
-                );
-            }
-            let mut o = rechunker_netcdf::NetcdfWriteOptions {
-                unlimited_dims: options.unlimited_dims.clone(),
-                resume: options.resume,
-                ..Default::default()
-            };
-            // Neither set: each variable of a NetCDF source keeps its filters, and the file
-            // its flavour (netcdf4 with zlib:1 + shuffle for sources of other formats).
-            if let Some(f) = &options.netcdf_format {
-                o.format = Some(f.parse()?);
-            }
-            if let Some(c) = &options.codec {
-                o.codec = Some(c.parse()?);
-            }
-            Ok(Box::new(rechunker_netcdf::NetcdfTarget::create(path, o)?))
-        }
-        TargetFormat::Hdf5 => {
-            if options.shards.is_some()
-                || options.zarr_format.is_some()
-                || options.netcdf_format.is_some()
-            {
-                bail!("--shards, --zarr-format and --netcdf-format do not apply to the HDF5 file {path}");
-            }
-            // No codec: each dataset of an HDF5 source keeps its filters (gzip:1 + shuffle for
-            // sources of other formats).
-            let mut o = rechunker_hdf5::Hdf5WriteOptions {
-                resume: options.resume,
-                ..Default::default()
-            };
-            if let Some(c) = &options.codec {
-                o.codec = Some(c.parse()?);
-            }
-            Ok(Box::new(rechunker_hdf5::Hdf5Target::create(path, o)?))
-        }
-        TargetFormat::Tiledb => {
-            if options.shards.is_some() || options.zarr_format.is_some() {
-                bail!("--shards and --zarr-format are Zarr options; TileDB tiles are the chunks of {path}");
-            }
-            let codec = match &options.codec {
-                Some(c) => c.parse().map_err(|e: String| anyhow::anyhow!(e))?,
-                None => rechunker_tiledb::Codec::default(),
-            };
-            let options = rechunker_tiledb::TileDbWriteOptions {
-                codec,
-                ..Default::default()
-            };
-            Ok(Box::new(rechunker_tiledb::TileDbTarget::create(
-                path, options,
-            )?))
-        }
-        TargetFormat::Zarr => {
-            // Unset: each array keeps its Zarr source's version and encoding (v3 and zstd:3
-            // for sources of other formats).
-            let zarr_format = match options.zarr_format {
-                None => None,
-                Some(3) => Some(ZarrFormat::V3),
-                Some(2) => Some(ZarrFormat::V2),
-                Some(other) => bail!("--zarr-format {other}: use 2 or 3"),
-            };
-            let codec: Option<Codec> = options.codec.as_deref().map(str::parse).transpose()?;
-            let shards: Option<ShardSpec> =
-                options.shards.as_deref().map(str::parse).transpose()?;
-            let options = ZarrWriteOptions {
-                zarr_format,
-                codec,
-                shards,
-            };
-            Ok(Box::new(rechunker_zarr::ZarrTarget::create(path, options)?))
-        }
-    }
+    let options = TargetOptions {
+        options: options.options.clone(),
+        unlimited_dims: options.unlimited_dims.clone(),
+        resume: options.resume,
+    };
+    Ok(format.0.create_target(path, &options)?)
 }
 
 /// True when something is stored at `path`.
@@ -310,57 +241,38 @@ pub fn target_exists(path: &str) -> Result<bool> {
 /// True when `path` holds a dataset of `format` (or, for formats whose unfinished form is
 /// recognizable, an unfinished one): what `--overwrite` may replace.
 pub fn is_dataset_of(path: &str, format: TargetFormat) -> Result<bool> {
-    if is_object_store(path) {
-        return Ok(format == TargetFormat::Zarr && rechunker_zarr::looks_like_zarr(path)?);
+    if is_object_store(path) && !format.0.object_stores() {
+        return Ok(false);
     }
-    let p = Path::new(path.strip_prefix("file://").unwrap_or(path));
-    Ok(match format {
-        TargetFormat::Zarr => p.is_dir() && looks_like_zarr(p),
-        TargetFormat::Netcdf => p.is_file() && rechunker_netcdf::is_netcdf(p),
-        TargetFormat::Hdf5 => p.is_file() && rechunker_hdf5::is_hdf5(p),
-        TargetFormat::Tiledb => rechunker_tiledb::is_tiledb(path),
-        TargetFormat::Raw => {
-            rechunker_raw::is_raw_dataset(p) || rechunker_raw::is_unfinished_raw_dataset(p)
-        }
-    })
+    Ok(format.0.holds_dataset(path)?)
 }
 
 /// Deletes an existing target for `--overwrite`, once [`crate::ownership::check_replaceable`]
-/// has shown it is one.
+/// has shown it is one: by the driver its path names, else the one that recognizes it
+/// (TileDB also removes the staging folder an interrupted write leaves).
 pub fn remove_target(path: &str) -> Result<()> {
-    if is_uri(path) {
-        return Ok(rechunker_zarr::remove(path)?);
-    }
-    if TargetFormat::from_path(path) == Some(TargetFormat::Tiledb)
-        || rechunker_tiledb::is_tiledb(path)
-    {
-        // Also the staging folder an interrupted TileDB write leaves.
-        return Ok(rechunker_tiledb::remove(path)?);
-    }
-    let p = Path::new(path);
-    let result = if p.is_dir() {
-        std::fs::remove_dir_all(p)
-    } else {
-        std::fs::remove_file(p)
-    };
-    match result {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e)
-            .with_context(|| format!("cannot remove the existing target {path} for --overwrite")),
+    let format = TargetFormat::from_path(path).or_else(|| {
+        DRIVERS
+            .iter()
+            .copied()
+            .find(|f| f.0.holds_dataset(path).unwrap_or(false))
+    });
+    match format {
+        Some(f) => Ok(f.0.remove(path)?),
+        None => Ok(rechunker_core::driver::remove_local(Path::new(path))?),
     }
 }
 
 /// Whether `location` is on an object store rather than a local (or mounted) file system.
 pub fn is_object_store(location: &str) -> bool {
-    is_uri(location) && !location.starts_with("file://")
+    rechunker_store::is_object_store(location)
 }
 
 /// The scratch store at `location`: a local directory (whose large pieces move as `io` says)
 /// or an object-store prefix.
 pub fn open_scratch(location: &str, io: ScratchIo) -> Result<Arc<dyn ScratchStore>> {
     if is_object_store(location) {
-        return Ok(Arc::new(rechunker_zarr::StoreScratch::open(location)?));
+        return Ok(Arc::new(rechunker_store::ObjectScratch::open(location)?));
     }
     Ok(Arc::new(
         LocalScratch::open(location.trim_start_matches("file://"))?.with_io(io),
@@ -378,20 +290,79 @@ mod tests {
 
     #[test]
     fn formats_from_paths() {
-        assert_eq!(
-            TargetFormat::from_path("out.zarr/"),
-            Some(TargetFormat::Zarr)
-        );
-        assert_eq!(
-            TargetFormat::from_path("s3://bucket/era5"),
-            Some(TargetFormat::Zarr)
-        );
-        assert_eq!(TargetFormat::from_path("a.raw"), Some(TargetFormat::Raw));
-        assert_eq!(TargetFormat::from_path("a.nc4x"), None);
+        let id = |p: &str| TargetFormat::from_path(p).map(|f| f.driver().id());
+        assert_eq!(id("out.zarr/"), Some("zarr"));
+        assert_eq!(id("s3://bucket/era5"), Some("zarr"));
+        assert_eq!(id("a.raw"), Some("raw"));
+        assert_eq!(id("a.NC4"), Some("netcdf"));
+        assert_eq!(id("a.he5"), Some("hdf5"));
+        assert_eq!(id("a.tiledb"), Some("tiledb"));
+        assert_eq!(id("a.nc4x"), None);
         assert_eq!(
             default_scratch("s3://b/x.zarr/"),
             "s3://b/x.zarr.rechunk-scratch"
         );
         assert!(is_uri("file:///tmp/x") && !is_uri("/tmp/x") && !is_uri("C:/x"));
+    }
+
+    #[test]
+    fn the_table_has_one_driver_per_format_and_ids_round_trip() {
+        let mut ids: Vec<&str> = TargetFormat::all()
+            .iter()
+            .map(|f| f.driver().id())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), TargetFormat::all().len());
+        for f in TargetFormat::all() {
+            let json = serde_json::to_string(f).unwrap();
+            assert_eq!(serde_json::from_str::<TargetFormat>(&json).unwrap(), *f);
+        }
+        let err = serde_json::from_str::<TargetFormat>("\"gif\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown target format `gif`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn write_options_keep_their_map_and_refuse_the_old_fields() {
+        let options = WriteOptions::default()
+            .with("codec", Some("zstd:3"))
+            .with("zarr-format", Some(2))
+            .with("shards", None::<String>);
+        let json = serde_json::to_string(&options).unwrap();
+        let back: WriteOptions = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.options, options.options);
+        assert_eq!(back.options.len(), 2);
+        let old = r#"{"codec": "zstd:3", "zarr_format": 2, "unlimited_dims": [], "resume": false}"#;
+        let err = serde_json::from_str::<WriteOptions>(old).unwrap_err();
+        assert!(err.to_string().contains("unknown field `codec`"), "{err}");
+    }
+
+    #[test]
+    fn each_driver_refuses_the_options_of_other_formats() {
+        let dir = tempfile::tempdir().unwrap();
+        for (file, option, value) in [
+            ("o.zarr", "netcdf-format", "classic"),
+            ("o.nc", "shards", "4,4"),
+            ("o.nc", "zarr-format", "2"),
+            ("o.h5", "netcdf-format", "classic"),
+            ("o.tdb", "zarr-format", "3"),
+            ("o.raw", "shards", "4,4"),
+        ] {
+            let path = dir.path().join(file).display().to_string();
+            let format = target_format(&path, None).unwrap();
+            let options = WriteOptions::default().with(option, Some(value));
+            let err = create_target(&path, format, &options)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                err.contains(&format!("--{option}")) && err.contains(format.name()),
+                "{file} --{option}: {err}"
+            );
+        }
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
     }
 }

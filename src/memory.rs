@@ -59,3 +59,25 @@ pub fn tune_allocator() {
         libc::mallopt(libc::M_ARENA_MAX, ARENAS as i32);
     }
 }
+
+/// Memory the process needs besides task buffers: what it holds now (binary, libraries, the
+/// opened source), what the allocator may keep of freed memory (see [`tune_allocator`]),
+/// headroom for thread stacks, small per-chunk buffers of codecs and metadata, and each
+/// thread's direct-I/O transfer buffer for the scratch.
+pub fn reserve(threads: usize) -> u64 {
+    let per_thread = (2 << 20) + rechunker_core::scratch::DIRECT_IO_BUFFER_BYTES as u64;
+    current_rss().unwrap_or(32 << 20)
+        + ALLOCATOR_RETENTION
+        + (16 << 20)
+        + threads as u64 * per_thread
+}
+
+/// Tasks run at once unless the caller says: twice the cores, so that while one task waits
+/// for storage (a piece read straight from disk, a chunk fetched under the HDF5 lock) another
+/// keeps the core busy; but no more than leave each task 64 MiB of `max_mem`, since more tasks
+/// mean smaller blocks and pieces.
+pub fn default_threads(max_mem: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let affordable = usize::try_from(max_mem / (64 << 20)).unwrap_or(usize::MAX);
+    affordable.clamp(cores, 2 * cores)
+}

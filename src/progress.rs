@@ -104,3 +104,10 @@ impl Progress for CliProgress {
         );
     }
 }
+
+impl rechunker::api::Progress for CliProgress {
+    /// The plan goes to stdout before the first stage, as `rechunk plan` prints it.
+    fn run_started(&self, plan: &rechunker_core::job::DatasetPlan) {
+        print!("{}", rechunker::api::describe(plan));
+    }
+}

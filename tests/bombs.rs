@@ -141,6 +141,8 @@ fn run_measured(args: &[&str]) -> (ExitStatus, String, u64) {
     let mut status: libc::c_int = 0;
     // SAFETY: a zeroed rusage is a valid value; wait4 fills it and the status of our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are live locals wait4 writes; `pid` is our own child, not
+    // yet reaped (std's `wait` is never called on it), so it names no other process.
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
     (

@@ -59,6 +59,9 @@ fn plan_file(dir: &Path, src: &str, dst: &str, scratch: &str, env: &[(&str, &str
 }
 
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
+    if env.iter().any(|(k, _)| FAULT_HOOKS.contains(k)) {
+        require_fault_injection();
+    }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rechunk"));
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     for (k, v) in env {
@@ -316,29 +319,74 @@ fn a_corrupt_scratch_piece_is_detected_and_recomputed() {
     ok(rechunk(&["verify", &src, &dst]), "verify");
 }
 
+/// `(tasks run, tasks skipped)` from the summary line of a `rechunk run`.
+fn tasks_of(out: &str) -> (u64, u64) {
+    (
+        number_after(out, "tasks run"),
+        number_after(out, "skipped (resumed)"),
+    )
+}
+
+/// The same shard run by two processes whose stages provably overlap: the second starts its
+/// stage after the first has journaled a task, and still finds tasks the first has not
+/// journaled, which both then run. Both succeed and the result is the source, rechunked.
 #[test]
 fn the_same_shard_twice_at_once_gives_the_same_result() {
     let dir = tempfile::tempdir().unwrap();
     let src = source(dir.path());
     let dst = dir.path().join("out.raw").display().to_string();
-    let scratch = dir.path().join("scratch").display().to_string();
-    let plan = plan_file(dir.path(), &src, &dst, &scratch, &[]);
-    for stage in ["0", "1"] {
-        let delay = [("RECHUNKER_TASK_DELAY_MS", "50")];
-        let a = spawn(
-            &[
-                "run", "--plan", &plan, "--stage", stage, "--shard", "0/1", "-q",
-            ],
-            &delay,
+    let place = dir.path().join("scratch");
+    let plan = plan_file(dir.path(), &src, &dst, place.to_str().unwrap(), &[]);
+    let scratch = scratch_folder_in(&place, "out.raw").expect("plan -o made the scratch folder");
+    for stage in [0, 1] {
+        let stage_text = stage.to_string();
+        let args = [
+            "run",
+            "--plan",
+            &plan,
+            "--stage",
+            &stage_text,
+            "--shard",
+            "0/1",
+        ];
+        // Slow tasks leave the second process most of the stage to share.
+        let slow = [("RECHUNKER_TASK_DELAY_MS", "300")];
+        let mut first = spawn(&args, &slow);
+        let waiting = Instant::now();
+        while journal(&scratch, stage).is_empty() {
+            assert!(
+                first.try_wait().unwrap().is_none(),
+                "stage {stage}: the first process ended before journaling a task"
+            );
+            assert!(
+                waiting.elapsed() < Duration::from_secs(60),
+                "stage {stage}: the first process journaled no task"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let second = spawn(&args, &slow);
+        let first = ok(first.wait_with_output().unwrap(), "first copy");
+        let second = ok(second.wait_with_output().unwrap(), "second copy");
+        let ((run_1, skipped_1), (run_2, skipped_2)) = (tasks_of(&first), tasks_of(&second));
+        let tasks = run_1 + skipped_1;
+        assert_eq!(
+            (run_1, skipped_1),
+            (tasks, 0),
+            "stage {stage}: the first process ran every task:\n{first}"
         );
-        let b = spawn(
-            &[
-                "run", "--plan", &plan, "--stage", stage, "--shard", "0/1", "-q",
-            ],
-            &delay,
+        assert_eq!(run_2 + skipped_2, tasks, "stage {stage}:\n{second}");
+        // The first process journals every task before it ends, so a second that started
+        // after it would have skipped them all: running some proves both worked at once
+        // (and skipping some, that the second began after the first's first task).
+        assert!(
+            skipped_2 >= 1 && run_2 >= 1,
+            "stage {stage}: the two runs did not overlap (second ran {run_2} of {tasks} tasks)"
         );
-        ok(a.wait_with_output().unwrap(), "first copy");
-        ok(b.wait_with_output().unwrap(), "second copy");
+        assert_eq!(
+            journal(&scratch, stage).len() as u64,
+            tasks,
+            "stage {stage}: one journal entry a task"
+        );
     }
     ok(rechunk(&["finalize", "--plan", &plan]), "finalize");
     ok(rechunk(&["verify", &src, &dst]), "verify");

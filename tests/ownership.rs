@@ -362,6 +362,7 @@ fn a_second_run_into_the_same_target_is_refused_and_a_stale_lock_taken_over() {
     let mut args = vec![src.as_str(), dst.as_str(), "-q", "--threads", "1"];
     args.extend(CHUNKS);
     // A slow first run.
+    common::require_fault_injection();
     let mut first = Command::new(env!("CARGO_BIN_EXE_rechunk"))
         .args(&args)
         .env("RECHUNKER_TASK_DELAY_MS", "400")

@@ -402,6 +402,7 @@ fn a_failed_array_task_stops_the_next_stage_and_a_resubmission_finishes_the_run(
     let (src, dst, plan) = make_plan(dir.path());
 
     // Stage 0's task 1 fails (in array task 1: shards take tasks i, i+3, ...), as a crash would.
+    common::require_fault_injection();
     let logs = dir.path().join("logs-1");
     let jobs = submit(&plan, &logs, &["--export=ALL,RECHUNKER_FAIL_TASK=0:1"]);
     // Stage 0 finishes, stage 1 never starts; the finalize job waits on stage 1 (for ever,

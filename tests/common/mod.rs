@@ -63,7 +63,30 @@ pub fn rechunk(args: &[&str]) -> Output {
     rechunk_env(args, &[])
 }
 
+/// The environment variables of the test hooks `rechunk` reads only when built with the
+/// `fault-injection` feature.
+pub const FAULT_HOOKS: [&str; 3] = [
+    "RECHUNKER_FAIL_TASK",
+    "RECHUNKER_TASK_DELAY_MS",
+    "RECHUNKER_IN_PLACE_ABORT",
+];
+
+/// Fails the test, saying how to run it, unless `rechunk` was built with its test hooks: a
+/// build without them ignores the variables, so the fault tests would test nothing.
+pub fn require_fault_injection() {
+    if !cfg!(feature = "fault-injection") {
+        panic!(
+            "this test injects faults through {FAULT_HOOKS:?}, which `rechunk` reads only with \
+             the `fault-injection` feature: run `cargo xtask test`, or `cargo test --features \
+             fault-injection`"
+        );
+    }
+}
+
 pub fn rechunk_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    if env.iter().any(|(k, _)| FAULT_HOOKS.contains(k)) {
+        require_fault_injection();
+    }
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rechunk"));
     cmd.args(args);
     for (k, v) in env {

@@ -73,6 +73,10 @@ pub(crate) fn build_prerequisites() -> Result<()> {
     Ok(())
 }
 
+/// The test hooks the fault tests need (crash a task, slow tasks, abort an in-place job); off
+/// in normal builds, so the suite turns them on.
+const FAULT_INJECTION: &str = "rechunker/fault-injection";
+
 fn test(rest: &[String]) -> Result<()> {
     setup()?;
     util::step("checking formatting (cargo fmt --check)");
@@ -82,12 +86,14 @@ fn test(rest: &[String]) -> Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--features",
+        FAULT_INJECTION,
         "--",
         "-D",
         "warnings",
     ])?;
-    util::step("running the test suite (cargo test --workspace)");
-    let mut args = vec!["test", "--workspace"];
+    util::step("running the test suite (cargo test --workspace --features fault-injection)");
+    let mut args = vec!["test", "--workspace", "--features", FAULT_INJECTION];
     args.extend(rest.iter().map(String::as_str));
     // The interop tests find the reference readers through this variable.
     std::env::set_var("RECHUNKER_PYTHON", util::root().join(".venv/bin/python"));

@@ -58,8 +58,10 @@ pub fn measure(cmd: &mut Command) -> Result<Measured> {
         .with_context(|| format!("cannot start {cmd:?}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 fills it for our own child, which std has not reaped.
+    // SAFETY: rusage is plain data (integers and timevals), for which all zeros is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `status` and `usage` are live locals wait4 writes; `pid` is our own child,
+    // which std has not reaped (we never call `wait` on it), so it names no other process.
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     if rc < 0 {
         bail!(

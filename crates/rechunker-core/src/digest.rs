@@ -154,6 +154,37 @@ pub fn first_difference(
     found.unwrap_or(Ok(None))
 }
 
+/// How two arrays of the same shape and type compared.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Comparison {
+    Equal,
+    /// The first element (in `b`'s block order) where they differ.
+    DiffersAt(Vec<u64>),
+    /// The digests differed but a second, element-wise reading found no difference: one of
+    /// them changed in between (or is being written).
+    ReadDifferently(Digest, Digest),
+}
+
+/// Compares `a` with `b` value for value, within `per_thread` bytes of buffers per thread of
+/// the current rayon pool: each is read once into a [`Digest`], and only when those differ are
+/// they compared block by block to name the place. The one comparison behind `rechunk verify`
+/// and the in-place check before a swap.
+pub fn compare_arrays(
+    a: &dyn ChunkedArray,
+    b: &dyn ChunkedArray,
+    per_thread: u64,
+) -> Result<Comparison> {
+    let budget = |array: &dyn ChunkedArray| per_thread.saturating_sub(array.read_overhead()).max(1);
+    let (x, y) = (digest_array(a, budget(a))?, digest_array(b, budget(b))?);
+    if x == y {
+        return Ok(Comparison::Equal);
+    }
+    Ok(match first_difference(a, b, per_thread)? {
+        Some(at) => Comparison::DiffersAt(at),
+        None => Comparison::ReadDifferently(x, y),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

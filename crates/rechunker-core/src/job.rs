@@ -4,11 +4,11 @@
 use crate::array::{DatasetSource, DatasetTarget};
 use crate::autochunk;
 use crate::error::{Error, Result};
-use crate::executor::{self, ArrayJob, Executor, StageReport};
+use crate::executor::{self, ArrayJob, Executor, ExecutorOptions, StageReport};
 use crate::grid::ChunkGrid;
 use crate::meta::{ArrayMeta, DatasetMeta};
 use crate::planner::{self, CostModel, Plan, PlanError, PlanRequest};
-use crate::scratch::ScratchStore;
+use crate::scratch::{ScratchCodec, ScratchStore};
 use crate::spec::ChunkSpec;
 use crate::units::format_bytes;
 use serde::{Deserialize, Serialize};
@@ -309,6 +309,16 @@ fn target_chunks(
     chunks.choose(array, time_dims, location)
 }
 
+/// The target chunk shape `chunks` gives `array` when planned (coordinates stay whole, see
+/// [`target_chunks`]): what a copy is checked against.
+pub fn planned_chunk_shape(
+    array: &ArrayMeta,
+    chunks: &ChunkSpec,
+    location: &str,
+) -> Result<Vec<u64>> {
+    Ok(target_chunks(array, chunks, &[], location)?.0)
+}
+
 /// Plans one array into target `chunks`: tries the most parallel per-task budget first, then
 /// fewer, larger tasks.
 fn plan_array(
@@ -533,6 +543,8 @@ pub fn scratch_owner(scratch: &dyn ScratchStore) -> Result<Option<String>> {
 /// pieces belong to another run.
 pub fn release_scratch(scratch: &dyn ScratchStore, target: &str) -> Result<()> {
     match scratch_owner(scratch)? {
+        // Nothing there (a run that never claimed it, or one released already): nothing to say.
+        None if scratch.is_empty()? => return Ok(()),
         None => {
             tracing::warn!(scratch = %scratch.location(), "not removing a scratch place rechunk did not mark as its own");
             return Ok(());
@@ -697,7 +709,32 @@ pub fn record_plan(plan: &DatasetPlan, scratch: &dyn ScratchStore, resume: bool)
             scratch.location(),
             "holds an unfinished run; add --resume to continue it, or --overwrite to start over",
         )),
-        None => scratch.put(PLAN_KEY, plan.to_json().as_bytes()),
+        // Create-if-absent: of two processes recording at once, one records its plan and the
+        // other, finding it there, checks it as a resumed run would (or is refused).
+        None if scratch.put_if_absent(PLAN_KEY, plan.to_json().as_bytes())? => Ok(()),
+        None => record_plan(plan, scratch, resume),
+    }
+}
+
+/// The plan an earlier run recorded in `scratch` (see [`record_plan`]), if any: a resumed run
+/// continues it, whatever this process would plan now.
+pub fn recorded_plan(scratch: &dyn ScratchStore) -> Result<Option<DatasetPlan>> {
+    match scratch.get(PLAN_KEY)? {
+        Some(bytes) => DatasetPlan::from_json(&String::from_utf8_lossy(&bytes))
+            .map(Some)
+            .map_err(|e| Error::scratch(scratch.location(), format!("{PLAN_KEY}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// The executor settings `plan` was made for: its threads, and for task buffers what its
+/// budget leaves after the process's own reserve.
+pub fn executor_options(plan: &DatasetPlan, codec: ScratchCodec) -> ExecutorOptions {
+    ExecutorOptions {
+        threads: plan.threads,
+        task_memory: plan.max_mem.saturating_sub(plan.memory_reserve).max(1),
+        codec,
+        fail_task: None,
     }
 }
 

@@ -5,8 +5,11 @@
 
 pub mod array;
 pub mod autochunk;
+#[cfg(feature = "testing")]
+pub mod conformance;
 pub mod digest;
 pub mod direct_io;
+pub mod driver;
 pub mod dtype;
 pub mod error;
 pub mod executor;

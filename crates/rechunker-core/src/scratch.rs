@@ -22,6 +22,9 @@ pub trait ScratchStore: Send + Sync {
     fn put(&self, key: &str, data: &[u8]) -> Result<()>;
 
     /// Stores `data` under `key` unless an object is already there; returns whether it wrote.
+    /// Atomic across processes: of writers racing for one key exactly one gets `true` (and its
+    /// bytes are what is stored), every other gets `false`. The store itself must decide (a
+    /// hard link, a conditional PUT), never a read followed by a write.
     fn put_if_absent(&self, key: &str, data: &[u8]) -> Result<bool>;
 
     /// The object under `key`, or `None` if there is none.
@@ -125,7 +128,6 @@ impl std::str::FromStr for ScratchIo {
 /// holds one [`DIRECT_IO_BUFFER_BYTES`] transfer buffer.
 pub struct LocalScratch {
     root: PathBuf,
-    sequence: AtomicU64,
     /// What direct I/O needs here, if it works here.
     direct_io: Option<direct_io::Alignment>,
 }
@@ -136,7 +138,6 @@ impl LocalScratch {
         let root = root.into();
         let mut store = LocalScratch {
             root,
-            sequence: AtomicU64::new(0),
             direct_io: None,
         };
         fs::create_dir_all(&store.root)
@@ -201,7 +202,7 @@ impl LocalScratch {
     fn write_temp(&self, path: &Path, parts: &[&[u8]]) -> Result<PathBuf> {
         let parent = path.parent().unwrap_or(&self.root);
         fs::create_dir_all(parent).map_err(|e| self.io_error("cannot create a folder", e))?;
-        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let n = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -228,6 +229,11 @@ impl LocalScratch {
         })
     }
 }
+
+/// Numbers the temporary files of this process. One counter for every [`LocalScratch`]: two
+/// stores open on one folder (or two threads racing `put_if_absent` through them) must never
+/// pick the same temporary name, or one would remove or overwrite the other's file.
+static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// True for the name of a temporary file [`LocalScratch`] writes before renaming it into place
 /// (`.NAME.PID.SEQ.tmp`): one a killed process left behind, and this store may delete.
@@ -395,8 +401,12 @@ impl ScratchStore for LocalScratch {
     }
 
     fn is_empty(&self) -> Result<bool> {
-        let mut entries = fs::read_dir(&self.root).map_err(|e| self.io_error("cannot list", e))?;
-        Ok(entries.next().is_none())
+        match fs::read_dir(&self.root) {
+            Ok(mut entries) => Ok(entries.next().is_none()),
+            // A folder that is not there holds nothing (released, or never made).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+            Err(e) => Err(self.io_error("cannot list", e)),
+        }
     }
 
     fn remove_root_if_empty(&self) -> Result<bool> {

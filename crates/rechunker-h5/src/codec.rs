@@ -162,8 +162,13 @@ impl KeptFilters {
 pub struct Pipeline(pub Vec<Filter>);
 
 impl Pipeline {
-    /// Reads the pipeline of a dataset creation property list (call with the lock held).
+    /// Reads the pipeline of a dataset creation property list. Lock taken inside.
     pub fn from_dcpl(dcpl: hdf5_sys::h5i::hid_t, item: usize) -> Result<Pipeline, String> {
+        crate::locked(|| Self::from_dcpl_locked(dcpl, item))
+    }
+
+    fn from_dcpl_locked(dcpl: hdf5_sys::h5i::hid_t, item: usize) -> Result<Pipeline, String> {
+        // SAFETY: under the library lock (`from_dcpl`); the id is passed by value.
         let n = check(unsafe { H5Pget_nfilters(dcpl) })?;
         let mut filters = Vec::with_capacity(n as usize);
         for i in 0..n as c_uint {
@@ -172,6 +177,10 @@ impl Pipeline {
             let mut values = [0 as c_uint; 16];
             let mut name = [0 as c_char; 128];
             let mut config: c_uint = 0;
+            // SAFETY: under the library lock. `nelmts` (16) tells libhdf5 how many values
+            // `values` holds, `name.len()` how many bytes `name` holds; it writes no more
+            // and NUL-terminates the name, truncating it. All out-pointers are locals that
+            // outlive the call.
             let id = check(unsafe {
                 H5Pget_filter2(
                     dcpl,
@@ -185,6 +194,8 @@ impl Pipeline {
                 )
             })?;
             let values = &values[..nelmts.min(values.len())];
+            // SAFETY: `name` was NUL-terminated by `H5Pget_filter2` (it was zeroed before,
+            // too) and outlives this borrow.
             let name = unsafe { CStr::from_ptr(name.as_ptr()) }
                 .to_string_lossy()
                 .into_owned();
@@ -200,25 +211,38 @@ impl Pipeline {
         Ok(Pipeline(filters))
     }
 
-    /// Adds this pipeline's filters to a dataset creation property list (lock held).
+    /// Adds this pipeline's filters to a dataset creation property list. Lock taken inside.
     pub fn apply_to_dcpl(&self, dcpl: hdf5_sys::h5i::hid_t) -> Result<(), String> {
-        for f in &self.0 {
-            match f {
-                Filter::Shuffle(_) => check(unsafe { H5Pset_shuffle(dcpl) })?,
-                Filter::Deflate(level) => check(unsafe { H5Pset_deflate(dcpl, *level) })?,
-                Filter::Zstd(level) => {
-                    let values = [*level as c_uint];
-                    check(unsafe {
-                        H5Pset_filter(dcpl, ZSTD_FILTER_ID, H5Z_FLAG_OPTIONAL, 1, values.as_ptr())
-                    })?
-                }
-                Filter::Other { id: 3, .. } => check(unsafe { H5Pset_fletcher32(dcpl) })?,
-                Filter::Other { id, .. } => {
-                    return Err(format!("cannot write with HDF5 filter {id}"));
-                }
-            };
-        }
-        Ok(())
+        crate::locked(|| {
+            for f in &self.0 {
+                match f {
+                    // SAFETY: under the library lock; the id and level by value.
+                    Filter::Shuffle(_) => check(unsafe { H5Pset_shuffle(dcpl) })?,
+                    // SAFETY: as above.
+                    Filter::Deflate(level) => check(unsafe { H5Pset_deflate(dcpl, *level) })?,
+                    Filter::Zstd(level) => {
+                        let values = [*level as c_uint];
+                        // SAFETY: under the library lock; `values` holds the 1 value we
+                        // declare, and libhdf5 copies it into the property list.
+                        check(unsafe {
+                            H5Pset_filter(
+                                dcpl,
+                                ZSTD_FILTER_ID,
+                                H5Z_FLAG_OPTIONAL,
+                                1,
+                                values.as_ptr(),
+                            )
+                        })?
+                    }
+                    // SAFETY: under the library lock; the id by value.
+                    Filter::Other { id: 3, .. } => check(unsafe { H5Pset_fletcher32(dcpl) })?,
+                    Filter::Other { id, .. } => {
+                        return Err(format!("cannot write with HDF5 filter {id}"));
+                    }
+                };
+            }
+            Ok(())
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -589,6 +613,81 @@ fn unshuffle_k<const K: usize>(src: &[u8], dst: &mut [u8]) {
     }
 }
 
+/// Compression of written chunks, for HDF5 datasets and NetCDF-4 variables alike. Parsed from
+/// `zlib:L`, `gzip:L`, `deflate:L` (levels 0-9; no level: 1), `zstd:L` (filter 32015, as
+/// hdf5plugin's `Zstd`, levels 1-22; no level: 3) or `none`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum H5Codec {
+    None,
+    Deflate { level: u32 },
+    Zstd { level: i32 },
+}
+
+impl Default for H5Codec {
+    /// zlib level 1: fast, what most NetCDF archives use, and readable by every reader.
+    fn default() -> Self {
+        H5Codec::Deflate { level: 1 }
+    }
+}
+
+/// A codec text [`H5Codec`] cannot parse.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown codec `{0}`; use zlib:LEVEL (0-9), zstd:LEVEL (1-22) or none")]
+pub struct CodecParseError(String);
+
+impl std::str::FromStr for H5Codec {
+    type Err = CodecParseError;
+    fn from_str(s: &str) -> Result<Self, CodecParseError> {
+        let text = s.trim().to_ascii_lowercase();
+        let (name, level) = match text.split_once(':') {
+            Some((n, l)) => (n, Some(l)),
+            None => (text.as_str(), None),
+        };
+        let bad = || CodecParseError(s.to_string());
+        match name {
+            "none" if level.is_none() => Ok(H5Codec::None),
+            "zlib" | "gzip" | "deflate" => Ok(H5Codec::Deflate {
+                level: match level {
+                    None => 1,
+                    Some(l) => l.parse::<u32>().ok().filter(|l| *l <= 9).ok_or_else(bad)?,
+                },
+            }),
+            "zstd" => Ok(H5Codec::Zstd {
+                level: match level {
+                    None => 3,
+                    Some(l) => l
+                        .parse::<i32>()
+                        .ok()
+                        .filter(|l| (1..=22).contains(l))
+                        .ok_or_else(bad)?,
+                },
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for H5Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            H5Codec::None => f.write_str("none"),
+            H5Codec::Deflate { level } => write!(f, "zlib:{level}"),
+            H5Codec::Zstd { level } => write!(f, "zstd:{level}"),
+        }
+    }
+}
+
+impl H5Codec {
+    /// The compressing filter, if any.
+    pub fn filter(self) -> Option<Filter> {
+        match self {
+            H5Codec::None => None,
+            H5Codec::Deflate { level } => Some(Filter::Deflate(level)),
+            H5Codec::Zstd { level } => Some(Filter::Zstd(level)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,5 +821,26 @@ mod tests {
                 reference.len()
             );
         }
+    }
+
+    #[test]
+    fn codecs_parse_as_both_adapters_spelled_them() {
+        use super::H5Codec;
+        let parse = |s: &str| s.parse::<H5Codec>().unwrap();
+        assert_eq!(parse("gzip:1"), H5Codec::Deflate { level: 1 });
+        assert_eq!(parse("zlib:9"), H5Codec::Deflate { level: 9 });
+        assert_eq!(parse("deflate:4"), H5Codec::Deflate { level: 4 });
+        assert_eq!(parse("ZSTD:3"), H5Codec::Zstd { level: 3 });
+        assert_eq!(parse("zstd"), H5Codec::Zstd { level: 3 });
+        assert_eq!(parse("zlib"), H5Codec::default());
+        assert_eq!(parse("none"), H5Codec::None);
+        for bad in ["gzip:10", "zlib:12", "zstd:0", "blosc", "none:1", ""] {
+            let err = bad.parse::<H5Codec>().unwrap_err().to_string();
+            assert!(err.contains("zlib:LEVEL"), "{bad}: {err}");
+        }
+        assert_eq!(
+            parse(&H5Codec::Zstd { level: 5 }.to_string()),
+            H5Codec::Zstd { level: 5 }
+        );
     }
 }

@@ -78,6 +78,13 @@ pub fn create_dataset(
 ) -> Result<Hid, H5Error> {
     let err = |m: String| H5Error::variable(path, name, m);
     let cname = CString::new(name).map_err(|e| err(e.to_string()))?;
+    if let Some(fill) = spec.fill.filter(|f| f.len() != spec.dtype.size()) {
+        return Err(err(format!(
+            "a fill value of {} bytes is not one {:?} element",
+            fill.len(),
+            spec.dtype
+        )));
+    }
     locked(|| {
         let ndim = spec.shape.len();
         let dims: Vec<hsize_t> = spec.shape.to_vec();
@@ -90,6 +97,8 @@ pub fn create_dataset(
                 }
             })
             .collect();
+        // SAFETY: under the library lock (as is every call below, inside this `locked`).
+        // `dims` and `maxdims` both hold `ndim` values, the rank we pass.
         let space = Hid::new(unsafe {
             if ndim == 0 {
                 H5Screate(H5S_class_t::H5S_SCALAR)
@@ -98,8 +107,11 @@ pub fn create_dataset(
             }
         })
         .map_err(err)?;
+        // SAFETY: lock held; ids by value.
         let dcpl = Hid::new(unsafe { H5Pcreate(*H5P_DATASET_CREATE) }).map_err(err)?;
+        // SAFETY: lock held; `dcpl` is our live property list, flags by value.
         check(unsafe { H5Pset_obj_track_times(dcpl.id(), 0) }).map_err(err)?;
+        // SAFETY: as above.
         check(unsafe {
             H5Pset_attr_creation_order(dcpl.id(), H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED)
         })
@@ -115,6 +127,7 @@ pub fn create_dataset(
                     }
                 })
                 .collect();
+            // SAFETY: lock held; `chunk` holds `ndim` values, the rank we pass.
             check(unsafe { H5Pset_chunk(dcpl.id(), ndim as i32, chunk.as_ptr()) }).map_err(err)?;
             spec.pipeline.apply_to_dcpl(dcpl.id()).map_err(err)?;
         } else if !spec.pipeline.is_empty() {
@@ -123,11 +136,18 @@ pub fn create_dataset(
         let ftype = file_type(spec.dtype).map_err(err)?;
         if let Some(fill) = spec.fill {
             let mtype = mem_type(spec.dtype).map_err(err)?;
+            // SAFETY: lock held; libhdf5 copies one element of `mtype` from `fill`, which
+            // holds exactly one `dtype` element (checked before taking the lock), the size
+            // of `mtype`.
             check(unsafe { H5Pset_fill_value(dcpl.id(), mtype.id(), fill.as_ptr().cast()) })
                 .map_err(err)?;
         }
+        // SAFETY: lock held; ids by value.
         let lcpl = Hid::new(unsafe { H5Pcreate(*H5P_LINK_CREATE) }).map_err(err)?;
+        // SAFETY: lock held; `lcpl` is our live property list.
         check(unsafe { H5Pset_create_intermediate_group(lcpl.id(), 1) }).map_err(err)?;
+        // SAFETY: lock held; `cname` is a NUL-terminated name that outlives the call and the
+        // ids are live objects of ours (or the caller's `loc`).
         Hid::new(unsafe {
             H5Dcreate2(
                 loc,
@@ -167,30 +187,40 @@ impl ChunkedDataset {
     pub fn open(dset: Hid, path: &str, variable: &str) -> Result<ChunkedDataset, H5Error> {
         let err = |m: String| H5Error::variable(path, variable, m);
         locked(|| {
+            // SAFETY: under the library lock (as is every call below, inside this `locked`);
+            // `dset` is the live dataset we were given.
             let space = Hid::new(unsafe { H5Dget_space(dset.id()) }).map_err(err)?;
+            // SAFETY: lock held; `space` is our live dataspace.
             let class = unsafe { H5Sget_simple_extent_type(space.id()) };
             if class == H5S_class_t::H5S_NULL {
                 return Err(err("an empty (null) dataspace is not supported".into()));
             }
+            // SAFETY: as above.
             let ndim = check(unsafe { H5Sget_simple_extent_ndims(space.id()) }).map_err(err)?;
             let mut shape = vec![0 as hsize_t; ndim as usize];
             let mut max = vec![0 as hsize_t; ndim as usize];
             if ndim > 0 {
+                // SAFETY: lock held; `shape` and `max` hold `ndim` values each, the rank of
+                // `space`, which is all libhdf5 writes.
                 check(unsafe {
                     H5Sget_simple_extent_dims(space.id(), shape.as_mut_ptr(), max.as_mut_ptr())
                 })
                 .map_err(err)?;
             }
+            // SAFETY: lock held; ids by value.
             let ftype = Hid::new(unsafe { H5Dget_type(dset.id()) }).map_err(err)?;
             let info = classify_type(ftype.id())
                 .map_err(|what| err(format!("{what} are not supported")))?;
             let mem = read_type(ftype.id(), info.dtype).map_err(err)?;
+            // SAFETY: lock held; ids by value.
             let dcpl = Hid::new(unsafe { H5Dget_create_plist(dset.id()) }).map_err(err)?;
             let item = info.dtype.size();
+            // SAFETY: lock held; `dcpl` is our live property list.
             let (chunk, pipeline) = if unsafe { H5Pget_layout(dcpl.id()) }
                 == H5D_layout_t::H5D_CHUNKED
             {
                 let mut chunk = vec![0 as hsize_t; ndim as usize];
+                // SAFETY: lock held; `chunk` holds `ndim` values, the most libhdf5 writes.
                 check(unsafe { H5Pget_chunk(dcpl.id(), ndim, chunk.as_mut_ptr()) }).map_err(err)?;
                 let pipeline = Pipeline::from_dcpl(dcpl.id(), item).map_err(err)?;
                 (Some(chunk), pipeline)
@@ -198,9 +228,13 @@ impl ChunkedDataset {
                 (None, Pipeline::default())
             };
             let mut status = H5D_fill_value_t::H5D_FILL_VALUE_UNDEFINED;
+            // SAFETY: lock held; `status` is a local the call writes one enum value into.
             check(unsafe { H5Pfill_value_defined(dcpl.id(), &mut status) }).map_err(err)?;
             let mut fill = vec![0u8; item];
             let user_fill = if status == H5D_fill_value_t::H5D_FILL_VALUE_USER_DEFINED {
+                // SAFETY: lock held; libhdf5 converts the fill value to `mem` and writes one
+                // element of it, `item` bytes (`mem` is the native type of `dtype`, or for
+                // `Char` the one-byte stored string type), into `fill` of `item` bytes.
                 check(unsafe { H5Pget_fill_value(dcpl.id(), mem.id(), fill.as_mut_ptr().cast()) })
                     .map_err(err)?;
                 Scalar::from_bytes(info.dtype, &fill)
@@ -338,6 +372,11 @@ impl ChunkedDataset {
     ) -> Result<(), H5Error> {
         self.check_region(region)?;
         let item = self.item();
+        if out_shape.len() != region.ndim() || out_offset.len() != region.ndim() {
+            return Err(self.err(format!(
+                "output box at {out_offset:?} of {out_shape:?} does not have the rank of {region}"
+            )));
+        }
         if buffer_len(out_shape, item) != Some(out.len()) {
             return Err(self.err(format!(
                 "output buffer of {} bytes does not hold shape {out_shape:?}",
@@ -364,6 +403,9 @@ impl ChunkedDataset {
         let err = |m: String| self.err(format!("cannot read {region}: {m}"));
         locked(|| {
             if region.ndim() == 0 {
+                // SAFETY: under the library lock; a scalar dataset reads one element of
+                // `mem_type` (`item` bytes), and `out` holds exactly one (`read_box` checked
+                // its length against the empty shape).
                 return check(unsafe {
                     H5Dread(
                         self.dset.id(),
@@ -378,6 +420,10 @@ impl ChunkedDataset {
                 .map_err(err);
             }
             let (file_space, mem_space) = self.selections(region, out_shape, out_offset)?;
+            // SAFETY: under the library lock. `out` holds exactly the elements of
+            // `out_shape` (checked by `read_box`), the extent of `mem_space`, at `item` bytes
+            // each, the size of `mem_type`; libhdf5 refuses a memory selection that leaves
+            // that extent, so it writes only inside `out`.
             check(unsafe {
                 H5Dread(
                     self.dset.id(),
@@ -394,7 +440,8 @@ impl ChunkedDataset {
     }
 
     /// The file selection of `region` and the memory selection of the box at `offset` of a
-    /// buffer of `buffer_shape` (lock held).
+    /// buffer of `buffer_shape` (lock held). `region`, `buffer_shape` and `offset` have the
+    /// dataset's rank (callers check it).
     fn selections(
         &self,
         region: &Region,
@@ -402,7 +449,11 @@ impl ChunkedDataset {
         offset: &[u64],
     ) -> Result<(Hid, Hid), H5Error> {
         let err = |m: String| self.err(m);
+        // SAFETY: callers hold the library lock; ids by value.
         let file_space = Hid::new(unsafe { H5Dget_space(self.dset.id()) }).map_err(err)?;
+        // SAFETY: lock held; `region.start` and `region.shape` hold one value per dimension
+        // of the dataset (`check_region`), the rank of `file_space`; null stride and block
+        // mean 1.
         check(unsafe {
             H5Sselect_hyperslab(
                 file_space.id(),
@@ -414,6 +465,7 @@ impl ChunkedDataset {
             )
         })
         .map_err(err)?;
+        // SAFETY: lock held; `buffer_shape` holds the rank we pass; null means no maximum.
         let mem_space = Hid::new(unsafe {
             H5Screate_simple(
                 buffer_shape.len() as i32,
@@ -422,6 +474,8 @@ impl ChunkedDataset {
             )
         })
         .map_err(err)?;
+        // SAFETY: lock held; `offset` and `region.shape` hold one value per dimension of
+        // `mem_space` (callers check the ranks agree).
         check(unsafe {
             H5Sselect_hyperslab(
                 mem_space.id(),
@@ -443,6 +497,8 @@ impl ChunkedDataset {
             let mut mask: u32 = 0;
             let mut addr: haddr_t = 0;
             let mut size: hsize_t = 0;
+            // SAFETY: under the library lock; `offset` holds one coordinate per dimension
+            // (a chunk region's start) and the out-pointers are locals.
             check(unsafe {
                 H5Dget_chunk_info_by_coord(
                     self.dset.id(),
@@ -458,6 +514,9 @@ impl ChunkedDataset {
             }
             raw.clear();
             raw.resize(size as usize, 0);
+            // SAFETY: still under the same lock, so the chunk cannot change between the two
+            // calls: libhdf5 writes the stored chunk, `size` bytes, into `raw`, which now
+            // holds exactly `size` bytes. `offset` and `mask` as above.
             check(unsafe {
                 H5Dread_chunk(
                     self.dset.id(),
@@ -614,6 +673,9 @@ impl ChunkedDataset {
                 ))
             })?;
             locked(|| {
+                // SAFETY: under the library lock; libhdf5 reads `stored.len()` bytes from
+                // `stored`, which outlives the call, and one coordinate per dimension from
+                // the chunk region's start.
                 check(unsafe {
                     H5Dwrite_chunk(
                         self.dset.id(),
@@ -639,6 +701,8 @@ impl ChunkedDataset {
         let err = |m: String| self.err(format!("cannot write {region}: {m}"));
         locked(|| {
             if region.ndim() == 0 {
+                // SAFETY: under the library lock; a scalar dataset reads one element of
+                // `mem_type`, and `data` holds one (`write_region` checked its length).
                 return check(unsafe {
                     H5Dwrite(
                         self.dset.id(),
@@ -654,6 +718,9 @@ impl ChunkedDataset {
             }
             let zeros = vec![0u64; region.ndim()];
             let (file_space, mem_space) = self.selections(region, &region.shape, &zeros)?;
+            // SAFETY: under the library lock. `data` holds exactly the elements of
+            // `region.shape` (checked by `write_region`), the extent of `mem_space`, whose
+            // whole extent is selected; libhdf5 reads nothing else and does not keep it.
             check(unsafe {
                 H5Dwrite(
                     self.dset.id(),
@@ -674,6 +741,14 @@ impl ChunkedDataset {
         if shape == self.shape.as_slice() {
             return Ok(());
         }
+        if shape.len() != self.shape.len() {
+            return Err(self.err(format!(
+                "cannot resize to {shape:?}: the dataset has {} dimensions",
+                self.shape.len()
+            )));
+        }
+        // SAFETY: under the library lock; libhdf5 reads one length per dimension of the
+        // dataset from `shape`, which holds exactly that many (checked above).
         locked(|| check(unsafe { H5Dset_extent(self.dset.id(), shape.as_ptr()) }))
             .map_err(|m| self.err(format!("cannot resize to {shape:?}: {m}")))?;
         self.shape = shape.to_vec();
@@ -682,8 +757,77 @@ impl ChunkedDataset {
 
     /// Writes the library's cached metadata of this dataset's file to disk.
     pub fn flush(&self) -> Result<(), H5Error> {
+        // SAFETY: under the library lock; the id by value.
         locked(|| check(unsafe { H5Fflush(self.dset.id(), H5F_scope_t::H5F_SCOPE_LOCAL) }))
             .map(|_| ())
             .map_err(|m| self.err(format!("cannot flush: {m}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::files::create_file;
+
+    /// A 4 x 6 `int32` dataset in chunks of 2 x 3, deflated (the direct path) or not, in a
+    /// new file under `dir`.
+    fn dataset(dir: &std::path::Path, name: &str, pipeline: &Pipeline) -> ChunkedDataset {
+        let path = dir.join(format!("{name}.h5")).display().to_string();
+        let file = create_file(&path, None).unwrap();
+        let fill = 7i32.to_ne_bytes();
+        let spec = DatasetSpec {
+            dtype: DataType::Int32,
+            shape: &[4, 6],
+            chunk: &[2, 3],
+            unlimited: &[true, false],
+            pipeline,
+            fill: Some(&fill),
+        };
+        let dset = create_dataset(file.id(), "v", &spec, &path).unwrap();
+        ChunkedDataset::open(dset, &path, "v").unwrap()
+    }
+
+    #[test]
+    fn buffers_of_the_wrong_rank_or_size_are_refused_before_the_library_sees_them() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, pipeline) in [
+            ("plain", Pipeline::default()),
+            ("deflate", Pipeline(vec![crate::Filter::Deflate(1)])),
+        ] {
+            let mut ds = dataset(dir.path(), name, &pipeline);
+            let region = Region::new(vec![0, 0], vec![2, 3]);
+            // Same number of bytes, but a 1-d box: its offset and shape would be read as 2-d.
+            let mut out = vec![0u8; 6 * 4];
+            assert!(
+                ds.read_box(&region, &mut out, &[6], &[0]).is_err(),
+                "{name}"
+            );
+            assert!(
+                ds.read_box(&region, &mut out, &[2, 3], &[0]).is_err(),
+                "{name}"
+            );
+            ds.read_box(&region, &mut out, &[2, 3], &[0, 0]).unwrap();
+            assert_eq!(&out[..4], &7i32.to_ne_bytes(), "{name}: the fill value");
+            // One length for a 2-d dataset.
+            assert!(ds.set_extent(&[8]).is_err(), "{name}");
+            ds.set_extent(&[6, 6]).unwrap();
+            assert_eq!(ds.shape(), [6, 6]);
+        }
+    }
+
+    #[test]
+    fn a_fill_value_of_the_wrong_size_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.h5").display().to_string();
+        let file = create_file(&path, None).unwrap();
+        let spec = DatasetSpec {
+            dtype: DataType::Float64,
+            shape: &[4],
+            chunk: &[2],
+            unlimited: &[false],
+            pipeline: &Pipeline::default(),
+            fill: Some(&[0u8; 4]),
+        };
+        assert!(create_dataset(file.id(), "v", &spec, &path).is_err());
     }
 }

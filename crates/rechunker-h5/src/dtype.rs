@@ -6,6 +6,7 @@
 //! compounds, references, variable-length data) is not an array we rechunk.
 
 use crate::hid::{check, Hid};
+use crate::locked;
 use hdf5::globals::*;
 use hdf5_sys::h5i::hid_t;
 use hdf5_sys::h5t::{
@@ -33,13 +34,26 @@ fn is_native_order(order: H5T_order_t) -> bool {
     }
 }
 
-/// Classifies the datatype `type_id` (lock held); `Err` describes a type we do not support.
+/// Classifies the datatype `type_id`; `Err` describes a type we do not support. Lock taken
+/// inside.
 pub fn classify_type(type_id: hid_t) -> Result<TypeInfo, String> {
-    let class = unsafe { H5Tget_class(type_id) };
-    let size = unsafe { H5Tget_size(type_id) };
-    let order = unsafe { H5Tget_order(type_id) };
+    locked(|| classify_locked(type_id))
+}
+
+fn classify_locked(type_id: hid_t) -> Result<TypeInfo, String> {
+    // SAFETY: called from `classify_type` under the library lock. These queries take a
+    // datatype id by value and return plain values; an invalid id makes them fail (a negative
+    // or error value), not misbehave.
+    let (class, size, order) = unsafe {
+        (
+            H5Tget_class(type_id),
+            H5Tget_size(type_id),
+            H5Tget_order(type_id),
+        )
+    };
     match class {
         H5T_class_t::H5T_INTEGER => {
+            // SAFETY: as above: lock held, id passed by value, a plain value returned.
             let signed = unsafe { H5Tget_sign(type_id) } == H5T_sign_t::H5T_SGN_2;
             let dtype = match (signed, size) {
                 (true, 1) => DataType::Int8,
@@ -74,6 +88,7 @@ pub fn classify_type(type_id: hid_t) -> Result<TypeInfo, String> {
         }),
         H5T_class_t::H5T_ENUM => Err("enumerations".into()),
         // A fixed-length string of one byte is a character (NetCDF-4 `char`, numpy `S1`).
+        // SAFETY: as above: lock held, id passed by value, a plain value returned.
         H5T_class_t::H5T_STRING if size == 1 && unsafe { H5Tis_variable_str(type_id) } == 0 => {
             Ok(TypeInfo {
                 dtype: DataType::Char,
@@ -91,8 +106,13 @@ pub fn classify_type(type_id: hid_t) -> Result<TypeInfo, String> {
     }
 }
 
-/// h5py's bool: a 1-byte enum with exactly FALSE = 0 and TRUE = 1.
+/// h5py's bool: a 1-byte enum with exactly FALSE = 0 and TRUE = 1 (lock held, by
+/// `classify_type`).
 fn is_bool_enum(type_id: hid_t) -> bool {
+    // SAFETY: the library lock is held (only `classify_locked` calls this). Each member name
+    // libhdf5 returns is a NUL-terminated string it allocated: we copy it before freeing it
+    // with `H5free_memory`, its allocator's free, and never touch it afterwards. The member
+    // value is written into `value`, one byte, which is the size of this enum (checked first).
     unsafe {
         if H5Tget_size(type_id) != 1 || H5Tget_nmembers(type_id) != 2 {
             return false;
@@ -123,8 +143,12 @@ fn is_bool_enum(type_id: hid_t) -> bool {
 
 /// h5py's boolean type: enum over `base` with FALSE = 0 and TRUE = 1 (lock held).
 fn bool_enum(base: hid_t) -> Result<Hid, String> {
+    // SAFETY: lock held (callers run inside `locked`); `base` is a predefined 1-byte integer
+    // type id.
     let t = Hid::new(unsafe { H5Tenum_create(base) })?;
     for (name, value) in [(c"FALSE", 0i8), (c"TRUE", 1i8)] {
+        // SAFETY: lock held; `name` is a static C string and `value` a live i8, the size of
+        // the enum's base type, both only read during the call (libhdf5 copies them).
         check(unsafe { H5Tenum_insert(t.id(), name.as_ptr(), (&value as *const i8).cast()) })?;
     }
     Ok(t)
@@ -132,23 +156,32 @@ fn bool_enum(base: hid_t) -> Result<Hid, String> {
 
 /// h5py's type of numpy `S1`: a one-byte null-padded string (lock held).
 fn char_type() -> Result<Hid, String> {
+    // SAFETY: lock held (callers run inside `locked`); copying a predefined type and setting
+    // the padding of our own copy pass ids by value only.
     let t = Hid::new(unsafe { H5Tcopy(*H5T_C_S1) })?;
+    // SAFETY: as above; `t` is our live copy.
     check(unsafe { H5Tset_strpad(t.id(), H5T_str_t::H5T_STR_NULLPAD) })?;
     Ok(t)
 }
 
 /// The in-memory type to read data of stored type `ftype` (our `dtype`) as: [`mem_type`], but
 /// for characters the stored string type itself, so that HDF5 converts nothing (between string
-/// paddings it may drop the one byte) (lock held).
+/// paddings it may drop the one byte). Lock taken inside.
 pub fn read_type(ftype: hid_t, dtype: DataType) -> Result<Hid, String> {
     match dtype {
-        DataType::Char => Hid::new(unsafe { H5Tcopy(ftype) }),
+        // SAFETY: under the library lock; `H5Tcopy` takes the id by value and fails cleanly
+        // on an invalid one.
+        DataType::Char => locked(|| Hid::new(unsafe { H5Tcopy(ftype) })),
         other => mem_type(other),
     }
 }
 
-/// The in-memory (native) type of `dtype` (lock held).
+/// The in-memory (native) type of `dtype`. Lock taken inside.
 pub fn mem_type(dtype: DataType) -> Result<Hid, String> {
+    locked(|| mem_type_locked(dtype))
+}
+
+fn mem_type_locked(dtype: DataType) -> Result<Hid, String> {
     let base = match dtype {
         DataType::Char => return char_type(),
         DataType::Bool => return bool_enum(*H5T_NATIVE_INT8),
@@ -163,11 +196,16 @@ pub fn mem_type(dtype: DataType) -> Result<Hid, String> {
         DataType::Float32 => *H5T_NATIVE_FLOAT,
         DataType::Float64 => *H5T_NATIVE_DOUBLE,
     };
+    // SAFETY: lock held (`mem_type`); `base` is a predefined type id, passed by value.
     Hid::new(unsafe { H5Tcopy(base) })
 }
 
-/// The type we store `dtype` as: little-endian standard types, h5py's bool (lock held).
+/// The type we store `dtype` as: little-endian standard types, h5py's bool. Lock taken inside.
 pub fn file_type(dtype: DataType) -> Result<Hid, String> {
+    locked(|| file_type_locked(dtype))
+}
+
+fn file_type_locked(dtype: DataType) -> Result<Hid, String> {
     let base = match dtype {
         DataType::Char => return char_type(),
         DataType::Bool => return bool_enum(*H5T_STD_I8LE),
@@ -182,5 +220,6 @@ pub fn file_type(dtype: DataType) -> Result<Hid, String> {
         DataType::Float32 => *H5T_IEEE_F32LE,
         DataType::Float64 => *H5T_IEEE_F64LE,
     };
+    // SAFETY: lock held (`file_type`); `base` is a predefined type id, passed by value.
     Hid::new(unsafe { H5Tcopy(base) })
 }

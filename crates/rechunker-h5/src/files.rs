@@ -25,6 +25,7 @@ use std::os::raw::c_void;
 
 /// The file access property list of our opens (lock held).
 fn file_access() -> Result<Hid, String> {
+    // SAFETY: callers hold the library lock (inside `locked`); the class id is passed by value.
     Hid::new(unsafe { H5Pcreate(*H5P_FILE_ACCESS) })
 }
 
@@ -34,6 +35,8 @@ pub fn open_file(path: &str, write: bool) -> Result<Hid, String> {
     locked(|| {
         let fapl = file_access()?;
         let flags = if write { H5F_ACC_RDWR } else { H5F_ACC_RDONLY };
+        // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the call
+        // and `fapl` a live property list.
         let file = Hid::new(unsafe { H5Fopen(c.as_ptr(), flags, fapl.id()) })?;
         close_on_exec_all();
         Ok(file)
@@ -45,6 +48,8 @@ pub fn create_file(path: &str, fcpl: Option<hid_t>) -> Result<Hid, String> {
     let c = CString::new(path).map_err(|e| e.to_string())?;
     locked(|| {
         let fapl = file_access()?;
+        // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the call,
+        // `fcpl` the caller's live property list (or the default) and `fapl` ours.
         let file = Hid::new(unsafe {
             H5Fcreate(
                 c.as_ptr(),
@@ -61,6 +66,11 @@ pub fn create_file(path: &str, fcpl: Option<hid_t>) -> Result<Hid, String> {
 /// Marks the descriptor of every file the library has open (ours and libnetcdf's) as
 /// close-on-exec. Cheap; call after opening files.
 pub fn close_on_exec_all() {
+    // SAFETY: under the library lock, so no file opens or closes while we walk the list.
+    // `H5Fget_obj_ids` writes at most `ids.len()` ids into `ids`. `H5Fget_vfd_handle` stores
+    // into `handle`, a local; for the sec2 driver (checked first) it points to the driver's
+    // `int` file descriptor, which stays valid while the file is open, i.e. during the lock.
+    // `fcntl` on a descriptor only changes its flags.
     locked(|| unsafe {
         // H5F_OBJ_ALL as the "file" means: in every open file.
         let all: hid_t = hdf5_sys::h5f::H5F_OBJ_ALL as hid_t;
@@ -96,8 +106,11 @@ pub fn close_on_exec_all() {
 pub fn open_dataset(loc: hid_t, path: &str) -> Result<Hid, String> {
     let c = CString::new(path).map_err(|e| e.to_string())?;
     locked(|| {
+        // SAFETY: under the library lock; ids by value.
         let dapl = Hid::new(unsafe { H5Pcreate(*H5P_DATASET_ACCESS) })?;
+        // SAFETY: under the library lock; `dapl` is our live property list.
         crate::check(unsafe { H5Pset_chunk_cache(dapl.id(), 0, 0, 1.0) })?;
+        // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the call.
         Hid::new(unsafe { H5Dopen2(loc, c.as_ptr(), dapl.id()) })
     })
 }
@@ -115,6 +128,8 @@ pub fn link_exists(loc: hid_t, path: &str) -> bool {
             let Ok(c) = CString::new(at.as_str()) else {
                 return false;
             };
+            // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the
+            // call.
             if unsafe { H5Lexists(loc, c.as_ptr(), H5P_DEFAULT) } <= 0 {
                 return false;
             }

@@ -25,6 +25,9 @@ impl Hid {
 impl Drop for Hid {
     fn drop(&mut self) {
         let id = self.0;
+        // SAFETY: under the library lock; both calls take the id by value. `H5Iis_valid`
+        // guards against ids the library already closed (e.g. a file closed by libnetcdf),
+        // and we hold exactly one reference, taken when the id was created or handed to us.
         locked(|| unsafe {
             if H5Iis_valid(id) > 0 {
                 H5Idec_ref(id);

@@ -2,7 +2,13 @@
 //!
 //! libhdf5 and libnetcdf are not thread-safe: every call into either goes through one
 //! process-wide reentrant lock ([`locked`]), the one `hdf5-metno` and `netcdf` already share
-//! (`hdf5_sys::LOCK`, which `netcdf_sys::libnetcdf_lock` re-exports). Holding it while
+//! (`hdf5_sys::LOCK`, which `netcdf_sys::libnetcdf_lock` re-exports). [`locked`] is the one
+//! call point for both libraries in rechunker: every call into libhdf5 or libnetcdf in this
+//! crate, in rechunker-hdf5 and in rechunker-netcdf runs inside it (the zstd filter callback
+//! runs inside a library call made under it), and every public function that calls into a
+//! library takes it itself. The lock is reentrant, so a caller that needs several calls to be
+//! atomic wraps them in `locked` too; functions documented "lock held" are private helpers of
+//! one that took it. Each `unsafe` block says so in its `// SAFETY:` line. Holding the lock while
 //! decompressing would serialize the whole job on one core, so [`ChunkedDataset`] does only
 //! the file I/O under the lock:
 //!
@@ -41,7 +47,9 @@ mod zstd_filter;
 
 pub mod json;
 
-pub use codec::{shuffle, unshuffle, Filter, KeptFilters, Pipeline, ZSTD_FILTER_ID};
+pub use codec::{
+    shuffle, unshuffle, CodecParseError, Filter, H5Codec, KeptFilters, Pipeline, ZSTD_FILTER_ID,
+};
 pub use dataset::{create_dataset, ChunkedDataset, DatasetSpec};
 pub use dims::{attach_scale, is_scale, scale_names, set_scale};
 pub use dtype::{classify_type, file_type, mem_type, read_type, TypeInfo};

@@ -27,7 +27,8 @@ pub(crate) fn register_once() {
             set_local: None,
             filter: Some(zstd_filter),
         };
-        // SAFETY: HDF5 copies the class; the name is a static string.
+        // SAFETY: called inside `locked` (the library lock is held). HDF5 copies the class
+        // struct during the call, and the name it keeps pointing to is a static string.
         let status = unsafe { H5Zregister((&class as *const H5Z_class2_t).cast()) };
         if status < 0 {
             tracing::warn!("could not register the zstd HDF5 filter (32015); zstd datasets will be read and written only through rechunker's own codec");
@@ -45,46 +46,63 @@ unsafe extern "C" fn zstd_filter(
     buf: *mut *mut c_void,
 ) -> usize {
     std::panic::catch_unwind(|| {
-        // SAFETY: HDF5 hands us its buffer of at least `nbytes` bytes.
+        // SAFETY: HDF5 calls filters with `*buf` pointing to its buffer of `*buf_size` bytes,
+        // of which the first `nbytes` hold the data; it is not touched by anyone else while
+        // the filter runs, and `input` is dropped before we free it below.
         let input = unsafe { std::slice::from_raw_parts((*buf).cast::<u8>(), nbytes) };
         let (output, len, allocated) = if flags & H5Z_FLAG_REVERSE != 0 {
             let Ok(Some(size)) = zstd::zstd_safe::get_frame_content_size(input) else {
                 return 0;
             };
             let size = size as usize;
+            // SAFETY: a plain allocation from HDF5's allocator (the one it frees filter
+            // buffers with); we run inside the library's call, so its lock is held.
             let out = unsafe { H5allocate_memory(size.max(1), 0) }.cast::<u8>();
             if out.is_null() {
                 return 0;
             }
+            // SAFETY: `out` is a fresh, non-null allocation of at least `size` bytes that
+            // nothing else refers to; u8 has no invalid bit patterns (zstd writes before any
+            // read).
             let dst = unsafe { std::slice::from_raw_parts_mut(out, size) };
             match zstd::bulk::decompress_to_buffer(input, dst) {
                 Ok(n) if n == size => (out, n, size.max(1)),
                 _ => {
+                    // SAFETY: `out` came from `H5allocate_memory` above and is freed once.
                     unsafe { H5free_memory(out.cast()) };
                     return 0;
                 }
             }
         } else {
             let level = if cd_nelmts > 0 && !cd_values.is_null() {
+                // SAFETY: HDF5 passes `cd_nelmts` readable values at `cd_values`; we read
+                // the first only when there is one and the pointer is non-null.
                 (unsafe { *cd_values }) as i32
             } else {
                 zstd::DEFAULT_COMPRESSION_LEVEL
             };
             let bound = zstd::zstd_safe::compress_bound(nbytes);
+            // SAFETY: as for decoding: HDF5's own allocator, inside the library's call.
             let out = unsafe { H5allocate_memory(bound.max(1), 0) }.cast::<u8>();
             if out.is_null() {
                 return 0;
             }
+            // SAFETY: `out` is a fresh, non-null allocation of at least `bound` bytes that
+            // nothing else refers to.
             let dst = unsafe { std::slice::from_raw_parts_mut(out, bound) };
             match zstd::bulk::compress_to_buffer(input, dst, level) {
                 Ok(n) => (out, n, bound.max(1)),
                 Err(_) => {
+                    // SAFETY: `out` came from `H5allocate_memory` above and is freed once.
                     unsafe { H5free_memory(out.cast()) };
                     return 0;
                 }
             }
         };
-        // SAFETY: the old buffer was allocated by HDF5's allocator; ours replaces it.
+        // SAFETY: `*buf` was allocated by HDF5's allocator and the filter protocol hands its
+        // ownership to us (`input`, borrowing it, is no longer used); we free it once and
+        // replace it with `output`, also HDF5-allocated, of `allocated` bytes, which is what
+        // `buf` and `buf_size` (valid for writes by the same protocol) must then describe.
         unsafe {
             H5free_memory(*buf);
             *buf = output.cast();

@@ -182,7 +182,7 @@ pub fn check_parallel_reads(a: &(dyn ChunkedArray + Sync), data: &[u8]) {
 
 /// The project's Python (with netCDF4, h5py, hdf5plugin, xarray): `RECHUNKER_PYTHON`, else the
 /// workspace venv. A missing one fails the test (the reference readers are the judges here).
-pub fn python() -> Option<PathBuf> {
+pub fn python() -> PathBuf {
     let p = std::env::var_os("RECHUNKER_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"));
@@ -191,7 +191,7 @@ pub fn python() -> Option<PathBuf> {
         "{} is missing: run `cargo xtask setup` to install the reference readers",
         p.display()
     );
-    Some(p)
+    p
 }
 
 /// Runs `cmd` and collects its output. The child must not inherit the descriptors of files
@@ -221,8 +221,7 @@ pub fn output(cmd: &mut Command) -> std::io::Result<std::process::Output> {
 
 /// Runs `script` with the project's Python; panics with its output if it fails.
 pub fn run_python(script: &str) {
-    let Some(py) = python() else { return };
-    let out = output(Command::new(py).arg("-c").arg(script)).unwrap();
+    let out = output(Command::new(python()).arg("-c").arg(script)).unwrap();
     assert!(
         out.status.success(),
         "python failed:\n{}\n{}",

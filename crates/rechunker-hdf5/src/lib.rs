@@ -17,6 +17,7 @@
 
 mod array;
 mod attrs;
+pub mod driver;
 mod error;
 mod options;
 mod source;

@@ -1,73 +1,10 @@
 //! How an HDF5 target is written.
 
-use crate::error::Hdf5Error;
-use rechunker_h5::{Filter, Pipeline};
-use std::fmt;
-use std::str::FromStr;
+use rechunker_h5::{Filter, H5Codec, Pipeline};
 
-/// Compression of written chunks. Parsed from `gzip:L`, `deflate:L`, `zlib:L` (levels 0-9),
-/// `zstd:L` (filter 32015, as hdf5plugin's `Zstd`; levels 1-22) or `none`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hdf5Codec {
-    None,
-    Deflate { level: u32 },
-    Zstd { level: i32 },
-}
-
-impl Default for Hdf5Codec {
-    /// zlib level 1: fast, and readable by every HDF5 and NetCDF reader.
-    fn default() -> Self {
-        Hdf5Codec::Deflate { level: 1 }
-    }
-}
-
-impl FromStr for Hdf5Codec {
-    type Err = Hdf5Error;
-    fn from_str(s: &str) -> Result<Self, Hdf5Error> {
-        let text = s.trim().to_ascii_lowercase();
-        let (name, level) = match text.split_once(':') {
-            Some((n, l)) => (n, Some(l)),
-            None => (text.as_str(), None),
-        };
-        let bad = || {
-            Hdf5Error::Option(format!(
-                "unknown HDF5 codec `{s}`; use gzip:LEVEL (0-9), zstd:LEVEL (1-22) or none"
-            ))
-        };
-        match name {
-            "none" if level.is_none() => Ok(Hdf5Codec::None),
-            "gzip" | "deflate" | "zlib" => {
-                let level = match level {
-                    None => 4,
-                    Some(l) => l.parse::<u32>().ok().filter(|l| *l <= 9).ok_or_else(bad)?,
-                };
-                Ok(Hdf5Codec::Deflate { level })
-            }
-            "zstd" => {
-                let level = match level {
-                    None => 3,
-                    Some(l) => l
-                        .parse::<i32>()
-                        .ok()
-                        .filter(|l| (1..=22).contains(l))
-                        .ok_or_else(bad)?,
-                };
-                Ok(Hdf5Codec::Zstd { level })
-            }
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl fmt::Display for Hdf5Codec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Hdf5Codec::None => f.write_str("none"),
-            Hdf5Codec::Deflate { level } => write!(f, "gzip:{level}"),
-            Hdf5Codec::Zstd { level } => write!(f, "zstd:{level}"),
-        }
-    }
-}
+/// Compression of written chunks: the codec type HDF5 and NetCDF-4 share (`gzip:L`,
+/// `zlib:L`, `zstd:L`, `none`; see [`H5Codec`]).
+pub type Hdf5Codec = H5Codec;
 
 /// Options of [`crate::Hdf5Target`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,12 +32,7 @@ impl Hdf5WriteOptions {
     /// The filter pipeline for elements of `item` bytes when no source filters are kept.
     pub fn pipeline(&self, item: usize) -> Pipeline {
         let mut filters = Vec::new();
-        let compress = match self.codec.unwrap_or_default() {
-            Hdf5Codec::None => None,
-            Hdf5Codec::Deflate { level } => Some(Filter::Deflate(level)),
-            Hdf5Codec::Zstd { level } => Some(Filter::Zstd(level)),
-        };
-        if let Some(c) = compress {
+        if let Some(c) = self.codec.unwrap_or_default().filter() {
             if self.shuffle && item > 1 {
                 filters.push(Filter::Shuffle(item));
             }

@@ -36,6 +36,7 @@ pub fn is_hdf5(path: &Path) -> bool {
     let Ok(c) = CString::new(text) else {
         return false;
     };
+    // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the call.
     path.is_file() && locked(|| unsafe { H5Fis_hdf5(c.as_ptr()) } > 0)
 }
 
@@ -76,10 +77,14 @@ unsafe extern "C" fn collect_link(
     info: *const H5L_info1_t,
     data: *mut c_void,
 ) -> i32 {
-    // SAFETY: `data` is the Vec<Link> `links` passes; HDF5 passes a valid name and info.
+    // SAFETY: `data` is the `&mut Vec<Link>` that `links` passes, alive and not otherwise
+    // borrowed while `H5Literate1` calls us synchronously.
     let links = unsafe { &mut *data.cast::<Vec<Link>>() };
+    // SAFETY: libhdf5 passes a valid link info struct for the duration of the call.
     let hard = unsafe { (*info).type_ } == H5L_type_t::H5L_TYPE_HARD;
     links.push(Link {
+        // SAFETY: libhdf5 passes the link's NUL-terminated name, valid during the call; we
+        // copy it.
         name: unsafe { CStr::from_ptr(name) }
             .to_string_lossy()
             .into_owned(),
@@ -93,6 +98,9 @@ fn links(group: hid_t) -> std::result::Result<Vec<Link>, String> {
     for index in [H5_index_t::H5_INDEX_CRT_ORDER, H5_index_t::H5_INDEX_NAME] {
         let mut out: Vec<Link> = Vec::new();
         let mut idx: hsize_t = 0;
+        // SAFETY: lock held (only `walk`, under `locked`, calls this). `idx` and `out` are
+        // locals that outlive the call; `collect_link` casts the visitor data back to exactly
+        // `Vec<Link>`, and libhdf5 calls it only during this call.
         let status = unsafe {
             H5Literate1(
                 group,
@@ -127,6 +135,7 @@ fn walk(
         }
         let cname = CString::new(link.name.as_str()).map_err(|e| e.to_string())?;
         let mut info = H5O_info1_t::default();
+        // SAFETY: lock held; `cname` outlives the call and `info` is a local the call fills.
         rechunker_h5::check(unsafe {
             H5Oget_info_by_name2(
                 group,
@@ -146,6 +155,7 @@ fn walk(
         };
         match info.type_ {
             H5O_type_t::H5O_TYPE_GROUP => {
+                // SAFETY: lock held; `cname` is a NUL-terminated name that outlives the call.
                 let g = Hid::new(unsafe { H5Gopen2(group, cname.as_ptr(), H5P_DEFAULT) })?;
                 walk(g.id(), &path, visited, out)?;
             }

@@ -121,9 +121,12 @@ impl Hdf5Target {
             rechunker_h5::open_file(&shown, true)
         } else {
             locked(|| -> std::result::Result<Hid, String> {
+                // SAFETY: under the library lock; ids by value.
                 let fcpl = Hid::new(unsafe { H5Pcreate(*H5P_FILE_CREATE) })?;
                 let order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+                // SAFETY: under the lock; `fcpl` is our live property list, flags by value.
                 check(unsafe { H5Pset_link_creation_order(fcpl.id(), order) })?;
+                // SAFETY: as above.
                 check(unsafe { H5Pset_attr_creation_order(fcpl.id(), order) })?;
                 rechunker_h5::create_file(&shown, Some(fcpl.id()))
             })
@@ -359,6 +362,7 @@ impl DatasetTarget for Hdf5Target {
         locked(|| -> std::result::Result<(), String> {
             write_attributes(file.id(), &meta.attrs, None)?;
             self.write_dimension_scales(file.id(), meta)?;
+            // SAFETY: under the library lock; `file` is our live file id, passed by value.
             check(unsafe { H5Fflush(file.id(), H5F_scope_t::H5F_SCOPE_GLOBAL) })?;
             Ok(())
         })

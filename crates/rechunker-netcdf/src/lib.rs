@@ -16,6 +16,7 @@
 
 mod attrs;
 mod classic;
+pub mod driver;
 mod error;
 mod nc;
 mod options;

@@ -1,6 +1,8 @@
 //! A thin safe layer over libnetcdf (netcdf-sys, the FFI crate of georust/netcdf). Every call
 //! runs under the process-wide HDF5/NetCDF lock ([`rechunker_h5::locked`]), which is the
-//! `netcdf_sys::libnetcdf_lock` the `netcdf` crate uses too.
+//! `netcdf_sys::libnetcdf_lock` the `netcdf` crate uses too. The lock is reentrant, so each
+//! function here takes it itself (a query that is two calls, a count and then the list, runs
+//! under one hold), and callers that need several calls to be atomic wrap them in `locked`.
 //!
 //! We use the FFI layer rather than the `netcdf` crate's high-level API because raw chunk
 //! access needs group and variable ids it does not expose, and its lookups panic on some
@@ -15,11 +17,17 @@ use std::os::raw::{c_char, c_int};
 
 /// libnetcdf's message for a status code.
 pub(crate) fn strerror(code: c_int) -> String {
-    let p = unsafe { sys::nc_strerror(code) };
-    if p.is_null() {
-        return format!("NetCDF error {code}");
-    }
-    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    locked(|| {
+        // SAFETY: under the library lock (for system errors libnetcdf returns libc's
+        // `strerror`, which may share a buffer); the code is passed by value.
+        let p = unsafe { sys::nc_strerror(code) };
+        if p.is_null() {
+            return format!("NetCDF error {code}");
+        }
+        // SAFETY: a non-null result is a NUL-terminated message that stays valid at least
+        // until the next call, which the lock holds off while we copy it.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    })
 }
 
 /// `Ok` for `NC_NOERR`, else libnetcdf's message.
@@ -39,7 +47,15 @@ fn name_buf() -> Vec<c_char> {
     vec![0 as c_char; sys::NC_MAX_NAME as usize + 1]
 }
 
+/// The text of a [`name_buf`] that libnetcdf has filled.
 fn buf_to_string(buf: &[c_char]) -> String {
+    // Only `name_buf`s reach here, and a defensive terminator keeps the read inside `buf`
+    // even if libnetcdf wrote a name of the full NC_MAX_NAME bytes without one.
+    let Some(&0) = buf.last() else {
+        return String::new();
+    };
+    // SAFETY: `buf` ends with a NUL (checked above), so the string ends inside it; it
+    // outlives this borrow.
     unsafe { CStr::from_ptr(buf.as_ptr()) }
         .to_string_lossy()
         .into_owned()
@@ -62,6 +78,8 @@ impl NcFile {
         };
         // Marked close-on-exec before the lock is released (see rechunker_h5::close_on_exec_all).
         let code = locked(|| {
+            // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the
+            // call and `ncid` a local the call writes.
             let code = unsafe { sys::nc_open(c.as_ptr(), mode, &mut ncid) };
             rechunker_h5::close_on_exec_all();
             code
@@ -76,6 +94,8 @@ impl NcFile {
         let c = cstring(path)?;
         let mut ncid = 0;
         locked(|| {
+            // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the
+            // call and `ncid` a local the call writes.
             let code = unsafe { sys::nc_create(c.as_ptr(), cmode | sys::NC_CLOBBER, &mut ncid) };
             rechunker_h5::close_on_exec_all();
             nc(code)
@@ -87,11 +107,14 @@ impl NcFile {
     pub fn close(self) -> Result<(), String> {
         let ncid = self.ncid;
         std::mem::forget(self);
+        // SAFETY: under the library lock; `ncid` is ours and closed once (`forget` skips
+        // `Drop`).
         locked(|| nc(unsafe { sys::nc_close(ncid) }))
     }
 
     pub fn format(&self) -> Result<c_int, String> {
         let mut f = 0;
+        // SAFETY: under the library lock; `f` is a local the call writes.
         locked(|| nc(unsafe { sys::nc_inq_format(self.ncid, &mut f) }))?;
         Ok(f)
     }
@@ -100,124 +123,176 @@ impl NcFile {
 impl Drop for NcFile {
     fn drop(&mut self) {
         let ncid = self.ncid;
+        // SAFETY: under the library lock; `ncid` is ours and this is its only close (`close`
+        // forgets `self`).
         locked(|| unsafe {
             sys::nc_close(ncid);
         });
     }
 }
 
-/// Child groups of `grp` (lock held).
+/// Child groups of `grp`.
 pub(crate) fn groups(grp: c_int) -> Result<Vec<(c_int, String)>, String> {
-    let mut n = 0;
-    let code = unsafe { sys::nc_inq_grps(grp, &mut n, std::ptr::null_mut()) };
-    if code == sys::NC_ENOTNC4 || code == sys::NC_ENOTBUILT {
-        return Ok(Vec::new());
-    }
-    nc(code)?;
-    let mut ids = vec![0; n as usize];
-    if n > 0 {
-        nc(unsafe { sys::nc_inq_grps(grp, &mut n, ids.as_mut_ptr()) })?;
-    }
-    ids.into_iter()
-        .map(|id| {
-            let mut name = name_buf();
-            nc(unsafe { sys::nc_inq_grpname(id, name.as_mut_ptr()) })?;
-            Ok((id, buf_to_string(&name)))
-        })
-        .collect()
+    locked(|| {
+        let mut n = 0;
+        // SAFETY: under the library lock; a null list asks for the count only.
+        let code = unsafe { sys::nc_inq_grps(grp, &mut n, std::ptr::null_mut()) };
+        if code == sys::NC_ENOTNC4 || code == sys::NC_ENOTBUILT {
+            return Ok(Vec::new());
+        }
+        nc(code)?;
+        let mut ids = vec![0; n as usize];
+        if n > 0 {
+            // SAFETY: same lock hold, so the group count is still `n`, the length of `ids`.
+            nc(unsafe { sys::nc_inq_grps(grp, &mut n, ids.as_mut_ptr()) })?;
+        }
+        ids.into_iter()
+            .map(|id| {
+                let mut name = name_buf();
+                // SAFETY: under the lock; `name` holds NC_MAX_NAME + 1 bytes, the most a
+                // name takes with its NUL.
+                nc(unsafe { sys::nc_inq_grpname(id, name.as_mut_ptr()) })?;
+                Ok((id, buf_to_string(&name)))
+            })
+            .collect()
+    })
 }
 
-/// Variable ids of `grp` in definition order (lock held).
+/// Variable ids of `grp` in definition order.
 pub(crate) fn varids(grp: c_int) -> Result<Vec<c_int>, String> {
-    let mut n = 0;
-    nc(unsafe { sys::nc_inq_nvars(grp, &mut n) })?;
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let mut ids = vec![0; n as usize];
-    let code = unsafe { sys::nc_inq_varids(grp, &mut n, ids.as_mut_ptr()) };
-    if code == sys::NC_NOERR {
-        ids.truncate(n as usize);
-        Ok(ids)
-    } else {
-        // Classic files number their variables 0..n.
-        Ok((0..n).collect())
-    }
+    locked(|| {
+        let mut n = 0;
+        // SAFETY: under the library lock; `n` is a local the call writes.
+        nc(unsafe { sys::nc_inq_nvars(grp, &mut n) })?;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let mut ids = vec![0; n as usize];
+        // SAFETY: same lock hold, so the group still has `n` variables, the length of `ids`.
+        let code = unsafe { sys::nc_inq_varids(grp, &mut n, ids.as_mut_ptr()) };
+        if code == sys::NC_NOERR {
+            ids.truncate(n as usize);
+            Ok(ids)
+        } else {
+            // Classic files number their variables 0..n.
+            Ok((0..n).collect())
+        }
+    })
 }
 
-/// A variable's name, type and dimension ids (lock held).
+/// A variable's name, type and dimension ids.
 pub(crate) fn inq_var(
     grp: c_int,
     varid: c_int,
 ) -> Result<(String, sys::nc_type, Vec<c_int>), String> {
-    let mut name = name_buf();
-    let mut xtype = 0;
-    let mut ndims = 0;
-    nc(unsafe {
-        sys::nc_inq_var(
-            grp,
-            varid,
-            name.as_mut_ptr(),
-            &mut xtype,
-            &mut ndims,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    })?;
-    let mut dims = vec![0; ndims as usize];
-    if ndims > 0 {
-        nc(unsafe { sys::nc_inq_vardimid(grp, varid, dims.as_mut_ptr()) })?;
-    }
-    Ok((buf_to_string(&name), xtype, dims))
+    locked(|| {
+        let mut name = name_buf();
+        let mut xtype = 0;
+        let mut ndims = 0;
+        // SAFETY: under the library lock; `name` holds NC_MAX_NAME + 1 bytes, the most a
+        // name takes with its NUL; the other out-pointers are locals or null (not asked).
+        nc(unsafe {
+            sys::nc_inq_var(
+                grp,
+                varid,
+                name.as_mut_ptr(),
+                &mut xtype,
+                &mut ndims,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        })?;
+        let mut dims = vec![0; ndims as usize];
+        if ndims > 0 {
+            // SAFETY: same lock hold; the variable has `ndims` dimensions, the length of
+            // `dims`.
+            nc(unsafe { sys::nc_inq_vardimid(grp, varid, dims.as_mut_ptr()) })?;
+        }
+        Ok((buf_to_string(&name), xtype, dims))
+    })
 }
 
-/// A dimension's name and current length (lock held).
+/// A dimension's name and current length.
 pub(crate) fn inq_dim(grp: c_int, dimid: c_int) -> Result<(String, u64), String> {
     let mut name = name_buf();
     let mut len = 0usize;
-    nc(unsafe { sys::nc_inq_dim(grp, dimid, name.as_mut_ptr(), &mut len) })?;
+    // SAFETY: under the library lock; `name` holds NC_MAX_NAME + 1 bytes, the most a name
+    // takes with its NUL, and `len` is a local.
+    locked(|| nc(unsafe { sys::nc_inq_dim(grp, dimid, name.as_mut_ptr(), &mut len) }))?;
     Ok((buf_to_string(&name), len as u64))
 }
 
-/// Ids of the unlimited dimensions visible in `grp` (lock held).
+/// Ids of the unlimited dimensions visible in `grp`.
 pub(crate) fn unlimited_dimids(grp: c_int) -> Result<Vec<c_int>, String> {
-    let mut n = 0;
-    let code = unsafe { sys::nc_inq_unlimdims(grp, &mut n, std::ptr::null_mut()) };
-    if code != sys::NC_NOERR {
-        // Classic files: at most one.
-        let mut id = -1;
-        nc(unsafe { sys::nc_inq_unlimdim(grp, &mut id) })?;
-        return Ok(if id >= 0 { vec![id] } else { vec![] });
-    }
-    let mut ids = vec![0; n as usize];
-    if n > 0 {
-        nc(unsafe { sys::nc_inq_unlimdims(grp, &mut n, ids.as_mut_ptr()) })?;
-    }
-    Ok(ids)
+    locked(|| {
+        let mut n = 0;
+        // SAFETY: under the library lock; a null list asks for the count only.
+        let code = unsafe { sys::nc_inq_unlimdims(grp, &mut n, std::ptr::null_mut()) };
+        if code != sys::NC_NOERR {
+            // Classic files: at most one.
+            let mut id = -1;
+            // SAFETY: under the lock; `id` is a local the call writes.
+            nc(unsafe { sys::nc_inq_unlimdim(grp, &mut id) })?;
+            return Ok(if id >= 0 { vec![id] } else { vec![] });
+        }
+        let mut ids = vec![0; n as usize];
+        if n > 0 {
+            // SAFETY: same lock hold, so there are still `n` ids, the length of `ids`.
+            nc(unsafe { sys::nc_inq_unlimdims(grp, &mut n, ids.as_mut_ptr()) })?;
+        }
+        Ok(ids)
+    })
 }
 
-/// Chunk shape of a NetCDF-4 variable, `None` when contiguous, compact or classic (lock held).
+/// Chunk shape of a NetCDF-4 variable of `ndim` dimensions, `None` when contiguous, compact
+/// or classic (or when the variable does not have `ndim` dimensions).
 pub(crate) fn chunking(grp: c_int, varid: c_int, ndim: usize) -> Option<Vec<u64>> {
     if ndim == 0 {
         return None;
     }
-    let mut storage = 0;
-    let mut sizes = vec![0usize; ndim];
-    let code = unsafe { sys::nc_inq_var_chunking(grp, varid, &mut storage, sizes.as_mut_ptr()) };
-    (code == sys::NC_NOERR && storage == sys::NC_CHUNKED)
-        .then(|| sizes.into_iter().map(|s| s as u64).collect())
+    locked(|| {
+        let mut rank = 0;
+        // SAFETY: under the library lock; `rank` is a local the call writes.
+        let code = unsafe { sys::nc_inq_varndims(grp, varid, &mut rank) };
+        if code != sys::NC_NOERR || rank as usize != ndim {
+            return None;
+        }
+        let mut storage = 0;
+        let mut sizes = vec![0usize; ndim];
+        // SAFETY: same lock hold; libnetcdf writes one size per dimension of the variable,
+        // `ndim` (checked above), the length of `sizes`.
+        let code =
+            unsafe { sys::nc_inq_var_chunking(grp, varid, &mut storage, sizes.as_mut_ptr()) };
+        (code == sys::NC_NOERR && storage == sys::NC_CHUNKED)
+            .then(|| sizes.into_iter().map(|s| s as u64).collect())
+    })
 }
 
-/// The storage fill value of a variable as one native element, `None` with NOFILL (lock held).
+/// The storage fill value of a variable as one native element of `dtype`, `None` with
+/// NOFILL (or when the variable's type is not `dtype`'s size).
 pub(crate) fn fill_value(grp: c_int, varid: c_int, dtype: DataType) -> Option<Vec<u8>> {
-    let mut no_fill = 0;
-    let mut buf = vec![0u8; 16];
-    let code = unsafe { sys::nc_inq_var_fill(grp, varid, &mut no_fill, buf.as_mut_ptr().cast()) };
-    if code != sys::NC_NOERR || no_fill != 0 {
-        return None;
-    }
-    buf.truncate(dtype.size());
-    Some(buf)
+    locked(|| {
+        let mut xtype = 0;
+        let mut size = 0usize;
+        // SAFETY: under the library lock; `xtype` and `size` are locals the calls write, and
+        // a null name pointer asks for no name.
+        let code = unsafe {
+            match sys::nc_inq_vartype(grp, varid, &mut xtype) {
+                sys::NC_NOERR => sys::nc_inq_type(grp, xtype, std::ptr::null_mut(), &mut size),
+                error => error,
+            }
+        };
+        if code != sys::NC_NOERR || size != dtype.size() {
+            return None;
+        }
+        let mut no_fill = 0;
+        let mut buf = vec![0u8; size];
+        // SAFETY: same lock hold; libnetcdf writes one element of the variable's type,
+        // `size` bytes (queried above), into `buf` of `size` bytes.
+        let code =
+            unsafe { sys::nc_inq_var_fill(grp, varid, &mut no_fill, buf.as_mut_ptr().cast()) };
+        (code == sys::NC_NOERR && no_fill == 0).then_some(buf)
+    })
 }
 
 /// The NetCDF type of our data type (`None` for bool, which NetCDF does not have).
@@ -266,7 +341,9 @@ pub(crate) fn type_description(grp: c_int, xtype: sys::nc_type) -> String {
             let mut base = 0;
             let mut nfields = 0usize;
             let mut class = 0;
-            let code = unsafe {
+            // SAFETY: under the library lock; `name` holds NC_MAX_NAME + 1 bytes, the most a
+            // name takes with its NUL, and the other out-pointers are locals.
+            let code = locked(|| unsafe {
                 sys::nc_inq_user_type(
                     grp,
                     xtype,
@@ -276,7 +353,7 @@ pub(crate) fn type_description(grp: c_int, xtype: sys::nc_type) -> String {
                     &mut nfields,
                     &mut class,
                 )
-            };
+            });
             let kind = match class {
                 sys::NC_VLEN => "variable-length",
                 sys::NC_OPAQUE => "opaque",

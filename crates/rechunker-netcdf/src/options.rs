@@ -100,67 +100,9 @@ impl fmt::Display for NetcdfFormat {
     }
 }
 
-/// Compression of NetCDF-4 variables. Parsed from `zlib:L`, `deflate:L`, `gzip:L` (0-9),
-/// `zstd:L` (HDF5 filter 32015, 1-22; readers need the zstd plugin) or `none`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NcCodec {
-    None,
-    Deflate { level: u32 },
-    Zstd { level: i32 },
-}
-
-impl Default for NcCodec {
-    /// zlib level 1 with shuffle: what most NetCDF archives use, and fast to write.
-    fn default() -> Self {
-        NcCodec::Deflate { level: 1 }
-    }
-}
-
-impl FromStr for NcCodec {
-    type Err = NetcdfError;
-    fn from_str(s: &str) -> Result<Self, NetcdfError> {
-        let text = s.trim().to_ascii_lowercase();
-        let (name, level) = match text.split_once(':') {
-            Some((n, l)) => (n, Some(l)),
-            None => (text.as_str(), None),
-        };
-        let bad = || {
-            NetcdfError::Option(format!(
-                "unknown NetCDF codec `{s}`; use zlib:LEVEL (0-9), zstd:LEVEL (1-22) or none"
-            ))
-        };
-        match name {
-            "none" if level.is_none() => Ok(NcCodec::None),
-            "zlib" | "deflate" | "gzip" => Ok(NcCodec::Deflate {
-                level: match level {
-                    None => 1,
-                    Some(l) => l.parse::<u32>().ok().filter(|l| *l <= 9).ok_or_else(bad)?,
-                },
-            }),
-            "zstd" => Ok(NcCodec::Zstd {
-                level: match level {
-                    None => 3,
-                    Some(l) => l
-                        .parse::<i32>()
-                        .ok()
-                        .filter(|l| (1..=22).contains(l))
-                        .ok_or_else(bad)?,
-                },
-            }),
-            _ => Err(bad()),
-        }
-    }
-}
-
-impl fmt::Display for NcCodec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NcCodec::None => f.write_str("none"),
-            NcCodec::Deflate { level } => write!(f, "zlib:{level}"),
-            NcCodec::Zstd { level } => write!(f, "zstd:{level}"),
-        }
-    }
-}
+/// Compression of NetCDF-4 variables: the codec type HDF5 and NetCDF-4 share (`zlib:L`,
+/// `gzip:L`, `zstd:L` (readers need the zstd plugin), `none`; see [`H5Codec`]).
+pub type NcCodec = rechunker_h5::H5Codec;
 
 /// Options of [`crate::NetcdfTarget`].
 #[derive(Clone, Debug, PartialEq, Eq)]

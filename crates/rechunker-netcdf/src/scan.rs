@@ -148,19 +148,25 @@ fn qualify_dims(info: &mut FileInfo, scope: &Scope) {
     }
 }
 
-/// Ids of the dimensions `grp` itself defines (lock held).
+/// Ids of the dimensions `grp` itself defines.
 pub(crate) fn own_dimids(grp: c_int) -> Result<Vec<c_int>, String> {
-    let mut n = 0;
-    if unsafe { sys::nc_inq_dimids(grp, &mut n, std::ptr::null_mut(), 0) } != sys::NC_NOERR {
-        // Classic files number their dimensions 0..n.
-        nc(unsafe { sys::nc_inq_ndims(grp, &mut n) })?;
-        return Ok((0..n).collect());
-    }
-    let mut ids = vec![0; n.max(0) as usize];
-    if n > 0 {
-        nc(unsafe { sys::nc_inq_dimids(grp, &mut n, ids.as_mut_ptr(), 0) })?;
-    }
-    Ok(ids)
+    locked(|| {
+        let mut n = 0;
+        // SAFETY: under the library lock; a null list asks for the count only.
+        if unsafe { sys::nc_inq_dimids(grp, &mut n, std::ptr::null_mut(), 0) } != sys::NC_NOERR {
+            // Classic files number their dimensions 0..n.
+            // SAFETY: under the lock; `n` is a local the call writes.
+            nc(unsafe { sys::nc_inq_ndims(grp, &mut n) })?;
+            return Ok((0..n).collect());
+        }
+        let mut ids = vec![0; n.max(0) as usize];
+        if n > 0 {
+            // SAFETY: same lock hold, so the group still defines `n` dimensions, the length
+            // of `ids` (parents' dimensions are not included: the last argument is 0).
+            nc(unsafe { sys::nc_inq_dimids(grp, &mut n, ids.as_mut_ptr(), 0) })?;
+        }
+        Ok(ids)
+    })
 }
 
 fn scan_group(
@@ -259,14 +265,16 @@ fn scan_group(
     Ok(())
 }
 
-/// The ncid of group `path` (`/` for the root) of an open file (lock held).
+/// The ncid of group `path` (`/` for the root) of an open file.
 pub(crate) fn group_id(file: &NcFile, path: &str) -> Result<c_int, String> {
     if path == "/" {
         return Ok(file.ncid);
     }
     let c = nc::cstring(path)?;
     let mut g = 0;
-    nc(unsafe { sys::nc_inq_grp_full_ncid(file.ncid, c.as_ptr(), &mut g) })?;
+    // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the call and
+    // `g` a local it writes.
+    locked(|| nc(unsafe { sys::nc_inq_grp_full_ncid(file.ncid, c.as_ptr(), &mut g) }))?;
     Ok(g)
 }
 
@@ -279,14 +287,21 @@ pub(crate) fn first_value(file: &NcFile, var: &VarInfo) -> Option<f64> {
         let grp = group_id(file, &var.group).ok()?;
         let index = [0usize];
         let mut v = 0f64;
+        // SAFETY: under the library lock; `var` was scanned from this file as 1-d (checked
+        // above), so libnetcdf reads the one index in `index` and writes one double into `v`.
         let code = unsafe { sys::nc_get_var1_double(grp, var.varid, index.as_ptr(), &mut v) };
         (code == sys::NC_NOERR).then_some(v)
     })
 }
 
-/// Filters of a NetCDF-4 variable, in pipeline order (lock held).
+/// Filters of a NetCDF-4 variable, in pipeline order.
 fn codecs(grp: c_int, varid: c_int) -> Vec<String> {
+    locked(|| codecs_locked(grp, varid))
+}
+
+fn codecs_locked(grp: c_int, varid: c_int) -> Vec<String> {
     let mut n = 0usize;
+    // SAFETY: under the library lock (`codecs`); a null list asks for the count only.
     if unsafe { sys::nc_inq_var_filter_ids(grp, varid, &mut n, std::ptr::null_mut()) }
         != sys::NC_NOERR
     {
@@ -294,6 +309,7 @@ fn codecs(grp: c_int, varid: c_int) -> Vec<String> {
     }
     let mut ids = vec![0u32; n];
     if n > 0
+        // SAFETY: same lock hold, so the variable still has `n` filters, the length of `ids`.
         && unsafe { sys::nc_inq_var_filter_ids(grp, varid, &mut n, ids.as_mut_ptr()) }
             != sys::NC_NOERR
     {
@@ -303,10 +319,14 @@ fn codecs(grp: c_int, varid: c_int) -> Vec<String> {
         .map(|&id| {
             let mut np = 0usize;
             let mut params = [0u32; 16];
+            // SAFETY: under the lock; the first call asks for the parameter count only (null
+            // list); the second runs only when that count fits `params`, and libnetcdf writes
+            // exactly that many.
             let ok = unsafe {
                 sys::nc_inq_var_filter_info(grp, varid, id, &mut np, std::ptr::null_mut())
             } == sys::NC_NOERR
                 && np <= params.len()
+                // SAFETY: see above.
                 && unsafe {
                     sys::nc_inq_var_filter_info(grp, varid, id, &mut np, params.as_mut_ptr())
                 } == sys::NC_NOERR;

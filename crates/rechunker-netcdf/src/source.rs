@@ -5,7 +5,7 @@ use crate::nc::{nc, NcFile};
 use crate::options::{NetcdfFormat, NetcdfReadOptions};
 use crate::scan::{first_value, group_id, scan, FileInfo, VarInfo};
 use netcdf_sys as sys;
-use rechunker_core::layout::fill_elements;
+use rechunker_core::layout::{buffer_len, fill_elements};
 use rechunker_core::region::{indices, ravel};
 use rechunker_core::{
     ArrayMeta, AttrValue, ChunkGrid, ChunkedArray, DataType, DatasetMeta, DatasetSource, DimGrid,
@@ -51,6 +51,7 @@ fn sniff(path: &Path) -> std::io::Result<Option<Kind>> {
     let Ok(c) = CString::new(text) else {
         return Ok(None);
     };
+    // SAFETY: under the library lock; `c` is a NUL-terminated path that outlives the call.
     let hdf5 = locked(|| unsafe { hdf5_sys::h5f::H5Fis_hdf5(c.as_ptr()) } > 0);
     Ok(hdf5.then_some(Kind::Hdf5))
 }
@@ -368,6 +369,28 @@ impl NetcdfArray {
                 variable: self.meta.name.clone(),
             })?;
         let item = self.meta.item_size();
+        // libnetcdf writes through raw pointers below: make sure the box lies inside `out`
+        // and that an element of the stored type is `item` bytes.
+        let ndim = local.ndim();
+        let fits = var.shape.len() == ndim
+            && out_shape.len() == ndim
+            && out_offset.len() == ndim
+            && var.dtype.as_ref().is_ok_and(|dt| dt.size() == item)
+            && buffer_len(out_shape, item) == Some(out.len())
+            && (0..ndim).all(|d| {
+                out_offset[d]
+                    .checked_add(local.shape[d])
+                    .is_some_and(|end| end <= out_shape[d])
+            });
+        if !fits {
+            return Err(member.library_error(
+                Some(&self.meta.name),
+                format!(
+                    "cannot read {local} into a box at {out_offset:?} of a {out_shape:?} buffer of {} bytes",
+                    out.len()
+                ),
+            ));
+        }
         let start: Vec<usize> = local.start.iter().map(|&s| s as usize).collect();
         let count: Vec<usize> = local.shape.iter().map(|&s| s as usize).collect();
         let at = ravel(out_offset, out_shape) as usize * item;
@@ -375,6 +398,10 @@ impl NetcdfArray {
         locked(|| {
             let grp = group_id(file, &var.group)?;
             if whole {
+                // SAFETY: under the library lock. The variable has `ndim` dimensions, the
+                // length of `start` and `count`; libnetcdf writes the `count` box in the
+                // variable's type (`item` bytes an element) contiguously, which is all of
+                // `out` since `out_shape` is the box (checked above).
                 nc(unsafe {
                     sys::nc_get_vara(
                         grp,
@@ -391,6 +418,11 @@ impl NetcdfArray {
                 for d in (0..nd.saturating_sub(1)).rev() {
                     imap[d] = imap[d + 1] * out_shape[d + 1] as isize;
                 }
+                // SAFETY: under the library lock. Element `i` of the box goes to element
+                // `sum(i[d] * imap[d])` after `at`, i.e. to the C-order position of
+                // `out_offset + i` in `out_shape`; the box fits inside `out_shape` and `out`
+                // holds all of it (checked above), so every write lands inside `out`. A null
+                // stride means 1.
                 nc(unsafe {
                     sys::nc_get_varm(
                         grp,

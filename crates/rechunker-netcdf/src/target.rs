@@ -276,11 +276,13 @@ impl Inner {
         };
         state.started = true;
         if !in_define {
+            // SAFETY: under the library lock; the ncid of our open file, by value.
             locked(|| nc(unsafe { sys::nc_redef(file.ncid) }))
                 .map_err(|m| self.lib_error(None, m))?;
         }
         let out = f(&file, state);
         let ended =
+            // SAFETY: under the library lock; the ncid and sizes by value.
             locked(|| nc(unsafe { sys::nc__enddef(file.ncid, CLASSIC_HEADER_RESERVE, 4, 0, 4) }))
                 .map_err(|m| self.lib_error(None, m));
         state.classic = Some((file, false));
@@ -331,8 +333,11 @@ impl Inner {
                 for part in group.split('/') {
                     let c = cstring(part).map_err(lib)?;
                     let mut child = 0;
+                    // SAFETY: under the library lock (this whole closure runs in `locked`);
+                    // `c` is a NUL-terminated name that outlives the call and `child` a local.
                     let code = unsafe { sys::nc_inq_grp_ncid(grp, c.as_ptr(), &mut child) };
                     if code != sys::NC_NOERR {
+                        // SAFETY: as above.
                         nc(unsafe { sys::nc_def_grp(grp, c.as_ptr(), &mut child) }).map_err(lib)?;
                     }
                     grp = child;
@@ -340,6 +345,7 @@ impl Inner {
             }
             let cbase = cstring(base).map_err(lib)?;
             let mut varid = 0;
+            // SAFETY: lock held; `cbase` outlives the call and `varid` is a local.
             if unsafe { sys::nc_inq_varid(grp, cbase.as_ptr(), &mut varid) } == sys::NC_NOERR {
                 self.check_existing(grp, varid, meta, xtype, &chunk)?;
                 state.defined.insert(name.to_string());
@@ -356,6 +362,7 @@ impl Inner {
                 let home = if own { grp } else { file.ncid };
                 let cdim = cstring(dim).map_err(lib)?;
                 let mut id = 0;
+                // SAFETY: lock held; `cdim` outlives the call and `id` is a local.
                 let found = unsafe { sys::nc_inq_dimid(grp, cdim.as_ptr(), &mut id) }
                     == sys::NC_NOERR
                     && (!own || own_dimids(grp).map_err(lib)?.contains(&id));
@@ -395,6 +402,7 @@ impl Inner {
                     } else {
                         shape[d] as usize
                     };
+                    // SAFETY: lock held; `cdim` outlives the call and `id` is a local.
                     nc(unsafe { sys::nc_def_dim(home, cdim.as_ptr(), len, &mut id) })
                         .map_err(|m| lib(format!("dimension `{dim}`: {m}")))?;
                     if unlimited && !format.has_free_unlimited() {
@@ -403,6 +411,8 @@ impl Inner {
                 }
                 dimids.push(id);
             }
+            // SAFETY: lock held; libnetcdf reads `dimids.len()` ids from `dimids`; `cbase`
+            // outlives the call and `varid` is a local.
             nc(unsafe {
                 sys::nc_def_var(
                     grp,
@@ -416,6 +426,14 @@ impl Inner {
             .map_err(lib)?;
             if format.is_hdf5() && meta.ndim() > 0 {
                 let sizes: Vec<usize> = chunk.iter().map(|&c| c as usize).collect();
+                if sizes.len() != dimids.len() {
+                    return Err(self.format_error(
+                        name,
+                        format!("chunks {chunk:?} do not have {} dimensions", dimids.len()),
+                    ));
+                }
+                // SAFETY: lock held; libnetcdf reads one size per dimension of the variable,
+                // `dimids.len()`, from `sizes`, which holds that many (checked above).
                 nc(unsafe {
                     sys::nc_def_var_chunking(grp, varid, sys::NC_CHUNKED, sizes.as_ptr())
                 })
@@ -424,11 +442,14 @@ impl Inner {
                 let shuffle = c_int::from(filters.shuffle && meta.item_size() > 1);
                 if shuffle != 0 || filters.deflate.is_some() {
                     let (deflate, level) = filters.deflate.map_or((0, 0), |l| (1, l as c_int));
+                    // SAFETY: lock held; everything by value.
                     nc(unsafe { sys::nc_def_var_deflate(grp, varid, shuffle, deflate, level) })
                         .map_err(lib)?;
                 }
                 if let Some(level) = filters.zstd {
                     let params = [level as u32];
+                    // SAFETY: lock held; `params` holds the 1 parameter we declare, which
+                    // libnetcdf copies.
                     nc(unsafe {
                         sys::nc_def_var_filter(
                             grp,
@@ -441,11 +462,21 @@ impl Inner {
                     .map_err(|m| lib(format!("zstd filter: {m}")))?;
                 }
                 if filters.fletcher32 {
+                    // SAFETY: lock held; everything by value.
                     nc(unsafe { sys::nc_def_var_fletcher32(grp, varid, 1) })
                         .map_err(|m| lib(format!("fletcher32: {m}")))?;
                 }
             }
             if let Some(fill) = marker_bytes(meta) {
+                if fill.len() != meta.item_size() {
+                    return Err(self.format_error(
+                        name,
+                        format!("a _FillValue of {} bytes is not one element", fill.len()),
+                    ));
+                }
+                // SAFETY: lock held; libnetcdf copies one element of the variable's type
+                // (`xtype`, `item_size()` bytes) from `fill`, which holds exactly one (checked
+                // above).
                 nc(unsafe { sys::nc_def_var_fill(grp, varid, sys::NC_FILL, fill.as_ptr().cast()) })
                     .map_err(|m| lib(format!("_FillValue: {m}")))?;
             }
@@ -514,6 +545,8 @@ impl Inner {
             for (name, _) in old.iter() {
                 if attrs.get(name).is_none() {
                     if let Ok(c) = cstring(name) {
+                        // SAFETY: under the library lock; `c` is a NUL-terminated name that
+                        // outlives the call.
                         unsafe { sys::nc_del_att(file.ncid, sys::NC_GLOBAL, c.as_ptr()) };
                     }
                 }
@@ -533,6 +566,7 @@ impl Inner {
                 .ok_or_else(|| self.lib_error(Some(name), "the file is not open".into()))?;
             let c = cstring(name).map_err(|m| self.lib_error(Some(name), m))?;
             let mut varid = 0;
+            // SAFETY: under the library lock; `c` outlives the call and `varid` is a local.
             locked(|| nc(unsafe { sys::nc_inq_varid(file.ncid, c.as_ptr(), &mut varid) }))
                 .map_err(|m| self.lib_error(Some(name), m))?;
             return Ok(Backend::Classic { file, varid });
@@ -724,7 +758,7 @@ impl NetcdfTargetArray {
             Backend::Classic { file, varid } => {
                 let name = &self.meta.name;
                 let expected = region.num_elements() as usize * self.meta.item_size();
-                if data.len() != expected {
+                if data.len() != expected || region.ndim() != self.meta.ndim() {
                     return Err(self.inner.lib_error(
                         Some(name),
                         format!(
@@ -736,6 +770,10 @@ impl NetcdfTargetArray {
                 let start: Vec<usize> = region.start.iter().map(|&s| s as usize).collect();
                 let count: Vec<usize> = region.shape.iter().map(|&s| s as usize).collect();
                 locked(|| {
+                    // SAFETY: under the library lock. The variable was defined with
+                    // `meta.ndim()` dimensions, the length of `start` and `count` (checked
+                    // above); libnetcdf reads the `count` box, `data.len()` bytes in the
+                    // variable's type (checked above), from `data`, and copies it.
                     nc(unsafe {
                         sys::nc_put_vara(
                             file.ncid,
@@ -745,6 +783,7 @@ impl NetcdfTargetArray {
                             data.as_ptr().cast(),
                         )
                     })?;
+                    // SAFETY: under the lock; the ncid of our open file, by value.
                     nc(unsafe { sys::nc_sync(file.ncid) })
                 })
                 .map_err(|m| {
@@ -763,9 +802,23 @@ impl NetcdfTargetArray {
                 Ok(ds.read_box(region, out, &region.shape, &zeros)?)
             }
             Backend::Classic { file, varid } => {
+                let expected = region.num_elements() as usize * self.meta.item_size();
+                if out.len() != expected || region.ndim() != self.meta.ndim() {
+                    return Err(self.inner.lib_error(
+                        Some(&self.meta.name),
+                        format!(
+                            "region {region} needs {expected} bytes, the buffer has {}",
+                            out.len()
+                        ),
+                    ));
+                }
                 let start: Vec<usize> = region.start.iter().map(|&s| s as usize).collect();
                 let count: Vec<usize> = region.shape.iter().map(|&s| s as usize).collect();
                 locked(|| {
+                    // SAFETY: under the library lock. The variable has `meta.ndim()`
+                    // dimensions, the length of `start` and `count` (checked above);
+                    // libnetcdf writes the `count` box in the variable's type, exactly
+                    // `out.len()` bytes (checked above), into `out`.
                     nc(unsafe {
                         sys::nc_get_vara(
                             file.ncid,
@@ -869,6 +922,7 @@ impl DatasetTarget for NetcdfTarget {
             match Arc::try_unwrap(file) {
                 Ok(f) => f.close().map_err(|m| inner.lib_error(None, m))?,
                 Err(shared) => {
+                    // SAFETY: under the library lock; the ncid of our open file, by value.
                     locked(|| nc(unsafe { sys::nc_sync(shared.ncid) }))
                         .map_err(|m| inner.lib_error(None, m))?;
                 }

@@ -10,6 +10,8 @@
 //!                         chunks clipped to the array; a missing file reads as the fill value
 //! ```
 
+pub mod driver;
+
 use rechunker_core::layout::{buffer_len, byte_offset, copy_box, copy_box_at, fill_elements};
 use rechunker_core::{
     ArrayMeta, ChunkedArray, ChunkedArrayMut, DatasetMeta, DatasetSource, DatasetTarget, Region,
@@ -54,6 +56,20 @@ pub enum RawError {
     },
     #[error("{path} has no array `{variable}`")]
     NoSuchArray { path: PathBuf, variable: String },
+    #[error("{path}: cannot describe the metadata as JSON: {source}")]
+    Serialize {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// `value` as the pretty JSON of metadata file `path`; an error (never an empty file) when it
+/// cannot be serialized.
+fn metadata_json(path: &Path, value: &impl Serialize) -> Result<Vec<u8>> {
+    serde_json::to_vec_pretty(value).map_err(|source| RawError::Serialize {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl From<RawError> for rechunker_core::Error {
@@ -455,8 +471,9 @@ impl RawTarget {
             version: 1,
             array: meta.clone(),
         };
-        let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
-        write_atomic(&dir.join(ARRAY_FILE), &json, &self.sequence)?;
+        let path = dir.join(ARRAY_FILE);
+        let json = metadata_json(&path, &file)?;
+        write_atomic(&path, &json, &self.sequence)?;
         Ok(RawArray {
             dir,
             meta,
@@ -489,12 +506,9 @@ impl DatasetTarget for RawTarget {
         };
         fs::create_dir_all(&self.path)
             .map_err(io(&self.path, "cannot create the target directory"))?;
-        let json = serde_json::to_vec_pretty(&file).unwrap_or_default();
-        Ok(write_atomic(
-            &self.path.join(DATASET_FILE),
-            &json,
-            &self.sequence,
-        )?)
+        let path = self.path.join(DATASET_FILE);
+        let json = metadata_json(&path, &file)?;
+        Ok(write_atomic(&path, &json, &self.sequence)?)
     }
 }
 
@@ -502,6 +516,19 @@ impl DatasetTarget for RawTarget {
 mod tests {
     use super::*;
     use rechunker_core::{ChunkGrid, DataType, Scalar};
+
+    #[test]
+    fn metadata_that_cannot_be_serialized_is_an_error_not_an_empty_file() {
+        // JSON object keys must be strings: serde_json refuses a map keyed by pairs.
+        let unserializable: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        let path = Path::new("t/.rechunker-raw.json");
+        match metadata_json(path, &unserializable) {
+            Err(RawError::Serialize { path: p, .. }) => assert_eq!(p, path),
+            other => panic!("expected a serialization error, got {other:?}"),
+        }
+        let fine = metadata_json(path, &[1, 2]).unwrap();
+        assert!(!fine.is_empty());
+    }
 
     fn meta(name: &str, shape: &[u64], chunks: &[u64]) -> ArrayMeta {
         ArrayMeta {

@@ -14,6 +14,7 @@
 
 use crate::error::{Context as _, Result, TileDbError};
 use crate::ffi::{self, Context, Query};
+use crate::ffi::{Layout, QueryType};
 use crate::schema::ArrayInfo;
 use rechunker_core::layout::{buffer_len, copy_box};
 use rechunker_core::region::unravel;
@@ -21,7 +22,6 @@ use rechunker_core::{
     ArrayMeta, ChunkGrid, ChunkedArray, ChunkedArrayMut, DataType, DimGrid, Region,
 };
 use std::sync::{Arc, Mutex};
-use tiledb_sys as sys;
 
 /// `sm.mem.tile_upper_memory_limit` of the contexts this crate makes: the dense reader loads
 /// at most this much tile data at once (beyond a single larger tile). The library's default
@@ -180,7 +180,7 @@ impl TileDbArray {
             .pop();
         match pooled {
             Some(a) => Ok(a),
-            None => ffi::Array::open(&self.ctx, self.uri(), sys::TILEDB_READ)
+            None => ffi::Array::open(&self.ctx, self.uri(), QueryType::Read)
                 .at(self.uri(), "cannot open the array for reading"),
         }
     }
@@ -208,7 +208,7 @@ impl TileDbArray {
                 name.clone()
             }
         };
-        let mut query = Query::new(array, sys::TILEDB_ROW_MAJOR, &self.info.subarray(inner))
+        let mut query = Query::new(array, Layout::RowMajor, &self.info.subarray(inner))
             .map_err(|e| lib(self.uri(), &format!("cannot read {inner}"), &label(), e))?;
         query
             .read_into(name, out)
@@ -388,7 +388,7 @@ impl TileDbArray {
                     .collect()
             }
         };
-        let array = ffi::Array::open(&self.ctx, self.uri(), sys::TILEDB_WRITE).at_var(
+        let array = ffi::Array::open(&self.ctx, self.uri(), QueryType::Write).at_var(
             self.uri(),
             "cannot open the array for writing",
             self.variable(),
@@ -420,9 +420,8 @@ impl TileDbArray {
                         .zip(&packed)
                         .map(|(src, p)| (src.name, p.as_slice()))
                         .collect();
-                    let mut query =
-                        Query::new(&array, sys::TILEDB_ROW_MAJOR, &self.info.subarray(&sub))
-                            .map_err(fail)?;
+                    let mut query = Query::new(&array, Layout::RowMajor, &self.info.subarray(&sub))
+                        .map_err(fail)?;
                     query.write(&buffers).map_err(fail)?;
                 }
             }
@@ -450,9 +449,9 @@ impl TileDbArray {
         let total: u64 = counts.iter().product();
         let tile_cells: u64 = extents.iter().product();
         let per_batch = (self.batch_bytes() / (tile_cells * self.cell_bytes()).max(1)).max(1);
-        let col_cells = self.info.cell_order == sys::TILEDB_COL_MAJOR;
-        let col_tiles = self.info.tile_order == sys::TILEDB_COL_MAJOR;
-        let mut query = Query::new(array, sys::TILEDB_GLOBAL_ORDER, &self.info.subarray(part))?;
+        let col_cells = self.info.cell_order == Layout::ColMajor;
+        let col_tiles = self.info.tile_order == Layout::ColMajor;
+        let mut query = Query::new(array, Layout::GlobalOrder, &self.info.subarray(part))?;
         let mut batches: Vec<Vec<u8>> = vec![Vec::new(); sources.len()];
         let mut in_batch = 0;
         for t in 0..total {

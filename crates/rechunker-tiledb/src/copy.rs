@@ -9,6 +9,7 @@
 use crate::array::{self, TileDbArray, SLOT_DIM};
 use crate::error::{Context as _, Result, TileDbError};
 use crate::ffi::{self, Context, FilterList, MetaValue};
+use crate::ffi::{ObjectType, QueryType};
 use crate::fragments::{self, Fragments};
 use crate::schema::{self, ArrayInfo, DimInfo, Filters, NewAttr};
 use crate::source;
@@ -19,7 +20,6 @@ use rechunker_core::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tiledb_sys as sys;
 
 /// One array of a layout.
 pub(crate) struct Member {
@@ -293,7 +293,7 @@ impl ArrayCopyTarget {
         if entries.is_empty() {
             return Ok(());
         }
-        let array = ffi::Array::open(&self.ctx, to, sys::TILEDB_WRITE)
+        let array = ffi::Array::open(&self.ctx, to, QueryType::Write)
             .at(to, "cannot open the array to write its metadata")?;
         for (k, v) in &entries {
             array
@@ -305,25 +305,25 @@ impl ArrayCopyTarget {
 
     fn write_group(&self) -> Result<()> {
         let uri = &self.uri;
-        if self.ctx.object_type(uri).at(uri, "cannot inspect")? != sys::TILEDB_GROUP {
+        if self.ctx.object_type(uri).at(uri, "cannot inspect")? != ObjectType::Group {
             self.ctx
                 .create_group(uri)
                 .at(uri, "cannot create the group")?;
         }
-        let old = ffi::Group::open(&self.ctx, &self.source.uri, sys::TILEDB_READ)
+        let old = ffi::Group::open(&self.ctx, &self.source.uri, QueryType::Read)
             .at(&self.source.uri, "cannot open the group")?;
         let metadata: Vec<(String, MetaValue)> = old
             .metadata()
             .at(&self.source.uri, "cannot read the group metadata")?;
         drop(old);
-        let existing: Vec<String> = ffi::Group::open(&self.ctx, uri, sys::TILEDB_READ)
+        let existing: Vec<String> = ffi::Group::open(&self.ctx, uri, QueryType::Read)
             .at(uri, "cannot open the group")?
             .members()
             .at(uri, "cannot list the group")?
             .into_iter()
             .filter_map(|m| m.name)
             .collect();
-        let group = ffi::Group::open(&self.ctx, uri, sys::TILEDB_WRITE)
+        let group = ffi::Group::open(&self.ctx, uri, QueryType::Write)
             .at(uri, "cannot open the group for writing")?;
         for m in &self.source.members {
             if !existing.contains(&m.name) {

@@ -15,6 +15,17 @@ use std::ptr;
 use std::sync::Arc;
 use tiledb_sys as sys;
 
+mod kinds;
+
+pub use kinds::{
+    ArrayType, Datatype, FilterType, Layout, ObjectType, QueryStatus, QueryType, VAR_NUM,
+};
+
+/// The linked libtiledb's version, e.g. `(2, 30, 0)`.
+pub fn library_version() -> (i32, i32, i32) {
+    sys::version()
+}
+
 /// What libtiledb said went wrong.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LibError(pub String);
@@ -66,12 +77,6 @@ fn take_error(mut err: *mut sys::tiledb_error_t, fallback: &str) -> LibError {
     } else {
         text
     })
-}
-
-/// Bytes of one value of a TileDB datatype (0 for variable-sized ones).
-pub fn datatype_size(dtype: sys::tiledb_datatype_t) -> usize {
-    // SAFETY: a pure function of its argument.
-    unsafe { sys::tiledb_datatype_size(dtype) as usize }
 }
 
 /// A configuration: `sm.*`, `vfs.*` parameters.
@@ -175,13 +180,13 @@ impl Context {
         Err(take_error(err, &fallback))
     }
 
-    /// What is at `uri`: [`sys::TILEDB_ARRAY`], [`sys::TILEDB_GROUP`] or [`sys::TILEDB_INVALID`].
-    pub fn object_type(&self, uri: &str) -> LibResult<sys::tiledb_object_t> {
+    /// What is at `uri`: an array, a group or nothing TileDB knows ([`ObjectType::Invalid`]).
+    pub fn object_type(&self, uri: &str) -> LibResult<ObjectType> {
         let c = cstring(uri)?;
         let mut t = sys::TILEDB_INVALID;
         // SAFETY: live context, valid string and out-pointer.
         self.check(unsafe { sys::tiledb_object_type(self.raw, c.as_ptr(), &mut t) })?;
-        Ok(t)
+        ObjectType::from_raw(t)
     }
 
     /// Renames an array or group; fails if `to` exists.
@@ -280,11 +285,13 @@ handle!(
 handle!(Filter, sys::tiledb_filter_t, sys::tiledb_filter_free);
 
 impl Schema {
-    /// A new, empty schema of `array_type` ([`sys::TILEDB_DENSE`] or sparse).
-    pub fn new(ctx: &Arc<Context>, array_type: sys::tiledb_array_type_t) -> LibResult<Schema> {
+    /// A new, empty schema of `array_type`.
+    pub fn new(ctx: &Arc<Context>, array_type: ArrayType) -> LibResult<Schema> {
         let mut raw = ptr::null_mut();
         // SAFETY: live context, valid out-pointer.
-        ctx.check(unsafe { sys::tiledb_array_schema_alloc(ctx.ptr(), array_type, &mut raw) })?;
+        ctx.check(unsafe {
+            sys::tiledb_array_schema_alloc(ctx.ptr(), array_type.raw(), &mut raw)
+        })?;
         Ok(Schema {
             ctx: ctx.clone(),
             raw,
@@ -303,44 +310,44 @@ impl Schema {
         })
     }
 
-    pub fn array_type(&self) -> LibResult<sys::tiledb_array_type_t> {
+    pub fn array_type(&self) -> LibResult<ArrayType> {
         let mut t = 0;
         // SAFETY: live handles, valid out-pointer.
         self.ctx.check(unsafe {
             sys::tiledb_array_schema_get_array_type(self.ctx.ptr(), self.raw, &mut t)
         })?;
-        Ok(t)
+        ArrayType::from_raw(t)
     }
 
-    pub fn cell_order(&self) -> LibResult<sys::tiledb_layout_t> {
+    pub fn cell_order(&self) -> LibResult<Layout> {
         let mut t = 0;
         // SAFETY: live handles, valid out-pointer.
         self.ctx.check(unsafe {
             sys::tiledb_array_schema_get_cell_order(self.ctx.ptr(), self.raw, &mut t)
         })?;
-        Ok(t)
+        Layout::from_raw(t)
     }
 
-    pub fn tile_order(&self) -> LibResult<sys::tiledb_layout_t> {
+    pub fn tile_order(&self) -> LibResult<Layout> {
         let mut t = 0;
         // SAFETY: live handles, valid out-pointer.
         self.ctx.check(unsafe {
             sys::tiledb_array_schema_get_tile_order(self.ctx.ptr(), self.raw, &mut t)
         })?;
-        Ok(t)
+        Layout::from_raw(t)
     }
 
-    pub fn set_cell_order(&mut self, order: sys::tiledb_layout_t) -> LibResult<()> {
+    pub fn set_cell_order(&mut self, order: Layout) -> LibResult<()> {
         // SAFETY: live handles.
         self.ctx.check(unsafe {
-            sys::tiledb_array_schema_set_cell_order(self.ctx.ptr(), self.raw, order)
+            sys::tiledb_array_schema_set_cell_order(self.ctx.ptr(), self.raw, order.raw())
         })
     }
 
-    pub fn set_tile_order(&mut self, order: sys::tiledb_layout_t) -> LibResult<()> {
+    pub fn set_tile_order(&mut self, order: Layout) -> LibResult<()> {
         // SAFETY: live handles.
         self.ctx.check(unsafe {
-            sys::tiledb_array_schema_set_tile_order(self.ctx.ptr(), self.raw, order)
+            sys::tiledb_array_schema_set_tile_order(self.ctx.ptr(), self.raw, order.raw())
         })
     }
 
@@ -427,8 +434,8 @@ impl Domain {
     pub fn dimensions(&self) -> LibResult<Vec<Dimension>> {
         let mut n = 0u32;
         // SAFETY: live handles, valid out-pointer.
-        self.ctx
-            .check(unsafe { sys::tiledb_domain_get_ndim(self.ctx.ptr(), self.raw, &mut n) })?;
+        let rc = unsafe { sys::tiledb_domain_get_ndim(self.ctx.ptr(), self.raw, &mut n) };
+        self.ctx.check(rc)?;
         (0..n)
             .map(|i| {
                 let mut raw = ptr::null_mut();
@@ -463,11 +470,11 @@ impl Dimension {
     pub fn new(
         ctx: &Arc<Context>,
         name: &str,
-        dtype: sys::tiledb_datatype_t,
+        dtype: Datatype,
         domain: &[u8],
         extent: &[u8],
     ) -> LibResult<Dimension> {
-        let size = datatype_size(dtype);
+        let size = dtype.size();
         if size == 0 || domain.len() != 2 * size || extent.len() != size {
             return Err(LibError(format!(
                 "dimension `{name}`: domain or tile extent does not match its type"
@@ -480,7 +487,7 @@ impl Dimension {
             sys::tiledb_dimension_alloc(
                 ctx.ptr(),
                 c.as_ptr(),
-                dtype,
+                dtype.raw(),
                 domain.as_ptr().cast(),
                 extent.as_ptr().cast(),
                 &mut raw,
@@ -505,12 +512,12 @@ impl Dimension {
         }
     }
 
-    pub fn dtype(&self) -> LibResult<sys::tiledb_datatype_t> {
+    pub fn dtype(&self) -> LibResult<Datatype> {
         let mut t = 0;
         // SAFETY: live handles, valid out-pointer.
-        self.ctx
-            .check(unsafe { sys::tiledb_dimension_get_type(self.ctx.ptr(), self.raw, &mut t) })?;
-        Ok(t)
+        let rc = unsafe { sys::tiledb_dimension_get_type(self.ctx.ptr(), self.raw, &mut t) };
+        self.ctx.check(rc)?;
+        Ok(Datatype::from_raw(t))
     }
 
     pub fn cell_val_num(&self) -> LibResult<u32> {
@@ -525,7 +532,7 @@ impl Dimension {
     /// The domain `[lo, hi]` as two native-endian values of the dimension's type (empty for
     /// variable-sized dimensions).
     pub fn domain(&self) -> LibResult<Vec<u8>> {
-        let size = datatype_size(self.dtype()?);
+        let size = self.dtype()?.size();
         let mut p: *const c_void = ptr::null();
         // SAFETY: live handles; the domain is borrowed from the dimension and copied at once.
         unsafe {
@@ -543,7 +550,7 @@ impl Dimension {
 
     /// The tile extent as one native-endian value (empty if the dimension has none).
     pub fn tile_extent(&self) -> LibResult<Vec<u8>> {
-        let size = datatype_size(self.dtype()?);
+        let size = self.dtype()?.size();
         let mut p: *const c_void = ptr::null();
         // SAFETY: live handles; the extent is borrowed from the dimension and copied at once.
         unsafe {
@@ -561,11 +568,13 @@ impl Dimension {
 }
 
 impl Attribute {
-    pub fn new(ctx: &Arc<Context>, name: &str, dtype: sys::tiledb_datatype_t) -> LibResult<Self> {
+    pub fn new(ctx: &Arc<Context>, name: &str, dtype: Datatype) -> LibResult<Self> {
         let c = cstring(name)?;
         let mut raw = ptr::null_mut();
         // SAFETY: live context, valid string and out-pointer.
-        ctx.check(unsafe { sys::tiledb_attribute_alloc(ctx.ptr(), c.as_ptr(), dtype, &mut raw) })?;
+        ctx.check(unsafe {
+            sys::tiledb_attribute_alloc(ctx.ptr(), c.as_ptr(), dtype.raw(), &mut raw)
+        })?;
         Ok(Attribute {
             ctx: ctx.clone(),
             raw,
@@ -585,15 +594,15 @@ impl Attribute {
         }
     }
 
-    pub fn dtype(&self) -> LibResult<sys::tiledb_datatype_t> {
+    pub fn dtype(&self) -> LibResult<Datatype> {
         let mut t = 0;
         // SAFETY: live handles, valid out-pointer.
-        self.ctx
-            .check(unsafe { sys::tiledb_attribute_get_type(self.ctx.ptr(), self.raw, &mut t) })?;
-        Ok(t)
+        let rc = unsafe { sys::tiledb_attribute_get_type(self.ctx.ptr(), self.raw, &mut t) };
+        self.ctx.check(rc)?;
+        Ok(Datatype::from_raw(t))
     }
 
-    /// Values per cell ([`sys::TILEDB_VAR_NUM`] for variable-length attributes).
+    /// Values per cell ([`VAR_NUM`] for variable-length attributes).
     pub fn cell_val_num(&self) -> LibResult<u32> {
         let mut n = 0;
         // SAFETY: live handles, valid out-pointer.
@@ -711,22 +720,22 @@ impl FilterList {
 }
 
 impl Filter {
-    pub fn new(ctx: &Arc<Context>, kind: sys::tiledb_filter_type_t) -> LibResult<Filter> {
+    pub fn new(ctx: &Arc<Context>, kind: FilterType) -> LibResult<Filter> {
         let mut raw = ptr::null_mut();
         // SAFETY: live context, valid out-pointer.
-        ctx.check(unsafe { sys::tiledb_filter_alloc(ctx.ptr(), kind, &mut raw) })?;
+        ctx.check(unsafe { sys::tiledb_filter_alloc(ctx.ptr(), kind.raw(), &mut raw) })?;
         Ok(Filter {
             ctx: ctx.clone(),
             raw,
         })
     }
 
-    pub fn kind(&self) -> LibResult<sys::tiledb_filter_type_t> {
+    pub fn kind(&self) -> LibResult<FilterType> {
         let mut t = 0;
         // SAFETY: live handles, valid out-pointer.
-        self.ctx
-            .check(unsafe { sys::tiledb_filter_get_type(self.ctx.ptr(), self.raw, &mut t) })?;
-        Ok(t)
+        let rc = unsafe { sys::tiledb_filter_get_type(self.ctx.ptr(), self.raw, &mut t) };
+        self.ctx.check(rc)?;
+        Ok(FilterType::from_raw(t))
     }
 
     /// The compression level (compressors only).
@@ -760,7 +769,7 @@ impl Filter {
 /// One metadata value: `num` values of TileDB type `dtype`, native endian.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MetaValue {
-    pub dtype: sys::tiledb_datatype_t,
+    pub dtype: Datatype,
     pub num: u32,
     pub bytes: Vec<u8>,
 }
@@ -769,8 +778,8 @@ pub struct MetaValue {
 ///
 /// # Safety
 /// `value` points to `num` values of `dtype` (or is null), valid for the call.
-unsafe fn copy_meta(dtype: sys::tiledb_datatype_t, num: u32, value: *const c_void) -> MetaValue {
-    let len = datatype_size(dtype) * num as usize;
+unsafe fn copy_meta(dtype: Datatype, num: u32, value: *const c_void) -> MetaValue {
+    let len = dtype.size() * num as usize;
     let bytes = if value.is_null() || len == 0 {
         Vec::new()
     } else {
@@ -816,7 +825,10 @@ fn read_metadata(
                         std::slice::from_raw_parts(slot.key.cast::<u8>(), slot.key_len as usize);
                     String::from_utf8_lossy(bytes).into_owned()
                 };
-                Ok((key, copy_meta(slot.dtype, slot.num, slot.value)))
+                Ok((
+                    key,
+                    copy_meta(Datatype::from_raw(slot.dtype), slot.num, slot.value),
+                ))
             }
         })
         .collect()
@@ -824,7 +836,7 @@ fn read_metadata(
 
 /// The key of a metadata value to store, checked to hold `num` values of its type.
 fn metadata_key(key: &str, value: &MetaValue) -> LibResult<CString> {
-    let size = datatype_size(value.dtype);
+    let size = value.dtype.size();
     if size == 0 || value.bytes.len() != size * value.num as usize {
         return Err(LibError(format!(
             "metadata `{key}`: {} bytes do not hold {} values of type {}",
@@ -840,33 +852,49 @@ fn metadata_key(key: &str, value: &MetaValue) -> LibResult<CString> {
 pub struct Array {
     ctx: Arc<Context>,
     raw: *mut sys::tiledb_array_t,
-    query_type: sys::tiledb_query_type_t,
+    query_type: QueryType,
+    /// Bytes of a subarray of this array (`[lo, hi]` per dimension), `None` when a dimension
+    /// is variable-sized: what [`Query::new`] checks its subarray against.
+    subarray_bytes: Option<usize>,
 }
 
 // SAFETY: the handle is owned and used by one thread at a time (not Sync).
 unsafe impl Send for Array {}
 
 impl Array {
-    pub fn open(
-        ctx: &Arc<Context>,
-        uri: &str,
-        query_type: sys::tiledb_query_type_t,
-    ) -> LibResult<Array> {
+    pub fn open(ctx: &Arc<Context>, uri: &str, query_type: QueryType) -> LibResult<Array> {
         let c = cstring(uri)?;
         let mut raw = ptr::null_mut();
         // SAFETY: live context, valid string and out-pointer.
         ctx.check(unsafe { sys::tiledb_array_alloc(ctx.ptr(), c.as_ptr(), &mut raw) })?;
         // SAFETY: raw is a live array handle; on failure it is freed here.
-        if let Err(e) = ctx.check(unsafe { sys::tiledb_array_open(ctx.ptr(), raw, query_type) }) {
+        let rc = unsafe { sys::tiledb_array_open(ctx.ptr(), raw, query_type.raw()) };
+        if let Err(e) = ctx.check(rc) {
             // SAFETY: freed once.
             unsafe { sys::tiledb_array_free(&mut raw) };
             return Err(e);
         }
-        Ok(Array {
+        let mut array = Array {
             ctx: ctx.clone(),
             raw,
             query_type,
-        })
+            subarray_bytes: None,
+        };
+        array.subarray_bytes = array.subarray_bytes()?;
+        Ok(array)
+    }
+
+    /// Bytes of a subarray: two values of each dimension's type; `None` if one is
+    /// variable-sized.
+    fn subarray_bytes(&self) -> LibResult<Option<usize>> {
+        let mut total = 0;
+        for dim in self.schema()?.domain()?.dimensions()? {
+            match dim.dtype()?.size() {
+                0 => return Ok(None),
+                size => total += 2 * size,
+            }
+        }
+        Ok(Some(total))
     }
 
     /// Closes the array, reporting errors (for writes, closing saves the metadata).
@@ -883,8 +911,8 @@ impl Array {
     pub fn schema(&self) -> LibResult<Schema> {
         let mut raw = ptr::null_mut();
         // SAFETY: live handles; the schema is a new handle we own.
-        self.ctx
-            .check(unsafe { sys::tiledb_array_get_schema(self.ctx.ptr(), self.raw, &mut raw) })?;
+        let rc = unsafe { sys::tiledb_array_get_schema(self.ctx.ptr(), self.raw, &mut raw) };
+        self.ctx.check(rc)?;
         Ok(Schema {
             ctx: self.ctx.clone(),
             raw,
@@ -925,7 +953,7 @@ impl Array {
                 self.ctx.ptr(),
                 self.raw,
                 c.as_ptr(),
-                value.dtype,
+                value.dtype.raw(),
                 value.num,
                 value.bytes.as_ptr().cast(),
             )
@@ -962,11 +990,14 @@ pub struct Query<'a> {
 impl<'a> Query<'a> {
     /// A query of the array's own type over `subarray` (`[lo, hi]` per dimension, inclusive,
     /// as native-endian values of the dimensions' type), with `layout`.
-    pub fn new(
-        array: &'a Array,
-        layout: sys::tiledb_layout_t,
-        subarray: &[u8],
-    ) -> LibResult<Query<'a>> {
+    pub fn new(array: &'a Array, layout: Layout, subarray: &[u8]) -> LibResult<Query<'a>> {
+        if array.subarray_bytes != Some(subarray.len()) {
+            return Err(LibError(format!(
+                "a subarray of {} bytes does not hold [lo, hi] for every dimension ({:?} bytes)",
+                subarray.len(),
+                array.subarray_bytes
+            )));
+        }
         let ctx = array.ctx.clone();
         let mut query = Query {
             array,
@@ -975,16 +1006,21 @@ impl<'a> Query<'a> {
             sizes: Vec::new(),
         };
         // SAFETY: live handles; every allocated handle is stored in `query`, whose drop frees
-        // it. The subarray buffer holds 2 values per dimension of the dimensions' type (the
-        // caller builds it from the schema).
+        // it. The library reads 2 values per dimension of the dimensions' types from the
+        // subarray buffer, which holds exactly that many bytes (checked above against the
+        // array's schema).
         unsafe {
             ctx.check(sys::tiledb_query_alloc(
                 ctx.ptr(),
                 array.raw,
-                array.query_type,
+                array.query_type.raw(),
                 &mut query.raw,
             ))?;
-            ctx.check(sys::tiledb_query_set_layout(ctx.ptr(), query.raw, layout))?;
+            ctx.check(sys::tiledb_query_set_layout(
+                ctx.ptr(),
+                query.raw,
+                layout.raw(),
+            ))?;
             ctx.check(sys::tiledb_subarray_alloc(
                 ctx.ptr(),
                 array.raw,
@@ -1004,12 +1040,12 @@ impl<'a> Query<'a> {
         Ok(query)
     }
 
-    pub fn status(&self) -> LibResult<sys::tiledb_query_status_t> {
+    pub fn status(&self) -> LibResult<QueryStatus> {
         let mut s = 0;
         let ctx = &self.array.ctx;
         // SAFETY: live handles, valid out-pointer.
         ctx.check(unsafe { sys::tiledb_query_get_status(ctx.ptr(), self.raw, &mut s) })?;
-        Ok(s)
+        QueryStatus::from_raw(s)
     }
 
     /// Reads attribute `attribute` of the subarray into `out` (exactly its size in bytes),
@@ -1038,9 +1074,9 @@ impl<'a> Query<'a> {
             let got = (*self.sizes[size] as usize).min(rest.len());
             filled += got;
             match self.status()? {
-                sys::TILEDB_COMPLETED => break,
-                sys::TILEDB_INCOMPLETE if got > 0 && filled < out.len() => continue,
-                sys::TILEDB_INCOMPLETE => {
+                QueryStatus::Completed => break,
+                QueryStatus::Incomplete if got > 0 && filled < out.len() => continue,
+                QueryStatus::Incomplete => {
                     return Err(LibError(format!(
                         "read stopped incomplete after {filled} of {} bytes (no progress)",
                         out.len()
@@ -1048,7 +1084,7 @@ impl<'a> Query<'a> {
                 }
                 other => {
                     return Err(LibError(format!(
-                        "read ended in status {other} after {filled} of {} bytes",
+                        "read ended in status {other:?} after {filled} of {} bytes",
                         out.len()
                     )))
                 }
@@ -1068,8 +1104,8 @@ impl<'a> Query<'a> {
     pub fn write(&mut self, buffers: &[(&str, &[u8])]) -> LibResult<()> {
         self.submit_buffers(buffers, false)?;
         match self.status()? {
-            sys::TILEDB_COMPLETED => Ok(()),
-            other => Err(LibError(format!("write ended in status {other}"))),
+            QueryStatus::Completed => Ok(()),
+            other => Err(LibError(format!("write ended in status {other:?}"))),
         }
     }
 
@@ -1128,7 +1164,7 @@ impl Drop for Query<'_> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
     pub uri: String,
-    pub kind: sys::tiledb_object_t,
+    pub kind: ObjectType,
     pub name: Option<String>,
 }
 
@@ -1165,17 +1201,14 @@ pub struct Group {
 unsafe impl Send for Group {}
 
 impl Group {
-    pub fn open(
-        ctx: &Arc<Context>,
-        uri: &str,
-        query_type: sys::tiledb_query_type_t,
-    ) -> LibResult<Group> {
+    pub fn open(ctx: &Arc<Context>, uri: &str, query_type: QueryType) -> LibResult<Group> {
         let c = cstring(uri)?;
         let mut raw = ptr::null_mut();
         // SAFETY: live context, valid string and out-pointer.
         ctx.check(unsafe { sys::tiledb_group_alloc(ctx.ptr(), c.as_ptr(), &mut raw) })?;
         // SAFETY: raw is a live group handle; on failure it is freed here.
-        if let Err(e) = ctx.check(unsafe { sys::tiledb_group_open(ctx.ptr(), raw, query_type) }) {
+        let rc = unsafe { sys::tiledb_group_open(ctx.ptr(), raw, query_type.raw()) };
+        if let Err(e) = ctx.check(rc) {
             // SAFETY: freed once.
             unsafe { sys::tiledb_group_free(&mut raw) };
             return Err(e);
@@ -1222,7 +1255,7 @@ impl Group {
                 self.ctx.check(rc)?;
                 Ok(Member {
                     uri: uri.unwrap_or_default(),
-                    kind,
+                    kind: ObjectType::from_raw(kind)?,
                     name,
                 })
             })
@@ -1274,7 +1307,7 @@ impl Group {
                 self.ctx.ptr(),
                 self.raw,
                 c.as_ptr(),
-                value.dtype,
+                value.dtype.raw(),
                 value.num,
                 value.bytes.as_ptr().cast(),
             )
@@ -1291,5 +1324,50 @@ impl Drop for Group {
                 sys::tiledb_group_free(&mut self.raw);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dense 1-d array of `uint64` over `[0, 9]`, tiles of 5, with one `int32` attribute.
+    fn small_array(ctx: &Arc<Context>, uri: &str) {
+        let mut dim_domain = 0u64.to_ne_bytes().to_vec();
+        dim_domain.extend(9u64.to_ne_bytes());
+        let dim =
+            Dimension::new(ctx, "x", Datatype::UInt64, &dim_domain, &5u64.to_ne_bytes()).unwrap();
+        let mut domain = Domain::new(ctx).unwrap();
+        domain.add_dimension(&dim).unwrap();
+        let mut schema = Schema::new(ctx, ArrayType::Dense).unwrap();
+        schema.set_domain(&domain).unwrap();
+        schema.set_cell_order(Layout::RowMajor).unwrap();
+        schema.set_tile_order(Layout::RowMajor).unwrap();
+        schema
+            .add_attribute(&Attribute::new(ctx, "a", Datatype::Int32).unwrap())
+            .unwrap();
+        schema.create_array(uri).unwrap();
+    }
+
+    #[test]
+    fn a_query_refuses_a_subarray_that_does_not_fit_the_dimensions() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = dir.path().join("a").display().to_string();
+        let ctx = Context::new(None).unwrap();
+        small_array(&ctx, &uri);
+        assert_eq!(ctx.object_type(&uri), Ok(ObjectType::Array));
+        let array = Array::open(&ctx, &uri, QueryType::Read).unwrap();
+        let schema = array.schema().unwrap();
+        assert_eq!(schema.array_type(), Ok(ArrayType::Dense));
+        assert_eq!(schema.cell_order(), Ok(Layout::RowMajor));
+        // One uint64 dimension: [lo, hi] is 16 bytes. Fewer would make the library read past
+        // the buffer.
+        let mut subarray = 2u64.to_ne_bytes().to_vec();
+        let short = Query::new(&array, Layout::RowMajor, &subarray);
+        assert!(short.is_err(), "a half subarray was accepted");
+        subarray.extend(3u64.to_ne_bytes());
+        let mut query = Query::new(&array, Layout::RowMajor, &subarray).unwrap();
+        let mut out = [0u8; 8];
+        query.read_into("a", &mut out).unwrap();
     }
 }

@@ -19,8 +19,13 @@
 //! local file system that supports exchanging directories (ext4, xfs, btrfs, tmpfs, ...); that
 //! is checked before anything is written.
 //!
-//! Fault injection for tests: `RECHUNKER_IN_PLACE_ABORT=K` aborts the process right after step
-//! `K` (see [`Step`]); `RECHUNKER_IN_PLACE_ABORT=task:N` aborts it after the copy's `N`-th task.
+//! Copying and comparing are the core's: the plan a resumed copy continues and the executor's
+//! settings come from [`job`], the value-for-value check from [`compare_arrays`]. What is
+//! TileDB's here is the copy target and the crash-safe exchange.
+//!
+//! Fault injection for tests, with the `fault-injection` feature only:
+//! `RECHUNKER_IN_PLACE_ABORT=K` aborts the process right after step `K` (see [`Step`]);
+//! `RECHUNKER_IN_PLACE_ABORT=task:N` aborts it after the copy's `N`-th task.
 
 use crate::copy::{ArrayCopyTarget, ArraySource};
 use crate::error::{Result, TileDbError};
@@ -28,9 +33,9 @@ use crate::fragments::Fragments;
 use crate::source::{is_local, name_from_uri, TileDbSource};
 use crate::target::local_path;
 use crate::types::Codec;
-use rechunker_core::digest::{digest_array, first_difference};
-use rechunker_core::executor::{Executor, ExecutorOptions, Progress, StageReport, StageStart};
-use rechunker_core::job::{self, DatasetPlan, JobOptions};
+use rechunker_core::digest::{compare_arrays, Comparison};
+use rechunker_core::executor::{Executor, Progress};
+use rechunker_core::job::{self, JobOptions};
 use rechunker_core::planner::CostModel;
 use rechunker_core::scratch::{LocalScratch, ScratchCodec, ScratchIo, ScratchStore};
 use rechunker_core::{ChunkSpec, ChunkedArray, DatasetSource};
@@ -38,10 +43,10 @@ use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// The environment variable of the fault-injection hook.
+/// The environment variable of the fault-injection hook (read only with the
+/// `fault-injection` feature).
 pub const ABORT_ENV: &str = "RECHUNKER_IN_PLACE_ABORT";
 
 /// The points after which [`ABORT_ENV`] can abort the process, in the order they happen.
@@ -74,12 +79,17 @@ pub enum Step {
 /// The last step, for tests that try every one.
 pub const LAST_STEP: u8 = Step::Done as u8;
 
+/// Test hook: aborts the process after `step` when [`ABORT_ENV`] names it.
+#[cfg(feature = "fault-injection")]
 fn abort_after(step: Step) {
     if std::env::var(ABORT_ENV).ok().as_deref() == Some(&(step as u8).to_string()) {
         eprintln!("{ABORT_ENV}: aborting after step {} ({step:?})", step as u8);
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "fault-injection"))]
+fn abort_after(_step: Step) {}
 
 /// How to rechunk in place.
 #[derive(Clone)]
@@ -90,7 +100,7 @@ pub struct InPlaceOptions {
     pub codec: Option<Codec>,
     /// Peak memory of the whole process.
     pub max_mem: u64,
-    /// What the process needs besides task buffers (see the CLI's `memory_reserve`).
+    /// What the process needs besides task buffers (see `rechunker::memory::reserve`).
     pub memory_reserve: u64,
     pub threads: usize,
     pub min_io: u64,
@@ -257,7 +267,9 @@ impl Journal {
     /// Replaces the journal atomically (temporary file, flush, rename, flush the folder).
     fn write(&self, paths: &Paths) -> Result<()> {
         let tmp = beside(&paths.journal, ".tmp");
-        let text = serde_json::to_vec_pretty(self).unwrap_or_default();
+        // Never an empty journal: a rerun would take it for a foreign file.
+        let text = serde_json::to_vec_pretty(self)
+            .map_err(|e| in_place_error(paths, format!("cannot encode the journal: {e}")))?;
         let mut f = std::fs::File::create(&tmp).map_err(|e| TileDbError::io(&tmp, "create", e))?;
         f.write_all(&text)
             .and_then(|()| f.sync_all())
@@ -355,29 +367,53 @@ fn delete_old(path: &Path) -> Result<()> {
     }
 }
 
-/// Progress that forwards to another and implements `RECHUNKER_IN_PLACE_ABORT=task:N`.
-struct AbortingProgress {
-    inner: Arc<dyn Progress>,
-    abort_at: Option<u64>,
-    done: AtomicU64,
-}
+/// Test hook: progress that forwards to another and implements
+/// `RECHUNKER_IN_PLACE_ABORT=task:N`.
+#[cfg(feature = "fault-injection")]
+mod abort_at_task {
+    use super::ABORT_ENV;
+    use rechunker_core::executor::{Progress, StageReport, StageStart};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
 
-impl Progress for AbortingProgress {
-    fn stage_started(&self, stage: &StageStart) {
-        self.inner.stage_started(stage)
+    struct AbortingProgress {
+        inner: Arc<dyn Progress>,
+        abort_at: u64,
+        done: AtomicU64,
     }
 
-    fn task_finished(&self, bytes: u64) {
-        self.inner.task_finished(bytes);
-        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.abort_at == Some(n) {
-            eprintln!("{ABORT_ENV}: aborting after task {n} of the copy");
-            std::process::abort();
+    impl Progress for AbortingProgress {
+        fn stage_started(&self, stage: &StageStart) {
+            self.inner.stage_started(stage)
+        }
+
+        fn task_finished(&self, bytes: u64) {
+            self.inner.task_finished(bytes);
+            let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+            if self.abort_at == n {
+                eprintln!("{ABORT_ENV}: aborting after task {n} of the copy");
+                std::process::abort();
+            }
+        }
+
+        fn stage_finished(&self, stage: &StageStart, report: &StageReport) {
+            self.inner.stage_finished(stage, report)
         }
     }
 
-    fn stage_finished(&self, stage: &StageStart, report: &StageReport) {
-        self.inner.stage_finished(stage, report)
+    /// `progress`, wrapped to abort after the task [`ABORT_ENV`] names.
+    pub fn wrap(progress: Arc<dyn Progress>) -> Arc<dyn Progress> {
+        let abort_at = std::env::var(ABORT_ENV)
+            .ok()
+            .and_then(|v| v.strip_prefix("task:").and_then(|n| n.parse().ok()));
+        match abort_at {
+            Some(abort_at) => Arc::new(AbortingProgress {
+                inner: progress,
+                abort_at,
+                done: AtomicU64::new(0),
+            }),
+            None => progress,
+        }
     }
 }
 
@@ -569,30 +605,16 @@ fn copy(
     let scratch: Arc<dyn ScratchStore> =
         Arc::new(LocalScratch::open(&paths.scratch)?.with_io(options.scratch_io));
     // A resumed copy continues the plan it started with, whatever this process measures now.
-    let plan = match scratch.get(job::PLAN_KEY)? {
-        Some(bytes) => DatasetPlan::from_json(&String::from_utf8_lossy(&bytes)).map_err(|e| {
-            TileDbError::Core(rechunker_core::Error::scratch(scratch.location(), e))
-        })?,
+    let plan = match job::recorded_plan(scratch.as_ref())? {
+        Some(plan) => plan,
         None => job::plan_dataset(source.as_ref(), &target, &job_options(options, chunks))?,
     };
-    let abort_at = std::env::var(ABORT_ENV)
-        .ok()
-        .and_then(|v| v.strip_prefix("task:").and_then(|n| n.parse().ok()));
-    let progress = Arc::new(AbortingProgress {
-        inner: options.progress.clone(),
-        abort_at,
-        done: AtomicU64::new(0),
-    });
-    let executor = Executor::new(
-        ExecutorOptions {
-            threads: plan.threads,
-            task_memory: plan.max_mem.saturating_sub(plan.memory_reserve).max(1),
-            codec: options.scratch_codec,
-            fail_task: options.fail_task,
-        },
-        scratch,
-        progress,
-    )?;
+    let progress = options.progress.clone();
+    #[cfg(feature = "fault-injection")]
+    let progress = abort_at_task::wrap(progress);
+    let mut executor_options = job::executor_options(&plan, options.scratch_codec);
+    executor_options.fail_task = options.fail_task;
+    let executor = Executor::new(executor_options, scratch, progress)?;
     let run = job::run_dataset(&plan, source.as_ref(), &target, &executor, true)?;
     report.arrays = plan.arrays.len();
     report.bytes = plan.arrays.iter().map(|a| a.plan.array_bytes()).sum();
@@ -637,10 +659,7 @@ fn verify(uri: &str, paths: &Paths, options: &InPlaceOptions, journal: &Journal)
             .array(&a.name)
             .map_err(|_| mismatch(format!("it has no array `{}`", a.name)))?;
         let bm = b.meta();
-        let mut expected = chunks.resolve(a, uri)?;
-        if a.is_coordinate() && a.num_bytes() <= job::WHOLE_COORDINATE_BYTES {
-            expected = a.shape().iter().map(|&n| n.max(1)).collect();
-        }
+        let expected = job::planned_chunk_shape(a, &chunks, uri)?;
         if bm.shape() != a.shape() || bm.dtype != a.dtype || bm.dims != a.dims {
             return Err(mismatch(format!(
                 "`{}` has another shape, type or dimensions",
@@ -657,26 +676,18 @@ fn verify(uri: &str, paths: &Paths, options: &InPlaceOptions, journal: &Journal)
         if !options.verify {
             continue;
         }
-        // Each copy is read once, whole tiles in its own tile order, into a layout-independent
-        // digest: comparing block by block would decode every old time-slice tile once per
-        // block of the new time-series tiles.
         let x = old.array(&a.name)?;
-        let per_thread = |overhead: u64| (memory / threads).saturating_sub(overhead).max(1);
-        let (before, after) = pool.install(|| -> Result<_> {
-            Ok((
-                digest_array(x.as_ref(), per_thread(x.read_overhead()))?,
-                digest_array(b.as_ref(), per_thread(b.read_overhead()))?,
-            ))
-        })?;
-        if before != after {
-            let at = pool.install(|| first_difference(x.as_ref(), b.as_ref(), memory / threads))?;
-            return Err(mismatch(match at {
-                Some(at) => format!("`{}` differs at {at:?}", a.name),
-                None => format!(
+        match pool.install(|| compare_arrays(x.as_ref(), b.as_ref(), memory / threads))? {
+            Comparison::Equal => {}
+            Comparison::DiffersAt(at) => {
+                return Err(mismatch(format!("`{}` differs at {at:?}", a.name)))
+            }
+            Comparison::ReadDifferently(before, after) => {
+                return Err(mismatch(format!(
                     "`{}` read differently twice (digests {after} and {before})",
                     a.name
-                ),
-            }));
+                )))
+            }
         }
         compared += a.num_bytes();
     }

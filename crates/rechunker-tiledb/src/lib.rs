@@ -1,5 +1,6 @@
 //! TileDB dense arrays and groups for rechunker, through the project's own thin FFI
-//! ([`tiledb_sys`], libtiledb 2.30), and crash-safe in-place rechunking.
+//! (`tiledb_sys`, libtiledb 2.30) wrapped by the safe layer [`ffi`] (the only module that
+//! touches `tiledb_sys`), and crash-safe in-place rechunking.
 //!
 //! - [`TileDbSource`] reads a dense array or a group of them as a dataset. Variables: in an
 //!   array, one per attribute, named after it (an anonymous attribute after the array); in a
@@ -16,7 +17,11 @@
 //!   `lz4+bitshuffle`, `none`), fill values, metadata. It is staged in `DST.rechunk-partial`
 //!   and moved into place by [`DatasetTarget::finalize`](rechunker_core::DatasetTarget), so a
 //!   failed run leaves nothing at `DST`. Each write task makes one fragment; [`Fragments`]
-//!   says what happens to them at the end.
+//!   says what happens to them at the end. With [`TileDbWriteOptions::keep_source`] (the CLI
+//!   without `--codec`), variables read from TileDB arrays are written as their arrays were
+//!   instead: the same dimensions, domains, orders, attributes, filters, fill values and
+//!   metadata, a lone array at the target and a group as a group; only the tiles change
+//!   (see `keep.rs`).
 //! - [`in_place::run`] rechunks an array or group where it is: a copy beside it (same schema,
 //!   attributes, filters, fill values and metadata; new tile extents), verified value for
 //!   value, then swapped in through a journal and an atomic folder exchange, so that a crash at
@@ -29,10 +34,12 @@
 
 mod array;
 mod copy;
+pub mod driver;
 mod error;
 pub mod ffi;
 mod fragments;
 pub mod in_place;
+mod keep;
 mod meta;
 mod schema;
 pub mod source;
@@ -44,10 +51,9 @@ pub use error::TileDbError;
 pub use fragments::{fragment_count, Fragments, AUTO_LIMIT};
 pub use source::{is_tiledb, TileDbSource};
 pub use target::{remove, staging_path, TileDbTarget, TileDbWriteOptions};
-pub use tiledb_sys as sys;
 pub use types::{Codec, Compressor, Shuffle};
 
 /// The linked libtiledb's version, e.g. `(2, 30, 0)`.
 pub fn library_version() -> (i32, i32, i32) {
-    tiledb_sys::version()
+    ffi::library_version()
 }

@@ -11,11 +11,11 @@
 //! Which metadata belongs to which variable follows TileDB-CF: a key `__tiledb_attr.A.KEY` is
 //! attribute `KEY` of the variable stored in TileDB attribute `A`; see [`split_keys`].
 
+use crate::ffi::Datatype;
 use crate::ffi::MetaValue;
 use crate::types;
 use rechunker_core::{AttrValue, Attributes, DataType, Scalar};
 use serde_json::{json, Value};
-use tiledb_sys as sys;
 
 /// Prefix of per-attribute metadata keys (TileDB-CF's convention).
 pub(crate) const ATTR_PREFIX: &str = "__tiledb_attr.";
@@ -38,7 +38,7 @@ fn number_json(s: Scalar) -> Value {
 /// A metadata value as an attribute value, or `None` for types we do not carry.
 pub(crate) fn to_attr(value: &MetaValue) -> Option<AttrValue> {
     match value.dtype {
-        sys::TILEDB_STRING_UTF8 | sys::TILEDB_STRING_ASCII | sys::TILEDB_CHAR => {
+        Datatype::StringUtf8 | Datatype::StringAscii | Datatype::Char => {
             let text = String::from_utf8_lossy(&value.bytes);
             Some(AttrValue::json(json!(text.trim_end_matches('\0'))))
         }
@@ -113,7 +113,7 @@ fn encode(items: &[Scalar], dtype: DataType) -> Option<MetaValue> {
 
 fn text(s: &str) -> MetaValue {
     MetaValue {
-        dtype: sys::TILEDB_STRING_UTF8,
+        dtype: Datatype::StringUtf8,
         num: s.len() as u32,
         bytes: s.as_bytes().to_vec(),
     }
@@ -241,7 +241,7 @@ mod tests {
         );
         assert_eq!(
             from_attr(&AttrValue::json(json!(true))).dtype,
-            sys::TILEDB_INT64
+            Datatype::Int64
         );
         assert_eq!(from_attr(&AttrValue::json(json!(""))).num, 0);
         // A value that does not fit its declared type keeps its value in a wider one.
@@ -249,7 +249,7 @@ mod tests {
             value: json!(300),
             dtype: Some(DataType::Int8),
         });
-        assert_eq!(wide.dtype, sys::TILEDB_INT64);
+        assert_eq!(wide.dtype, Datatype::Int64);
     }
 
     #[test]

@@ -3,16 +3,16 @@
 
 use crate::error::{Context as _, Result, TileDbError};
 use crate::ffi::{self, Attribute, Context, Dimension, Domain, Filter, FilterList, Schema};
+use crate::ffi::{ArrayType, Datatype, Layout, VAR_NUM};
 use crate::types::{self, Codec};
 use rechunker_core::{ChunkGrid, DataType, Region};
 use std::sync::Arc;
-use tiledb_sys as sys;
 
 /// One dimension: its name, integer type, inclusive domain and tile extent.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct DimInfo {
     pub name: String,
-    pub tdb_type: sys::tiledb_datatype_t,
+    pub tdb_type: Datatype,
     pub lo: i128,
     pub hi: i128,
     pub extent: u64,
@@ -40,8 +40,8 @@ pub(crate) struct ArrayInfo {
     pub uri: String,
     pub dims: Vec<DimInfo>,
     pub attrs: Vec<AttrInfo>,
-    pub cell_order: sys::tiledb_layout_t,
-    pub tile_order: sys::tiledb_layout_t,
+    pub cell_order: Layout,
+    pub tile_order: Layout,
 }
 
 impl ArrayInfo {
@@ -59,7 +59,7 @@ impl ArrayInfo {
             action: "cannot read the array schema".into(),
             message: e.0,
         };
-        if schema.array_type().map_err(read)? == sys::TILEDB_SPARSE {
+        if schema.array_type().map_err(read)? == ArrayType::Sparse {
             return Err(TileDbError::unsupported(
                 uri,
                 "a sparse array (only dense arrays can be rechunked)",
@@ -119,7 +119,7 @@ impl ArrayInfo {
                 name.clone()
             };
             let n = attr.cell_val_num().map_err(read)?;
-            if n == sys::TILEDB_VAR_NUM {
+            if n == VAR_NUM {
                 return Err(TileDbError::unsupported(
                     uri,
                     format!("the variable-length attribute `{shown}`"),
@@ -314,7 +314,7 @@ pub(crate) fn create_array(
     uri: &str,
     dims: &[DimInfo],
     attrs: &[NewAttr<'_>],
-    orders: (sys::tiledb_layout_t, sys::tiledb_layout_t),
+    orders: (Layout, Layout),
 ) -> Result<()> {
     let fail = |action: &str| {
         let action = action.to_string();
@@ -333,7 +333,7 @@ pub(crate) fn create_array(
             .at_var(uri, "cannot add the dimension", &d.name)?;
     }
     let mut schema =
-        Schema::new(ctx, sys::TILEDB_DENSE).map_err(fail("cannot create the schema"))?;
+        Schema::new(ctx, ArrayType::Dense).map_err(fail("cannot create the schema"))?;
     schema
         .set_domain(&domain)
         .map_err(fail("cannot set the domain"))?;

@@ -18,11 +18,12 @@
 use crate::array::{self, TileDbArray};
 use crate::error::{Context as _, Result, TileDbError};
 use crate::ffi::{self, Context};
+use crate::ffi::{ObjectType, QueryType};
+use crate::keep::KeptArray;
 use crate::meta;
 use crate::schema::ArrayInfo;
 use rechunker_core::{ArrayMeta, Attributes, ChunkedArray, DatasetMeta, DatasetSource, Scalar};
 use std::sync::Arc;
-use tiledb_sys as sys;
 
 /// One array found at or below the dataset's URI.
 pub(crate) struct Found {
@@ -70,10 +71,20 @@ pub(crate) fn is_local(uri: &str) -> bool {
     }
 }
 
+/// A local URI as an absolute path (so that a plan file run from elsewhere finds it); other
+/// URIs as they are.
+fn absolute(uri: &str) -> String {
+    if !is_local(uri) {
+        return uri.into();
+    }
+    let path = uri.strip_prefix("file://").unwrap_or(uri);
+    std::fs::canonicalize(path).map_or_else(|_| uri.into(), |p| p.display().to_string())
+}
+
 /// What is at `uri`, with a clear error when it is nothing TileDB.
-pub(crate) fn object_type(ctx: &Context, uri: &str) -> Result<sys::tiledb_object_t> {
+pub(crate) fn object_type(ctx: &Context, uri: &str) -> Result<ObjectType> {
     let kind = ctx.object_type(uri).at(uri, "cannot inspect")?;
-    if kind == sys::TILEDB_INVALID {
+    if kind == ObjectType::Invalid {
         let exists =
             !is_local(uri) || std::path::Path::new(uri.trim_start_matches("file://")).exists();
         return Err(TileDbError::NotTileDb {
@@ -91,7 +102,7 @@ pub(crate) fn walk_group(
     prefix: &str,
     out: &mut Vec<Found>,
 ) -> Result<Vec<(String, ffi::MetaValue)>> {
-    let group = ffi::Group::open(ctx, uri, sys::TILEDB_READ).at(uri, "cannot open the group")?;
+    let group = ffi::Group::open(ctx, uri, QueryType::Read).at(uri, "cannot open the group")?;
     let members = group.members().at(uri, "cannot list the group")?;
     let metadata = group.metadata().at(uri, "cannot read the group metadata")?;
     drop(group);
@@ -103,8 +114,8 @@ pub(crate) fn walk_group(
             .unwrap_or_else(|| name_from_uri(&m.uri));
         let path = format!("{prefix}{name}");
         match m.kind {
-            sys::TILEDB_ARRAY => out.push(Found { path, uri: m.uri }),
-            sys::TILEDB_GROUP => {
+            ObjectType::Array => out.push(Found { path, uri: m.uri }),
+            ObjectType::Group => {
                 walk_group(ctx, &m.uri, &format!("{path}/"), out)?;
             }
             _ => tracing::warn!(
@@ -129,7 +140,7 @@ pub(crate) struct Layout {
 /// The arrays at `uri` and the group metadata.
 pub(crate) fn find(ctx: &Arc<Context>, uri: &str) -> Result<Layout> {
     match object_type(ctx, uri)? {
-        sys::TILEDB_ARRAY => Ok(Layout {
+        ObjectType::Array => Ok(Layout {
             is_group: false,
             found: vec![Found {
                 path: String::new(),
@@ -154,7 +165,7 @@ pub(crate) fn array_metadata(
     ctx: &Arc<Context>,
     uri: &str,
 ) -> Result<Vec<(String, ffi::MetaValue)>> {
-    let array = ffi::Array::open(ctx, uri, sys::TILEDB_READ).at(uri, "cannot open the array")?;
+    let array = ffi::Array::open(ctx, uri, QueryType::Read).at(uri, "cannot open the array")?;
     array.metadata().at(uri, "cannot read the array metadata")
 }
 
@@ -175,6 +186,7 @@ impl TileDbSource {
             info: Arc<ArrayInfo>,
             index: usize,
             attrs: Attributes,
+            kept: Option<KeptArray>,
         }
         let mut vars: Vec<Var> = Vec::new();
         let mut dataset_attrs = if is_group {
@@ -196,6 +208,7 @@ impl TileDbSource {
                 dataset_attrs = rest.clone();
             }
             let single = info.attrs.len() == 1;
+            let source_uri = absolute(&f.uri);
             for (i, (attr, own)) in info.attrs.iter().zip(per_attr).enumerate() {
                 let name = if (is_group && single) || attr.name.is_empty() {
                     member.clone()
@@ -210,7 +223,9 @@ impl TileDbSource {
                 for (k, v) in own.0 {
                     attrs.insert(k, v);
                 }
+                let kept = KeptArray::new(&info, &source_uri, &f.path, i);
                 vars.push(Var {
+                    kept,
                     qualified: format!("{member}/{}", attr.name),
                     name,
                     info: info.clone(),
@@ -236,7 +251,7 @@ impl TileDbSource {
                 fill_value: Scalar::from_bytes(attr.dtype, &attr.fill),
                 attrs: v.attrs.clone(),
                 codecs: attr.filters.clone(),
-                encoding: None,
+                encoding: v.kept.as_ref().map(KeptArray::encoding),
             };
             arrays.push(Arc::new(TileDbArray::attribute(
                 ctx.clone(),
@@ -288,7 +303,7 @@ pub fn is_tiledb(uri: &str) -> bool {
     array::context()
         .ok()
         .and_then(|ctx| ctx.object_type(uri).ok())
-        .is_some_and(|k| k != sys::TILEDB_INVALID)
+        .is_some_and(|k| k != ObjectType::Invalid)
 }
 
 #[cfg(test)]

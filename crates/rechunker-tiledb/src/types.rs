@@ -1,78 +1,79 @@
 //! TileDB data types, dimension values and filters in rechunker's terms.
 
+use crate::ffi::{Datatype, FilterType};
 use rechunker_core::DataType;
-use tiledb_sys as sys;
 
 /// The TileDB type of a rechunker data type.
-pub(crate) fn tiledb_type(dtype: DataType) -> sys::tiledb_datatype_t {
+pub(crate) fn tiledb_type(dtype: DataType) -> Datatype {
     match dtype {
-        DataType::Bool => sys::TILEDB_BOOL,
-        DataType::Int8 => sys::TILEDB_INT8,
-        DataType::Int16 => sys::TILEDB_INT16,
-        DataType::Int32 => sys::TILEDB_INT32,
-        DataType::Int64 => sys::TILEDB_INT64,
-        DataType::UInt8 => sys::TILEDB_UINT8,
-        DataType::UInt16 => sys::TILEDB_UINT16,
-        DataType::UInt32 => sys::TILEDB_UINT32,
-        DataType::UInt64 => sys::TILEDB_UINT64,
-        DataType::Float32 => sys::TILEDB_FLOAT32,
-        DataType::Float64 => sys::TILEDB_FLOAT64,
-        DataType::Char => sys::TILEDB_CHAR,
+        DataType::Bool => Datatype::Bool,
+        DataType::Int8 => Datatype::Int8,
+        DataType::Int16 => Datatype::Int16,
+        DataType::Int32 => Datatype::Int32,
+        DataType::Int64 => Datatype::Int64,
+        DataType::UInt8 => Datatype::UInt8,
+        DataType::UInt16 => Datatype::UInt16,
+        DataType::UInt32 => Datatype::UInt32,
+        DataType::UInt64 => Datatype::UInt64,
+        DataType::Float32 => Datatype::Float32,
+        DataType::Float64 => Datatype::Float64,
+        DataType::Char => Datatype::Char,
     }
 }
 
 /// The rechunker data type of a TileDB type, if it is a plain number or a character.
-pub(crate) fn data_type(t: sys::tiledb_datatype_t) -> Option<DataType> {
+pub(crate) fn data_type(t: Datatype) -> Option<DataType> {
     Some(match t {
-        sys::TILEDB_BOOL => DataType::Bool,
-        sys::TILEDB_INT8 => DataType::Int8,
-        sys::TILEDB_INT16 => DataType::Int16,
-        sys::TILEDB_INT32 => DataType::Int32,
-        sys::TILEDB_INT64 => DataType::Int64,
-        sys::TILEDB_UINT8 => DataType::UInt8,
-        sys::TILEDB_UINT16 => DataType::UInt16,
-        sys::TILEDB_UINT32 => DataType::UInt32,
-        sys::TILEDB_UINT64 => DataType::UInt64,
-        sys::TILEDB_FLOAT32 => DataType::Float32,
-        sys::TILEDB_FLOAT64 => DataType::Float64,
+        Datatype::Bool => DataType::Bool,
+        Datatype::Int8 => DataType::Int8,
+        Datatype::Int16 => DataType::Int16,
+        Datatype::Int32 => DataType::Int32,
+        Datatype::Int64 => DataType::Int64,
+        Datatype::UInt8 => DataType::UInt8,
+        Datatype::UInt16 => DataType::UInt16,
+        Datatype::UInt32 => DataType::UInt32,
+        Datatype::UInt64 => DataType::UInt64,
+        Datatype::Float32 => DataType::Float32,
+        Datatype::Float64 => DataType::Float64,
         // One character per cell (numpy `S1` in tiledb-py).
-        sys::TILEDB_CHAR => DataType::Char,
+        Datatype::Char => DataType::Char,
         _ => return None,
     })
 }
 
 /// A TileDB type's name, for messages.
-pub(crate) fn type_name(t: sys::tiledb_datatype_t) -> String {
+pub(crate) fn type_name(t: Datatype) -> String {
     match t {
-        sys::TILEDB_CHAR => "char".into(),
-        sys::TILEDB_STRING_ASCII => "string_ascii".into(),
-        sys::TILEDB_STRING_UTF8 => "string_utf8".into(),
-        sys::TILEDB_BLOB => "blob".into(),
-        13..=35 => format!("datetime/time type {t}"),
+        Datatype::Char => "char".into(),
+        Datatype::StringAscii => "string_ascii".into(),
+        Datatype::StringUtf8 => "string_utf8".into(),
+        Datatype::Blob => "blob".into(),
+        Datatype::DatetimeNs => format!("datetime/time type {}", t.raw()),
+        Datatype::Other(code @ 13..=35) => format!("datetime/time type {code}"),
         other => match data_type(other) {
             Some(d) => d.name().into(),
-            None => format!("TileDB type {other}"),
+            None => format!("TileDB type {}", other.raw()),
         },
     }
 }
 
 /// Size and signedness of an integer TileDB type (the types dense dimensions may have).
-pub(crate) fn int_type(t: sys::tiledb_datatype_t) -> Option<(usize, bool)> {
+pub(crate) fn int_type(t: Datatype) -> Option<(usize, bool)> {
     Some(match t {
-        sys::TILEDB_INT8 => (1, true),
-        sys::TILEDB_UINT8 => (1, false),
-        sys::TILEDB_INT16 => (2, true),
-        sys::TILEDB_UINT16 => (2, false),
-        sys::TILEDB_INT32 => (4, true),
-        sys::TILEDB_UINT32 => (4, false),
-        sys::TILEDB_INT64 => (8, true),
-        sys::TILEDB_UINT64 => (8, false),
+        Datatype::Int8 => (1, true),
+        Datatype::UInt8 => (1, false),
+        Datatype::Int16 => (2, true),
+        Datatype::UInt16 => (2, false),
+        Datatype::Int32 => (4, true),
+        Datatype::UInt32 => (4, false),
+        Datatype::Int64 => (8, true),
+        Datatype::UInt64 => (8, false),
         _ => return None,
     })
 }
 
 /// Reads one native-endian integer of type `t`.
-pub(crate) fn decode_int(t: sys::tiledb_datatype_t, bytes: &[u8]) -> Option<i128> {
+pub(crate) fn decode_int(t: Datatype, bytes: &[u8]) -> Option<i128> {
     let (size, signed) = int_type(t)?;
     let b = bytes.get(..size)?;
     let mut buf = [0u8; 16];
@@ -94,7 +95,7 @@ pub(crate) fn decode_int(t: sys::tiledb_datatype_t, bytes: &[u8]) -> Option<i128
 }
 
 /// Writes `v` as one native-endian integer of type `t` (None if it does not fit).
-pub(crate) fn encode_int(t: sys::tiledb_datatype_t, v: i128) -> Option<Vec<u8>> {
+pub(crate) fn encode_int(t: Datatype, v: i128) -> Option<Vec<u8>> {
     let (size, signed) = int_type(t)?;
     let bits = 8 * size as u32;
     let (lo, hi) = if signed {
@@ -256,60 +257,60 @@ impl std::fmt::Display for Codec {
 
 impl Codec {
     /// The filters in pipeline order, as (type, level) pairs.
-    pub(crate) fn filters(&self) -> Vec<(sys::tiledb_filter_type_t, Option<i32>)> {
+    pub(crate) fn filters(&self) -> Vec<(FilterType, Option<i32>)> {
         let mut out = Vec::new();
         match self.shuffle {
             Shuffle::None => {}
-            Shuffle::Byte => out.push((sys::TILEDB_FILTER_BYTESHUFFLE, None)),
-            Shuffle::Bit => out.push((sys::TILEDB_FILTER_BITSHUFFLE, None)),
+            Shuffle::Byte => out.push((FilterType::ByteShuffle, None)),
+            Shuffle::Bit => out.push((FilterType::BitShuffle, None)),
         }
         match self.compressor {
             Compressor::None => {}
-            Compressor::Zstd(l) => out.push((sys::TILEDB_FILTER_ZSTD, Some(l))),
-            Compressor::Gzip(l) => out.push((sys::TILEDB_FILTER_GZIP, Some(l))),
-            Compressor::Lz4(l) => out.push((sys::TILEDB_FILTER_LZ4, Some(l))),
+            Compressor::Zstd(l) => out.push((FilterType::Zstd, Some(l))),
+            Compressor::Gzip(l) => out.push((FilterType::Gzip, Some(l))),
+            Compressor::Lz4(l) => out.push((FilterType::Lz4, Some(l))),
         }
         out
     }
 }
 
 /// True for the filters that take a compression level.
-pub(crate) fn is_compressor(kind: sys::tiledb_filter_type_t) -> bool {
+pub(crate) fn is_compressor(kind: FilterType) -> bool {
     matches!(
         kind,
-        sys::TILEDB_FILTER_GZIP
-            | sys::TILEDB_FILTER_ZSTD
-            | sys::TILEDB_FILTER_LZ4
-            | sys::TILEDB_FILTER_RLE
-            | sys::TILEDB_FILTER_BZIP2
-            | sys::TILEDB_FILTER_DOUBLE_DELTA
-            | sys::TILEDB_FILTER_DELTA
-            | sys::TILEDB_FILTER_DICTIONARY
+        FilterType::Gzip
+            | FilterType::Zstd
+            | FilterType::Lz4
+            | FilterType::Rle
+            | FilterType::Bzip2
+            | FilterType::DoubleDelta
+            | FilterType::Delta
+            | FilterType::Dictionary
     )
 }
 
 /// A filter's name as `ArrayMeta::codecs` lists it, e.g. `zstd(level=3)`, `byteshuffle`.
-pub(crate) fn describe_filter(kind: sys::tiledb_filter_type_t, level: Option<i32>) -> String {
+pub(crate) fn describe_filter(kind: FilterType, level: Option<i32>) -> String {
     let name = match kind {
-        sys::TILEDB_FILTER_NONE => "none",
-        sys::TILEDB_FILTER_GZIP => "gzip",
-        sys::TILEDB_FILTER_ZSTD => "zstd",
-        sys::TILEDB_FILTER_LZ4 => "lz4",
-        sys::TILEDB_FILTER_RLE => "rle",
-        sys::TILEDB_FILTER_BZIP2 => "bzip2",
-        sys::TILEDB_FILTER_DOUBLE_DELTA => "double_delta",
-        sys::TILEDB_FILTER_BIT_WIDTH_REDUCTION => "bit_width_reduction",
-        sys::TILEDB_FILTER_BITSHUFFLE => "bitshuffle",
-        sys::TILEDB_FILTER_BYTESHUFFLE => "byteshuffle",
-        sys::TILEDB_FILTER_POSITIVE_DELTA => "positive_delta",
-        sys::TILEDB_FILTER_CHECKSUM_MD5 => "checksum_md5",
-        sys::TILEDB_FILTER_CHECKSUM_SHA256 => "checksum_sha256",
-        sys::TILEDB_FILTER_DICTIONARY => "dictionary",
-        sys::TILEDB_FILTER_SCALE_FLOAT => "scale_float",
-        sys::TILEDB_FILTER_XOR => "xor",
-        sys::TILEDB_FILTER_WEBP => "webp",
-        sys::TILEDB_FILTER_DELTA => "delta",
-        other => return format!("filter {other}"),
+        FilterType::None => "none",
+        FilterType::Gzip => "gzip",
+        FilterType::Zstd => "zstd",
+        FilterType::Lz4 => "lz4",
+        FilterType::Rle => "rle",
+        FilterType::Bzip2 => "bzip2",
+        FilterType::DoubleDelta => "double_delta",
+        FilterType::BitWidthReduction => "bit_width_reduction",
+        FilterType::BitShuffle => "bitshuffle",
+        FilterType::ByteShuffle => "byteshuffle",
+        FilterType::PositiveDelta => "positive_delta",
+        FilterType::ChecksumMd5 => "checksum_md5",
+        FilterType::ChecksumSha256 => "checksum_sha256",
+        FilterType::Dictionary => "dictionary",
+        FilterType::ScaleFloat => "scale_float",
+        FilterType::Xor => "xor",
+        FilterType::Webp => "webp",
+        FilterType::Delta => "delta",
+        FilterType::Other(code) => return format!("filter {code}"),
     };
     match level {
         Some(l) => format!("{name}(level={l})"),
@@ -324,14 +325,14 @@ mod tests {
     #[test]
     fn ints_round_trip() {
         for t in [
-            sys::TILEDB_INT8,
-            sys::TILEDB_UINT8,
-            sys::TILEDB_INT16,
-            sys::TILEDB_UINT16,
-            sys::TILEDB_INT32,
-            sys::TILEDB_UINT32,
-            sys::TILEDB_INT64,
-            sys::TILEDB_UINT64,
+            Datatype::Int8,
+            Datatype::UInt8,
+            Datatype::Int16,
+            Datatype::UInt16,
+            Datatype::Int32,
+            Datatype::UInt32,
+            Datatype::Int64,
+            Datatype::UInt64,
         ] {
             let (size, signed) = int_type(t).unwrap();
             for v in [0i128, 1, 100, if signed { -5 } else { 7 }] {
@@ -340,12 +341,12 @@ mod tests {
                 assert_eq!(decode_int(t, &b), Some(v));
             }
         }
-        assert_eq!(encode_int(sys::TILEDB_UINT8, 256), None);
-        assert_eq!(encode_int(sys::TILEDB_UINT64, -1), None);
-        let max = encode_int(sys::TILEDB_UINT64, u64::MAX as i128).unwrap();
-        assert_eq!(decode_int(sys::TILEDB_UINT64, &max), Some(u64::MAX as i128));
-        let min = encode_int(sys::TILEDB_INT64, i64::MIN as i128).unwrap();
-        assert_eq!(decode_int(sys::TILEDB_INT64, &min), Some(i64::MIN as i128));
+        assert_eq!(encode_int(Datatype::UInt8, 256), None);
+        assert_eq!(encode_int(Datatype::UInt64, -1), None);
+        let max = encode_int(Datatype::UInt64, u64::MAX as i128).unwrap();
+        assert_eq!(decode_int(Datatype::UInt64, &max), Some(u64::MAX as i128));
+        let min = encode_int(Datatype::Int64, i64::MIN as i128).unwrap();
+        assert_eq!(decode_int(Datatype::Int64, &min), Some(i64::MIN as i128));
     }
 
     #[test]
@@ -367,10 +368,7 @@ mod tests {
         assert_eq!("none".parse::<Codec>().unwrap().filters(), vec![]);
         assert_eq!(
             "zstd+bitshuffle".parse::<Codec>().unwrap().filters(),
-            vec![
-                (sys::TILEDB_FILTER_BITSHUFFLE, None),
-                (sys::TILEDB_FILTER_ZSTD, Some(3))
-            ]
+            vec![(FilterType::BitShuffle, None), (FilterType::Zstd, Some(3))]
         );
         for bad in [
             "",

@@ -10,7 +10,7 @@
 //!   `consolidated_metadata` in the root `zarr.json`, as zarr-python writes them) come last.
 //! - Stores from URIs: local paths and `file://` (writes are temp file + rename), `s3://`
 //!   (credentials and `AWS_ENDPOINT_URL` from the environment), `gs://`, `az://`, and
-//!   `http(s)://` read-only, through object_store with a few bounded retries.
+//!   `http(s)://` read-only, opened by rechunker-store (as scratch is) with a few bounded retries.
 //!
 //! zarrs runs its codecs single-threaded here ([`CodecOptions`](zarrs::array::CodecOptions)
 //! with a concurrent target of 1 on every call): the executor already runs one task per core.
@@ -20,13 +20,14 @@
 mod array;
 mod bounded;
 mod cf_fill;
+pub mod driver;
 mod error;
 mod meta;
 mod options;
-mod scratch;
 mod source;
 mod store;
 mod target;
+mod uri_ops;
 
 pub use array::ZarrArray;
 pub use error::ZarrError;
@@ -34,6 +35,6 @@ pub use meta::describe_dataset;
 pub use options::{
     BloscCompressor, BloscShuffle, Codec, ShardSpec, ZarrFormat, ZarrReadOptions, ZarrWriteOptions,
 };
-pub use scratch::{exists, looks_like_zarr, remove, StoreScratch};
 pub use source::ZarrSource;
 pub use target::ZarrTarget;
+pub use uri_ops::{exists, looks_like_zarr, remove};

@@ -92,18 +92,32 @@ pub fn scalar_json(s: Scalar) -> serde_json::Value {
     }
 }
 
-/// The workspace venv's Python with tiledb-py (or $RECHUNKER_PYTHON), if present.
-pub fn python() -> Option<PathBuf> {
+/// The workspace venv's Python with tiledb-py and numpy (or $RECHUNKER_PYTHON). The tests that
+/// need it fail when it is missing or lacks tiledb-py: tiledb-py is the judge of what we write.
+pub fn python() -> PathBuf {
     let p = std::env::var_os("RECHUNKER_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
         });
-    let ok = Command::new(&p)
+    let probe = Command::new(&p)
         .args(["-c", "import tiledb, numpy"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(p)
+        .output();
+    let problem = match &probe {
+        Ok(out) if out.status.success() => return p,
+        // The last line of the traceback names what is missing.
+        Ok(out) => String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .last()
+            .unwrap_or("no error message")
+            .to_string(),
+        Err(e) => e.to_string(),
+    };
+    panic!(
+        "{} cannot import tiledb and numpy ({problem}): run `cargo xtask setup` to make the venv \
+         with the reference readers, or set RECHUNKER_PYTHON to a Python that has tiledb-py",
+        p.display()
+    );
 }
 
 /// Runs a Python snippet with tiledb-py; returns its stdout. Panics with its stderr on failure.

@@ -1,0 +1,25 @@
+//! Object stores for rechunker, in one place: what a location string names
+//! ([`Location::parse`]), how an object store is opened from it (credentials and endpoints from
+//! the environment, a few bounded retries: [`open`]), the one tokio runtime every blocking call
+//! runs on ([`block_on`]), and a [`ScratchStore`](rechunker_core::scratch::ScratchStore) on any
+//! object store ([`ObjectScratch`]).
+//!
+//! The Zarr adapter reads and writes datasets through [`open_object`]; the scratch store uses
+//! [`ObjectScratch`]; so `s3://`, `gs://`, `az://` and `http(s)://` mean the same to both.
+//! Calls block on the shared runtime, so they must not be made from inside an async context.
+
+mod error;
+mod location;
+mod open;
+mod runtime;
+mod scratch;
+
+pub use error::StoreError;
+pub use location::{is_object_store, is_uri, Location};
+pub use object_store;
+pub use open::{open_object, ObjectLocation};
+pub use runtime::{block_on, runtime_handle};
+pub use scratch::ObjectScratch;
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, StoreError>;

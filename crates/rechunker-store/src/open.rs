@@ -1,0 +1,135 @@
+//! Opening an object store from a URL: credentials and endpoints come from the environment (as
+//! the cloud CLIs read them), requests get a few quick retries so that a dead endpoint fails
+//! within seconds, and the store is rooted at the URL's prefix.
+
+use crate::error::StoreError;
+use crate::location::Location;
+use crate::runtime::runtime_handle;
+use crate::Result;
+use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An object store opened from a URL, rooted at its prefix (keys are relative to it).
+#[derive(Clone, Debug)]
+pub struct ObjectLocation {
+    /// The URL as given, for messages.
+    pub uri: String,
+    pub store: Arc<dyn ObjectStore>,
+    /// False for `http(s)://`.
+    pub writable: bool,
+    /// False for `http(s)://`: plain HTTP cannot list.
+    pub listable: bool,
+}
+
+/// Retries: a few quick ones, so that a dead endpoint fails within seconds.
+fn retry_config() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(2),
+            base: 2.0,
+        },
+        max_retries: 3,
+        retry_timeout: Duration::from_secs(15),
+    }
+}
+
+fn client_options(allow_http: bool) -> ClientOptions {
+    ClientOptions::new()
+        .with_connect_timeout(Duration::from_secs(5))
+        .with_timeout(Duration::from_secs(300))
+        .with_allow_http(allow_http)
+}
+
+/// As the AWS CLI does: `AWS_ENDPOINT_URL(_S3)` points at another S3 server.
+fn s3_endpoint() -> Option<String> {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+/// Opens the object store `uri` names (`s3://`, `gs://`, `az://`, `http(s)://`). Nothing is
+/// read or written: clients connect on their first request. A local path is refused here; the
+/// caller has its own way with files.
+pub fn open_object(uri: &str) -> Result<ObjectLocation> {
+    let failed = |e: object_store::Error| StoreError::location(uri, e.to_string());
+    let handle = runtime_handle(uri)?;
+    // Some clients look for a runtime while they are built.
+    let _guard = handle.enter();
+    let (store, prefix, writable): (Arc<dyn ObjectStore>, String, bool) =
+        match Location::parse(uri)? {
+            Location::Local(_) => {
+                return Err(StoreError::location(
+                    uri,
+                    "a local path, not an object store URL",
+                ))
+            }
+            Location::S3 { bucket, prefix } => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config());
+                let endpoint = s3_endpoint();
+                // Plain http only when the endpoint says so (a local test server).
+                let http = endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.to_ascii_lowercase().starts_with("http://"));
+                if let Some(endpoint) = &endpoint {
+                    builder = builder.with_endpoint(endpoint);
+                }
+                let s3 = builder
+                    .with_client_options(client_options(http))
+                    .with_allow_http(http)
+                    .build()
+                    .map_err(failed)?;
+                (Arc::new(s3), prefix, true)
+            }
+            Location::Gcs { bucket, prefix } => {
+                let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options(false))
+                    .build()
+                    .map_err(failed)?;
+                (Arc::new(gcs), prefix, true)
+            }
+            Location::Azure {
+                container,
+                account,
+                prefix,
+            } => {
+                let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(container)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options(false));
+                if let Some(account) = account {
+                    builder = builder.with_account(account);
+                }
+                (Arc::new(builder.build().map_err(failed)?), prefix, true)
+            }
+            Location::Http { url } => {
+                let plain = url.to_ascii_lowercase().starts_with("http://");
+                let http = object_store::http::HttpBuilder::new()
+                    .with_url(url)
+                    .with_retry(retry_config())
+                    .with_client_options(client_options(plain))
+                    .build()
+                    .map_err(failed)?;
+                (Arc::new(http), String::new(), false)
+            }
+        };
+    let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+        store
+    } else {
+        Arc::new(object_store::prefix::PrefixStore::new(
+            store,
+            object_store::path::Path::from(prefix),
+        ))
+    };
+    Ok(ObjectLocation {
+        uri: uri.into(),
+        store,
+        writable,
+        listable: writable,
+    })
+}
