@@ -5,10 +5,11 @@
 use object_store::memory::InMemory;
 use rechunker_core::scratch::{LocalScratch, ScratchStore};
 use rechunker_store::ObjectScratch;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+
+#[path = "../test-support/moto.rs"]
+mod moto;
+use moto::Moto;
 
 const WRITERS: usize = 4;
 const ROUNDS: usize = 25;
@@ -176,69 +177,12 @@ fn only_writable_object_stores_hold_scratch() {
     assert!(e.contains("local path"), "{e}");
 }
 
-/// A moto server on a free port, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts moto (from the venv `cargo xtask setup` makes, or beside RECHUNKER_PYTHON) with a
-/// bucket `bucket`; fails the test if it cannot.
-fn start_moto() -> Moto {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let moto = std::env::var_os("RECHUNKER_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python")
-        })
-        .with_file_name("moto_server");
-    assert!(
-        moto.exists(),
-        "{} is missing: run `cargo xtask setup` to install the S3 test server",
-        moto.display()
-    );
-    let child = Command::new(&moto)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", moto.display()));
-    let moto = Moto {
-        child,
-        endpoint: format!("http://127.0.0.1:{port}"),
-    };
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "moto did not start within 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    moto
-}
-
 #[test]
 fn one_writer_wins_on_s3() {
-    let moto = start_moto();
+    let moto = Moto::start();
     // Only this test sets AWS_* in this binary.
-    std::env::set_var("AWS_ENDPOINT_URL", &moto.endpoint);
-    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-    std::env::set_var("AWS_REGION", "us-east-1");
-    // moto takes an unsigned bucket creation; object_store has no call for it.
-    create_bucket(&moto.endpoint, "bucket");
+    moto.use_for_s3();
+    moto.create_bucket("bucket");
     let stores: Vec<Arc<dyn ScratchStore>> = (0..WRITERS)
         .map(|_| {
             Arc::new(ObjectScratch::open("s3://bucket/work/x.rechunk-scratch").unwrap())
@@ -250,18 +194,4 @@ fn one_writer_wins_on_s3() {
     // The prefix is the store's root: nothing leaked outside it, and it is empty again.
     let outside = ObjectScratch::open("s3://bucket").unwrap();
     assert!(outside.is_empty().unwrap());
-}
-
-fn create_bucket(endpoint: &str, bucket: &str) {
-    use std::io::{Read, Write};
-    let host = endpoint.trim_start_matches("http://");
-    let mut s = TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }

@@ -78,77 +78,18 @@ mod v2 {
     conformance_tests!(factory, capabilities);
 }
 
+#[path = "../../rechunker-store/test-support/moto.rs"]
+mod moto;
+
 /// The suite on S3 (moto from the workspace venv, started here, as tests/s3.rs does), all cases
 /// in one test against one server.
 mod s3 {
+    use super::moto::Moto;
     use super::*;
     use rechunker_core::conformance::CASES;
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
-    /// A moto server on a free port, killed on drop.
-    struct Moto {
-        child: Child,
-        port: u16,
-    }
-
-    impl Drop for Moto {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn start_moto() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = std::env::var_os("RECHUNKER_PYTHON")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"))
-            .with_file_name("moto_server");
-        assert!(
-            server.exists(),
-            "{} is missing: run `cargo xtask setup` to install the S3 test server",
-            server.display()
-        );
-        let child = Command::new(&server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", server.display()));
-        let moto = Moto { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        moto
-    }
-
-    /// A bare HTTP request (moto checks no signatures); returns the whole response.
-    fn http(port: u16, method: &str, path: &str) -> String {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        s.read_to_string(&mut response).unwrap();
-        response
-    }
 
     struct S3Factory {
-        port: u16,
+        moto: Moto,
         options: ZarrWriteOptions,
     }
 
@@ -169,11 +110,9 @@ mod s3 {
         }
 
         fn stored(&self, name: &str) -> Option<Vec<String>> {
-            let listing = http(
-                self.port,
-                "GET",
-                &format!("/conformance?list-type=2&prefix={name}/"),
-            );
+            let listing = self
+                .moto
+                .http("GET", &format!("/conformance?list-type=2&prefix={name}/"));
             assert!(listing.contains("ListBucketResult"), "{listing}");
             let mut keys: Vec<String> = listing
                 .split("<Key>")
@@ -187,18 +126,11 @@ mod s3 {
 
     #[test]
     fn every_case_on_s3() {
-        let moto = start_moto();
-        std::env::set_var(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", moto.port),
-        );
-        // Credentials are set so that nothing probes instance metadata.
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-        assert!(http(moto.port, "PUT", "/conformance").starts_with("HTTP/1.1 200"));
+        let moto = Moto::start();
+        moto.use_for_s3();
+        moto.create_bucket("conformance");
         let factory = S3Factory {
-            port: moto.port,
+            moto,
             options: options(ZarrFormat::V3, None),
         };
         for (name, case) in CASES {
