@@ -196,8 +196,8 @@ impl Rechunk {
 
     /// The target format's options by name (`codec`, `zarr-format`, `shards`,
     /// `netcdf-format`; see [`WriteOptions::with`]), which its driver checks when the target
-    /// is created: an option the format does not have is refused. `unlimited_dims` and
-    /// `resume` are the run's to set.
+    /// is created: an option the format does not have is refused. `resume` is the run's to
+    /// set.
     pub fn write_options(mut self, write: WriteOptions) -> Self {
         self.write = write;
         self
@@ -322,9 +322,8 @@ impl Rechunk {
         Ok(())
     }
 
-    fn write_for(&self, source: &OpenedSource, resume: bool) -> WriteOptions {
+    fn write_for(&self, resume: bool) -> WriteOptions {
         WriteOptions {
-            unlimited_dims: source.unlimited_dims.clone(),
             resume,
             ..self.write.clone()
         }
@@ -344,12 +343,12 @@ impl Rechunk {
         // Adapters touch nothing before the first array is created: planning only asks for
         // sizes, and a run then writes through the same target.
         let resume = self.existing == Existing::Resume;
-        let target = formats::create_target(&self.dst, format, &self.write_for(&source, resume))?;
+        let target = formats::create_target(&self.dst, format, &self.write_for(resume))?;
         let plan = job::plan_dataset_with(
             source.dataset.as_ref(),
             target.as_ref(),
             &options,
-            &source.unlimited_dims,
+            &source.dataset.meta().unlimited_dims(),
         )?;
         Ok(Plan {
             settings: self.clone(),
@@ -451,7 +450,7 @@ impl Plan {
             selection: s.selection.clone(),
             target_format: self.format,
             // Workers reopen what `plan -o` and other workers created.
-            write: s.write_for(&self.source, true),
+            write: s.write_for(true),
             scratch: s.scratch_location(),
             scratch_codec: s.scratch_codec_or_default(),
             scratch_io: s.scratch_io,
@@ -535,7 +534,7 @@ impl Plan {
 /// Whether the plan an interrupted run recorded copies the same variables as `fresh` from a
 /// source that still fits it: a resumed run continues that plan, whatever this process
 /// measures now.
-fn resumable(
+pub(crate) fn resumable(
     stored: &DatasetPlan,
     fresh: &DatasetPlan,
     source: &rechunker_core::DatasetMeta,

@@ -128,9 +128,11 @@ pub struct WriteOptions {
     /// Options as the command line names them, without the dashes.
     #[serde(default)]
     pub options: FormatOptions,
-    /// Dimensions to write as unlimited (NetCDF), normally the source's.
-    #[serde(default)]
-    pub unlimited_dims: Vec<String>,
+    /// The unlimited dimensions of plan files written before the arrays' metadata carried
+    /// them (`ArrayMeta::unlimited_dims`); read, moved there when the plan file loads, never
+    /// written.
+    #[serde(default, rename = "unlimited_dims", skip_serializing)]
+    pub(crate) legacy_unlimited_dims: Vec<String>,
     /// Reopen an unfinished single-file target (NetCDF, HDF5) instead of starting it anew.
     #[serde(default)]
     pub resume: bool,
@@ -182,6 +184,11 @@ pub fn open_source(
     if !is_uri(path) && !Path::new(path).exists() {
         bail!("source {path} does not exist; check the path");
     }
+    Ok(format_of(path)?.0.open_source(path, &options)?)
+}
+
+/// The format of the dataset at `path`: the driver surest of it.
+pub fn format_of(path: &str) -> Result<TargetFormat> {
     let mut best: Option<(rechunker_core::driver::Sniff, TargetFormat)> = None;
     for format in &DRIVERS {
         let sniff = format.0.sniff(path);
@@ -190,7 +197,7 @@ pub fn open_source(
         }
     }
     match best {
-        Some((_, format)) => Ok(format.0.open_source(path, &options)?),
+        Some((_, format)) => Ok(format),
         None => bail!(
             "cannot read {path}: it is not a dataset in a format this rechunk knows ({})",
             DRIVERS
@@ -224,7 +231,6 @@ pub fn create_target(
 ) -> Result<Box<dyn DatasetTarget>> {
     let options = TargetOptions {
         options: options.options.clone(),
-        unlimited_dims: options.unlimited_dims.clone(),
         resume: options.resume,
     };
     Ok(format.0.create_target(path, &options)?)

@@ -94,6 +94,22 @@ impl PlanFile {
             format!("{} is a plan without run settings; write plan files with `rechunk plan ... -o FILE`", path.display())
         })?;
         file.path = path.to_path_buf();
+        // Plan files written before arrays carried their unlimited dimensions kept them in the
+        // write options: move them where they are now.
+        let legacy = std::mem::take(&mut file.write.legacy_unlimited_dims);
+        if !legacy.is_empty() {
+            for a in &mut file.plan.arrays {
+                if a.target.unlimited_dims.is_empty() {
+                    a.target.unlimited_dims = a
+                        .target
+                        .dims
+                        .iter()
+                        .filter(|d| legacy.contains(d))
+                        .cloned()
+                        .collect();
+                }
+            }
+        }
         Ok(file)
     }
 

@@ -303,14 +303,14 @@ fn tiledb_in_place_survives_a_kill_at_every_step() {
     copy_dir(Path::new(&fixture("tiledb/from_numpy.tdb")), &pristine);
     let pristine = pristine.display().to_string();
     let old = tile_extents(&pristine);
-    for step in 1..=rechunker_tiledb::in_place::LAST_STEP {
+    for step in 1..=rechunker::in_place::LAST_STEP {
         let array = dir.path().join(format!("a{step}/from_numpy.tdb"));
         copy_dir(Path::new(&pristine), &array);
         let array = array.display().to_string();
         let args = ["in-place", array.as_str(), "--chunks", "-1,2", "-q"];
         let killed = rechunk_env(
             &args,
-            &[(rechunker_tiledb::in_place::ABORT_ENV, &step.to_string())],
+            &[(rechunker::in_place::ABORT_ENV, &step.to_string())],
         );
         assert!(
             !killed.status.success(),

@@ -103,9 +103,12 @@ fn is_time_name(name: &str) -> bool {
     name.eq_ignore_ascii_case("time") || name.eq_ignore_ascii_case("t")
 }
 
-/// The dataset's time-like dimensions: named `time` or `t`, unlimited (`unlimited`), or whose
-/// coordinate variable says so in CF terms (`axis: T`, `standard_name: time`).
+/// The dataset's time-like dimensions: named `time` or `t`, unlimited (in the arrays' metadata,
+/// or among `unlimited`), or whose coordinate variable says so in CF terms (`axis: T`,
+/// `standard_name: time`).
 pub fn time_dims(dataset: &DatasetMeta, unlimited: &[String]) -> Vec<String> {
+    let mut unlimited = unlimited.to_vec();
+    unlimited.extend(dataset.unlimited_dims());
     let attr = |name: &str, key: &str| {
         dataset
             .array(name)

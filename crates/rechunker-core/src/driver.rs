@@ -5,8 +5,10 @@
 
 use crate::array::{DatasetSource, DatasetTarget};
 use crate::error::BoxError;
+use crate::meta::ArrayMeta;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Format-specific options by name, as the command line spells them without the dashes:
 /// `codec`, `zarr-format`, `shards`, `netcdf-format`, `fragments`. Each driver takes the ones
@@ -34,20 +36,15 @@ pub struct SourceOptions {
     pub skip_unsupported: bool,
 }
 
-/// A source and what a target may keep of it beyond the dataset model.
+/// An opened source. Everything a target may keep of it is in its metadata (unlimited
+/// dimensions too: [`ArrayMeta::unlimited_dims`]).
 pub struct OpenedSource {
     pub dataset: Box<dyn DatasetSource>,
-    /// Dimensions the source stores as unlimited (NetCDF); empty elsewhere.
-    pub unlimited_dims: Vec<String>,
 }
 
 impl OpenedSource {
-    /// A source with no unlimited dimensions.
     pub fn plain(dataset: Box<dyn DatasetSource>) -> Self {
-        OpenedSource {
-            dataset,
-            unlimited_dims: Vec::new(),
-        }
+        OpenedSource { dataset }
     }
 }
 
@@ -56,8 +53,6 @@ impl OpenedSource {
 pub struct TargetOptions {
     /// The format-specific options the user gave.
     pub options: FormatOptions,
-    /// Dimensions to write as unlimited where the format has them, normally the source's.
-    pub unlimited_dims: Vec<String>,
     /// Reopen an unfinished target instead of starting it anew.
     pub resume: bool,
 }
@@ -157,9 +152,19 @@ pub trait Driver: Send + Sync {
     fn object_stores(&self) -> bool {
         false
     }
-    /// Whether `rechunk in-place` can rechunk a dataset of this format where it is.
-    fn in_place(&self) -> bool {
-        false
+    /// What `rechunk in-place` needs of this format to rechunk the dataset at the local path
+    /// `location` where it is, with the format options given (e.g. a new codec). Formats that
+    /// cannot refuse (the default).
+    fn in_place(
+        &self,
+        location: &str,
+        options: &FormatOptions,
+    ) -> Result<Box<dyn InPlaceTarget>, DriverError> {
+        let _ = options;
+        Err(DriverError::Invalid(format!(
+            "{location} is a {} dataset, which cannot be rechunked in place; rechunk it into a new dataset instead",
+            self.name()
+        )))
     }
     /// Whether a source may be many files joined along a dimension (`archive/*.nc`).
     fn concatenates(&self) -> bool {
@@ -184,6 +189,34 @@ pub trait Driver: Send + Sync {
             location.strip_prefix("file://").unwrap_or(location),
         ))
     }
+}
+
+/// What a format supplies to rechunk one dataset where it is. The workflow (journal, resume,
+/// copy through the planner and executor, verification, the order of the exchange and the
+/// clean-up, what a rerun does) is the library's (`rechunker::in_place`); only what is the
+/// format's is here: the copy target beside the dataset and the crash-safe exchange.
+pub trait InPlaceTarget: Send + Sync {
+    /// The dataset as the copy reads it.
+    fn source(&self) -> Arc<dyn DatasetSource>;
+    /// The codec the copy is written with, as the journal records it (a rerun with another
+    /// one is refused); `None` keeps each array's own.
+    fn codec(&self) -> Option<String>;
+    /// Checks, before anything is written, that the copy can hold the planned `arrays`.
+    fn check_arrays(&self, arrays: &[ArrayMeta]) -> Result<(), DriverError>;
+    /// The writer of the copy at `copy`; it continues an unfinished copy found there.
+    fn copy_target(&self, copy: &Path) -> Result<Box<dyn DatasetTarget>, DriverError>;
+    /// The finished copy at `copy`, read with the source's variable names.
+    fn open_copy(&self, copy: &Path) -> Result<Box<dyn DatasetSource>, DriverError>;
+    /// Checks that the file system of `dataset` can do [`exchange`](Self::exchange), leaving
+    /// nothing behind: called before anything is written.
+    fn check_exchange(&self, dataset: &Path) -> Result<(), DriverError>;
+    /// Exchanges the dataset at `dataset` with the copy at `copy` in one atomic step, so that
+    /// at every instant `dataset` is complete, the old one or the new one.
+    fn exchange(&self, dataset: &Path, copy: &Path) -> std::io::Result<()>;
+    /// Deletes the old dataset, at `old` after the exchange, never following a link inside
+    /// it; calls `first_deleted` once part of it is gone (a test hook kills the process
+    /// there). Nothing at `old` is fine.
+    fn delete_old(&self, old: &Path, first_deleted: &mut dyn FnMut()) -> Result<(), DriverError>;
 }
 
 /// Deletes the file or folder at `path`; nothing there is fine.

@@ -73,6 +73,12 @@ pub struct ArrayMeta {
     /// do not fill it in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<NativeEncoding>,
+    /// Those of [`dims`](Self::dims) the source stores as unlimited (NetCDF: a dimension that
+    /// can grow). A target whose format has unlimited dimensions keeps them; others ignore
+    /// this. Part of the array's metadata, so it travels through plans and plan files (older
+    /// plan files without it load as none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unlimited_dims: Vec<String>,
 }
 
 /// An array's metadata as its own format stores it, carried opaquely from a source adapter to a
@@ -110,6 +116,7 @@ impl ArrayMeta {
             attrs: Attributes::default(),
             codecs: Vec::new(),
             encoding: None,
+            unlimited_dims: Vec::new(),
         }
     }
 
@@ -211,6 +218,18 @@ impl DatasetMeta {
         }
     }
 
+    /// The dimensions some array stores as unlimited (see [`ArrayMeta::unlimited_dims`]), in
+    /// order of first appearance.
+    pub fn unlimited_dims(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for d in self.arrays.iter().flat_map(|a| &a.unlimited_dims) {
+            if !out.contains(d) {
+                out.push(d.clone());
+            }
+        }
+        out
+    }
+
     /// Dimension names with their lengths, in order of first appearance.
     pub fn dims(&self) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = Vec::new();
@@ -272,5 +291,33 @@ mod tests {
             attrs: Attributes::default(),
         };
         assert!(two.lone_array().is_none());
+    }
+}
+
+#[cfg(test)]
+mod unlimited_tests {
+    use super::*;
+
+    #[test]
+    fn unlimited_dims_survive_json_and_older_json_has_none() {
+        let mut a = ArrayMeta::regular("tas", &["time", "lat"], DataType::Float32, &[4, 3], &[1, 3]);
+        a.unlimited_dims = vec!["time".into()];
+        let text = serde_json::to_string(&a).unwrap();
+        let back: ArrayMeta = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.unlimited_dims, ["time"]);
+        let mut b = a.clone();
+        b.name = "pr".into();
+        let d = DatasetMeta {
+            arrays: vec![a.clone(), b],
+            attrs: Default::default(),
+        };
+        assert_eq!(d.unlimited_dims(), ["time"]);
+        // What a plan file written before the field existed holds.
+        let mut old: serde_json::Value = serde_json::to_value(&a).unwrap();
+        old.as_object_mut().unwrap().remove("unlimited_dims");
+        let back: ArrayMeta = serde_json::from_value(old).unwrap();
+        assert!(back.unlimited_dims.is_empty());
+        a.unlimited_dims.clear();
+        assert!(!serde_json::to_string(&a).unwrap().contains("unlimited"));
     }
 }

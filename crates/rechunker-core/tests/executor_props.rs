@@ -35,6 +35,7 @@ fn meta(dtype: DataType, grid: ChunkGrid) -> ArrayMeta {
         attrs: Attributes::default(),
         codecs: Vec::new(),
         encoding: None,
+        unlimited_dims: Vec::new(),
     }
 }
 

@@ -324,6 +324,7 @@ impl Hdf5Source {
                 attrs,
                 codecs: dataset.pipeline().describe(),
                 encoding: None,
+                unlimited_dims: Vec::new(),
             };
             meta.encoding = Some(native_encoding(
                 &meta.codecs,

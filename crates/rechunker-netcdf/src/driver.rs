@@ -26,11 +26,7 @@ fn read_options(options: &SourceOptions) -> NetcdfReadOptions {
 }
 
 fn opened(source: NetcdfSource) -> OpenedSource {
-    let unlimited_dims = source.unlimited_dims().to_vec();
-    OpenedSource {
-        dataset: Box::new(source),
-        unlimited_dims,
-    }
+    OpenedSource::plain(Box::new(source))
 }
 
 /// The typed write options in `options` (`codec`, `netcdf-format`); others are refused.
@@ -109,7 +105,6 @@ impl Driver for NetcdfDriver {
                 "NetCDF is written to local files only, not {location}; write Zarr to object stores"
             )));
         }
-        o.unlimited_dims = options.unlimited_dims.clone();
         o.resume = options.resume;
         Ok(Box::new(
             NetcdfTarget::create(location, o).map_err(DriverError::adapter)?,

@@ -116,9 +116,10 @@ pub struct NetcdfWriteOptions {
     pub codec: Option<NcCodec>,
     /// Byte shuffle before compression (with a codec; kept filters bring their own).
     pub shuffle: bool,
-    /// Dimensions to make unlimited (e.g. what [`crate::NetcdfSource::unlimited_dims`]
-    /// reports). Classic formats allow one, which must be the first dimension of every
-    /// variable that uses it; otherwise it is written with a fixed length.
+    /// Dimensions to make unlimited besides those the arrays' metadata mark
+    /// ([`ArrayMeta::unlimited_dims`](rechunker_core::ArrayMeta::unlimited_dims), which a
+    /// NetCDF source fills in). Classic formats allow one, which must be the first dimension
+    /// of every variable that uses it; otherwise it is written with a fixed length.
     pub unlimited_dims: Vec<String>,
     /// Reopen an unfinished `PATH.partial` (a resumed run) instead of starting it anew.
     pub resume: bool,

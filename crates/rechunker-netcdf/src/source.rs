@@ -633,6 +633,7 @@ fn var_meta(var: &VarInfo, dtype: DataType, grid: ChunkGrid, format: NetcdfForma
         attrs: var.attrs.clone(),
         codecs: var.codecs.clone(),
         encoding: Some(native_encoding(var, format)),
+        unlimited_dims: Vec::new(),
     };
     normalize_fill_attribute(&mut meta);
     meta
@@ -711,7 +712,15 @@ impl NetcdfSource {
         });
         let arrays: Vec<Arc<NetcdfArray>> = arrays
             .into_iter()
-            .map(|(meta, parts, overhead, fill)| {
+            .map(|(mut meta, parts, overhead, fill)| {
+                // Unlimited dimensions are part of the array's metadata: a NetCDF target keeps
+                // them, through plans and plan files.
+                meta.unlimited_dims = meta
+                    .dims
+                    .iter()
+                    .filter(|d| unlimited.contains(d))
+                    .cloned()
+                    .collect();
                 let fill = fill
                     .filter(|f| f.len() == meta.item_size())
                     .unwrap_or_else(|| meta.fill_bytes());
@@ -898,7 +907,9 @@ impl NetcdfSource {
         Ok(Self::assemble(location, members, arrays, attrs, unlimited))
     }
 
-    /// Names of the unlimited dimensions (of the first file).
+    /// Names of the unlimited dimensions (of the first file), whether a variable uses them or
+    /// not; each array's metadata names those of its own
+    /// ([`ArrayMeta::unlimited_dims`](rechunker_core::ArrayMeta::unlimited_dims)).
     pub fn unlimited_dims(&self) -> &[String] {
         &self.unlimited
     }

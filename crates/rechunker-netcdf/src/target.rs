@@ -385,12 +385,14 @@ impl Inner {
                         ));
                     }
                 } else {
-                    let want = state
-                        .unlimited_plan
-                        .as_ref()
-                        .unwrap_or(&self.options.unlimited_dims)
-                        .iter()
-                        .any(|u| *u == meta.dims[d]);
+                    let dim_name = &meta.dims[d];
+                    let want = match &state.unlimited_plan {
+                        Some(plan) => plan.contains(dim_name),
+                        None => {
+                            meta.unlimited_dims.contains(dim_name)
+                                || self.options.unlimited_dims.contains(dim_name)
+                        }
+                    };
                     let unlimited = want
                         && (format.has_free_unlimited()
                             || (d == 0 && state.classic_unlimited.is_none()));
@@ -659,7 +661,14 @@ impl NetcdfTarget {
     pub fn prepare(&self, meta: &DatasetMeta) -> Result<()> {
         let mut state = self.state();
         let format = self.inner.format_for(meta.arrays.first());
-        let mut plan = self.inner.options.unlimited_dims.clone();
+        // The dimensions the arrays' metadata mark unlimited (normally the source's), and
+        // those the options add.
+        let mut plan = meta.unlimited_dims();
+        for u in &self.inner.options.unlimited_dims {
+            if !plan.contains(u) {
+                plan.push(u.clone());
+            }
+        }
         if !format.has_free_unlimited() {
             // NetCDF-3 (and the classic model): one unlimited dimension, first in every
             // variable that uses it.

@@ -540,6 +540,7 @@ mod tests {
             attrs: Default::default(),
             codecs: vec![],
             encoding: None,
+            unlimited_dims: Vec::new(),
         }
     }
 

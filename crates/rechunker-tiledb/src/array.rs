@@ -120,6 +120,7 @@ impl TileDbArray {
             attrs: Default::default(),
             codecs: Vec::new(),
             encoding: None,
+            unlimited_dims: Vec::new(),
         };
         TileDbArray {
             ctx,

@@ -100,6 +100,7 @@ impl ArraySource {
                     attrs: Default::default(),
                     codecs: attr.filters.clone(),
                     encoding: None,
+                    unlimited_dims: Vec::new(),
                 };
                 TileDbArray::attribute(ctx.clone(), info.clone(), 0, meta)
             } else {

@@ -2,8 +2,8 @@
 
 use crate::{is_tiledb, Codec, TileDbSource, TileDbTarget, TileDbWriteOptions};
 use rechunker_core::driver::{
-    refuse_unknown, Driver, DriverError, FormatOptions, OpenedSource, Sniff, SourceOptions,
-    TargetOptions,
+    refuse_unknown, Driver, DriverError, FormatOptions, InPlaceTarget, OpenedSource, Sniff,
+    SourceOptions, TargetOptions,
 };
 use rechunker_core::DatasetTarget;
 
@@ -83,8 +83,18 @@ impl Driver for TileDbDriver {
         true
     }
 
-    fn in_place(&self) -> bool {
-        true
+    /// The copy beside the array and the folder exchange (see [`crate::in_place`]); `codec`
+    /// gives every attribute of the copy new filters.
+    fn in_place(
+        &self,
+        location: &str,
+        options: &FormatOptions,
+    ) -> Result<Box<dyn InPlaceTarget>, DriverError> {
+        let o = write_options(location, options)?;
+        let codec = (!o.keep_source).then_some(o.codec);
+        Ok(Box::new(
+            crate::in_place::TileDbInPlace::open(location, codec).map_err(DriverError::adapter)?,
+        ))
     }
 
     /// Also the staging folder an interrupted write leaves.

@@ -77,20 +77,6 @@ pub enum TileDbError {
         message: String,
     },
 
-    /// An in-place rechunk cannot go on as things are; the message says what to do.
-    #[error("{uri}: {message}")]
-    InPlace { uri: String, message: String },
-
-    /// The rechunked copy differs from the original (found by the in-place verification).
-    #[error(
-        "{uri}: the rechunked copy {copy} differs from the original, which is untouched: {message}"
-    )]
-    Mismatch {
-        uri: String,
-        copy: String,
-        message: String,
-    },
-
     /// A write option (codec) is invalid.
     #[error("{0}")]
     Option(String),

@@ -22,10 +22,10 @@
 //!   instead: the same dimensions, domains, orders, attributes, filters, fill values and
 //!   metadata, a lone array at the target and a group as a group; only the tiles change
 //!   (see `keep.rs`).
-//! - [`in_place::run`] rechunks an array or group where it is: a copy beside it (same schema,
-//!   attributes, filters, fill values and metadata; new tile extents), verified value for
-//!   value, then swapped in through a journal and an atomic folder exchange, so that a crash at
-//!   any moment leaves the old or the new array in place and rerunning finishes the job.
+//! - [`in_place::TileDbInPlace`] is what is TileDB's in rechunking an array or group where it
+//!   is (the driver's `in_place` capability): a copy beside it (same schema, attributes,
+//!   filters, fill values and metadata; new tile extents) and an atomic folder exchange. The
+//!   workflow around them (journal, resume, verification) is `rechunker::in_place`'s.
 //!
 //! Memory: reads run with `sm.mem.tile_upper_memory_limit` = 4 MiB and writes submit 4 MiB of
 //! tiles at a time, so the library's own memory per call is bounded and reported to the

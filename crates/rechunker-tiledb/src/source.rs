@@ -252,6 +252,7 @@ impl TileDbSource {
                 attrs: v.attrs.clone(),
                 codecs: attr.filters.clone(),
                 encoding: v.kept.as_ref().map(KeptArray::encoding),
+                unlimited_dims: Vec::new(),
             };
             arrays.push(Arc::new(TileDbArray::attribute(
                 ctx.clone(),

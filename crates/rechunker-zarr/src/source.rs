@@ -469,6 +469,7 @@ pub(crate) fn build_array(
         attrs: parsed.attrs,
         codecs: parsed.codecs,
         encoding: None,
+        unlimited_dims: Vec::new(),
     };
     let mut array = ZarrArray::new(
         uri.into(),
