@@ -868,4 +868,23 @@ mod tests {
         let plan = with("zarr-format", "2").plan().unwrap();
         assert!(plan.dataset_plan().num_stages() > 0);
     }
+
+    /// Plan files written before arrays carried their unlimited dimensions had them in the
+    /// write options; loading one moves them into the arrays, and nothing writes them there.
+    #[test]
+    fn older_plan_files_keep_their_unlimited_dimensions() {
+        let dir = tempfile::tempdir().unwrap();
+        maps(&dir.path().join("maps.raw"));
+        let path = dir.path().join("plan.json");
+        let (_, file) = rechunk(dir.path()).save_plan(&path).unwrap();
+        assert!(file.plan.arrays[0].target.unlimited_dims.is_empty());
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(json["write"].get("unlimited_dims").is_none(), "{json}");
+        json["write"]["unlimited_dims"] = serde_json::json!(["time"]);
+        std::fs::write(&path, json.to_string()).unwrap();
+        let file = PlanFile::load(&path).unwrap();
+        assert_eq!(file.plan.arrays[0].target.unlimited_dims, ["time"]);
+        assert!(file.write.legacy_unlimited_dims.is_empty());
+    }
 }

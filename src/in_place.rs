@@ -213,7 +213,8 @@ impl Journal {
         let tmp = beside(&paths.journal, ".tmp");
         // Never an empty journal: a rerun would take it for a foreign file.
         let text = serde_json::to_vec_pretty(self).context("cannot encode the journal")?;
-        let io = |action: &str, e: std::io::Error| anyhow!("{}: cannot {action}: {e}", tmp.display());
+        let io =
+            |action: &str, e: std::io::Error| anyhow!("{}: cannot {action}: {e}", tmp.display());
         let mut f = std::fs::File::create(&tmp).map_err(|e| io("create", e))?;
         f.write_all(&text).map_err(|e| io("write", e))?;
         f.sync_all().map_err(|e| io("flush", e))?;
@@ -396,7 +397,14 @@ impl InPlace {
             }
         }
         if journal.state == State::Copying {
-            self.copy(threads, &paths, target.as_ref(), &journal, progress, &mut report)?;
+            self.copy(
+                threads,
+                &paths,
+                target.as_ref(),
+                &journal,
+                progress,
+                &mut report,
+            )?;
             abort_after(Step::Copied);
             journal.state = State::Copied;
             journal.write(&paths)?;

@@ -26,7 +26,10 @@ const CHILD_BUFFERS: &str = "RECHUNKER_TEST_IN_PLACE_BUFFERS";
 fn fixture_copy(name: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(name);
-    common::copy_dir(Path::new(&common::fixture(&format!("tiledb/{name}"))), &path);
+    common::copy_dir(
+        Path::new(&common::fixture(&format!("tiledb/{name}"))),
+        &path,
+    );
     (dir, path)
 }
 
@@ -102,7 +105,10 @@ fn multi_attribute_array_in_place() {
     assert!(!report.unchanged && report.resumed_from.is_none());
     // Slot views pad smaller attributes to the largest one: at least the data was compared.
     assert!(report.verified_bytes >= data.iter().map(|(_, _, d)| d.len() as u64).sum::<u64>());
-    assert!(report.tasks_run >= 1 && report.tasks_skipped == 0, "{report:?}");
+    assert!(
+        report.tasks_run >= 1 && report.tasks_skipped == 0,
+        "{report:?}"
+    );
     no_leftovers(&path);
     let after = TileDbSource::open(uri).unwrap().meta().clone();
     for (a, b) in before.arrays.iter().zip(&after.arrays) {

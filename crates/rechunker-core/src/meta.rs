@@ -300,7 +300,8 @@ mod unlimited_tests {
 
     #[test]
     fn unlimited_dims_survive_json_and_older_json_has_none() {
-        let mut a = ArrayMeta::regular("tas", &["time", "lat"], DataType::Float32, &[4, 3], &[1, 3]);
+        let mut a =
+            ArrayMeta::regular("tas", &["time", "lat"], DataType::Float32, &[4, 3], &[1, 3]);
         a.unlimited_dims = vec!["time".into()];
         let text = serde_json::to_string(&a).unwrap();
         let back: ArrayMeta = serde_json::from_str(&text).unwrap();

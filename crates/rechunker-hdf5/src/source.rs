@@ -309,7 +309,18 @@ impl Hdf5Source {
             if is_scale && shape.len() == 1 && dims[0].is_none() {
                 dims[0] = Some(basename(&name));
             }
+            // Unlimited dimensions as NetCDF-4 (HDF5 underneath) has them: a dimension scale
+            // (or the scale itself) the dataset may grow along. Resizable datasets without
+            // scales name no dimension.
+            let named: Vec<bool> = dims.iter().map(Option::is_some).collect();
             let dims = phony.names(&dims, &shape);
+            let unlimited_dims: Vec<String> = dims
+                .iter()
+                .zip(&named)
+                .zip(dataset.max_shape())
+                .filter(|((_, named), max)| **named && max.is_none())
+                .map(|((d, _), _)| d.clone())
+                .collect();
             let item = dataset.dtype().size();
             let chunk = dataset
                 .chunk_shape()
@@ -324,7 +335,7 @@ impl Hdf5Source {
                 attrs,
                 codecs: dataset.pipeline().describe(),
                 encoding: None,
-                unlimited_dims: Vec::new(),
+                unlimited_dims,
             };
             meta.encoding = Some(native_encoding(
                 &meta.codecs,

@@ -157,3 +157,16 @@ fn bad_input_gives_one_clear_error() {
     let names: Vec<&str> = s.meta().arrays.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(names, ["ok"]);
 }
+
+/// A NetCDF-4 file read as HDF5 names its unlimited dimension in the arrays' metadata, as the
+/// NetCDF source does; h5py's resizable datasets without dimension scales name none.
+#[test]
+fn netcdf4_unlimited_dimensions_are_in_the_metadata() {
+    let s = Hdf5Source::open(fixtures("netcdf").join("nc4_types.nc")).unwrap();
+    let meta = s.meta();
+    assert_eq!(meta.unlimited_dims(), ["time"]);
+    assert_eq!(meta.array("time").unwrap().unlimited_dims, ["time"]);
+    assert!(meta.array("lat").unwrap().unlimited_dims.is_empty());
+    let h5py = Hdf5Source::open(fixtures("hdf5").join("h5py_types.h5")).unwrap();
+    assert!(h5py.meta().unlimited_dims().is_empty());
+}

@@ -257,6 +257,20 @@ impl NetcdfArray {
 
     /// Reads `region` into `out` (C order, native endian).
     pub fn read(&self, region: &Region, out: &mut [u8]) -> Result<()> {
+        self.read_stored(region, out)?;
+        if self.meta.dtype == DataType::Bool {
+            // Booleans are stored as bytes, and an element never written holds the byte fill
+            // (libnetcdf's default is -127 when no `_FillValue` says otherwise): any nonzero
+            // byte is true, as numpy's and xarray's cast reads it, and as the fill is reported.
+            for b in out.iter_mut() {
+                *b = u8::from(*b != 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// The stored bytes of `region`.
+    fn read_stored(&self, region: &Region, out: &mut [u8]) -> Result<()> {
         let shape = self.meta.shape();
         let item = self.meta.item_size();
         let first = match &self.parts {

@@ -135,6 +135,14 @@ fn regular_chunks(meta: &ArrayMeta) -> std::result::Result<Vec<u64>, String> {
 /// The `_FillValue` marker of `meta` as one element of the stored type.
 fn marker_bytes(meta: &ArrayMeta) -> Option<Vec<u8>> {
     let value = &meta.attrs.get("_FillValue")?.value;
+    if let (DataType::Char, serde_json::Value::String(text)) = (meta.dtype, value) {
+        // A char variable's `_FillValue` as the source reports it: text, one character.
+        let mut chars = text.chars();
+        return match (chars.next(), chars.next()) {
+            (Some(c), None) => u8::try_from(u32::from(c)).ok().map(|b| vec![b]),
+            _ => None,
+        };
+    }
     let scalar = match value {
         serde_json::Value::Array(items) if items.len() == 1 => json_to_scalar(&items[0]),
         other => json_to_scalar(other),

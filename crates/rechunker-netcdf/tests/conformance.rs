@@ -41,15 +41,10 @@ fn capabilities() -> Capabilities {
         // NetCDF's storage fill *is* the `_FillValue` attribute: the target sets it from that
         // marker only (src/target.rs, marker_bytes), never from `ArrayMeta::fill_value`.
         fill_needs_marker: true,
-        // Bug: the source reports a char variable's `_FillValue` as text (one character, no
-        // dtype), but the target's marker_bytes (src/target.rs) parses the marker with
-        // json_to_scalar, which takes no text: the fill is dropped and reads back as 0.
-        no_fill_for: vec![DataType::Char],
-        // Bug: a bool variable written with no `_FillValue` gets libnetcdf's default byte fill
-        // (NC_FILL_BYTE, -127), and the source reads unwritten elements as that raw 0x81, not a
-        // bool (and reports the fill as `true`): src/target.rs sets no fill for it, src/source.rs
-        // does not map stored bytes back to 0/1.
-        unwritten_differs_for: vec![DataType::Bool],
+        // A char variable's `_FillValue` is text, one character (src/target.rs, marker_bytes).
+        // A bool variable written with no `_FillValue` gets libnetcdf's default byte fill
+        // (NC_FILL_BYTE, -127): the source reports it as `true` and reads every nonzero byte as
+        // true (src/source.rs, NetcdfArray::read), so unwritten elements read as that fill.
         // NC_MAX_VAR_DIMS is 1024; eight is what the suite checks.
         max_dims: 8,
         ..Capabilities::everything()
@@ -82,4 +77,54 @@ mod cdf5 {
     }
 
     conformance_tests!(factory, capabilities);
+}
+
+/// The other formats and codecs through the data cases: every dtype the format has, partial
+/// edge chunks, regions crossing chunks, concurrent reads.
+macro_rules! format_cases {
+    ($($module:ident: $format:ident, $codec:expr, $classic_types:expr;)*) => {
+        $(
+            mod $module {
+                use super::*;
+
+                fn factory() -> impl Factory {
+                    factory_with(NetcdfWriteOptions {
+                        format: Some(NetcdfFormat::$format),
+                        codec: Some($codec),
+                        ..Default::default()
+                    })
+                }
+
+                fn capabilities() -> Capabilities {
+                    let mut caps = super::capabilities();
+                    if $classic_types {
+                        // The classic data model: bytes, chars, 16/32-bit integers, floats
+                        // (booleans are stored as bytes).
+                        caps.dtypes = vec![
+                            DataType::Bool,
+                            DataType::Int8,
+                            DataType::Int16,
+                            DataType::Int32,
+                            DataType::Float32,
+                            DataType::Float64,
+                            DataType::Char,
+                        ];
+                    }
+                    caps
+                }
+
+                conformance_tests!(@cases factory, capabilities;
+                    round_trip_every_dtype, partial_edge_chunks, regions_crossing_chunks,
+                    concurrent_reads);
+            }
+        )*
+    };
+}
+
+format_cases! {
+    netcdf4_zstd: Netcdf4, NcCodec::Zstd { level: 3 }, false;
+    netcdf4_no_codec: Netcdf4, NcCodec::None, false;
+    netcdf4_classic: Netcdf4Classic, NcCodec::default(), true;
+    classic: Classic, NcCodec::None, true;
+    offset64: Offset64, NcCodec::None, true;
 }

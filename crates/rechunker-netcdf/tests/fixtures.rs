@@ -37,6 +37,10 @@ fn reads_netcdf4_written_by_netcdf4_python() {
     let s = NetcdfSource::open(&path).unwrap();
     assert_eq!(s.unlimited_dims(), ["time"]);
     let meta = s.meta();
+    // Each array's metadata names the unlimited dimensions among its own.
+    assert_eq!(meta.unlimited_dims(), ["time"]);
+    assert_eq!(meta.array("time").unwrap().unlimited_dims, ["time"]);
+    assert!(meta.array("lat").unwrap().unlimited_dims.is_empty());
     let names: Vec<&str> = meta.arrays.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(&names[..3], ["time", "lat", "lon"]);
     assert!(names.contains(&"grp/inner"), "{names:?}");

@@ -73,13 +73,17 @@ fn archive_to_netcdf() {
                 } else {
                     NcCodec::None
                 }),
-                unlimited_dims: src.unlimited_dims().to_vec(),
+                // No unlimited dimensions in the options: the arrays' metadata carry them.
                 ..Default::default()
             },
         )
         .unwrap();
         let opts = options(64 << 20);
         let plan = plan_dataset(&src, &target, &opts).unwrap();
+        assert_eq!(
+            plan.target_meta().array("tas").unwrap().unlimited_dims,
+            ["time"]
+        );
         if prepare {
             target.prepare(&plan.target_meta()).unwrap();
         }

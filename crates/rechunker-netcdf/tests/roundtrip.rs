@@ -5,9 +5,7 @@
 #[path = "../../rechunker-h5/test-support/common.rs"]
 mod common;
 
-use common::{
-    check_parallel_reads, check_partial_reads, data_for, fixtures, read_all, run_python, sub,
-};
+use common::{data_for, fixtures, read_all, run_python, sub};
 use rechunker_core::{
     ArrayMeta, AttrValue, Attributes, ChunkGrid, ChunkedArray, DataType, DatasetMeta,
     DatasetSource, DatasetTarget, Region, Scalar,
@@ -132,7 +130,10 @@ fn write(target: &NetcdfTarget, arrays: &[ArrayMeta], prepare: bool) -> Vec<Vec<
     all
 }
 
-fn check(path: &Path, arrays: &[ArrayMeta], data: &[Vec<u8>], unlimited: bool) {
+/// What is NetCDF's in a written file (its values are the conformance suite's, run with every
+/// format and codec in tests/conformance.rs): typed attributes, `_FillValue` markers, the
+/// unlimited dimension, no internal markers.
+fn check(path: &Path, arrays: &[ArrayMeta], unlimited: bool) {
     let s = NetcdfSource::open(path).unwrap();
     assert_eq!(
         s.meta().attrs.get("title").unwrap().value,
@@ -145,7 +146,7 @@ fn check(path: &Path, arrays: &[ArrayMeta], data: &[Vec<u8>], unlimited: bool) {
     if unlimited {
         assert_eq!(s.unlimited_dims(), ["time"]);
     }
-    for (m, d) in arrays.iter().zip(data) {
+    for m in arrays {
         let a = s.array(&m.name).unwrap();
         let got = a.as_ref().meta().clone();
         assert_eq!(got.dtype, m.dtype, "{}", m.name);
@@ -180,11 +181,7 @@ fn check(path: &Path, arrays: &[ArrayMeta], data: &[Vec<u8>], unlimited: bool) {
                 m.name
             );
         }
-        assert_eq!(read_all(a.as_ref()), *d, "{}", m.name);
-        check_partial_reads(a.as_ref(), d);
     }
-    let tas = s.array("tas").unwrap();
-    check_parallel_reads(tas.as_ref(), &data[1]);
 }
 
 #[test]
@@ -204,9 +201,9 @@ fn netcdf4_round_trips_every_dtype_and_codec() {
             ..Default::default()
         };
         let target = NetcdfTarget::create(&path, options).unwrap();
-        let data = write(&target, &arrays, prepare);
+        write(&target, &arrays, prepare);
         assert!(!partial_path(&path).exists());
-        check(&path, &arrays, &data, true);
+        check(&path, &arrays, true);
     }
 }
 
@@ -237,8 +234,8 @@ fn netcdf3_formats_round_trip() {
             ..Default::default()
         };
         let target = NetcdfTarget::create(&path, options).unwrap();
-        let data = write(&target, &arrays, prepare);
-        check(&path, &arrays, &data, true);
+        write(&target, &arrays, prepare);
+        check(&path, &arrays, true);
     }
 }
 

@@ -65,12 +65,16 @@ impl InPlaceTarget for TileDbInPlace {
 
     fn check_arrays(&self, arrays: &[ArrayMeta]) -> Result<(), DriverError> {
         // The copy's folder is not touched: only its schema is checked.
-        let writer = self.copy_writer(Path::new(&self.uri)).map_err(DriverError::adapter)?;
+        let writer = self
+            .copy_writer(Path::new(&self.uri))
+            .map_err(DriverError::adapter)?;
         writer.check_tiles(arrays).map_err(DriverError::adapter)
     }
 
     fn copy_target(&self, copy: &Path) -> Result<Box<dyn DatasetTarget>, DriverError> {
-        Ok(Box::new(self.copy_writer(copy).map_err(DriverError::adapter)?))
+        Ok(Box::new(
+            self.copy_writer(copy).map_err(DriverError::adapter)?,
+        ))
     }
 
     fn open_copy(&self, copy: &Path) -> Result<Box<dyn DatasetSource>, DriverError> {
@@ -85,8 +89,9 @@ impl InPlaceTarget for TileDbInPlace {
         let b = beside(dataset, ".rechunk-probe-b");
         for p in [&a, &b] {
             let _ = std::fs::remove_dir(p);
-            std::fs::create_dir(p)
-                .map_err(|e| DriverError::adapter(TileDbError::io(p, "create a probe folder", e)))?;
+            std::fs::create_dir(p).map_err(|e| {
+                DriverError::adapter(TileDbError::io(p, "create a probe folder", e))
+            })?;
         }
         let result = exchange(&a, &b);
         let _ = std::fs::remove_dir(&a);

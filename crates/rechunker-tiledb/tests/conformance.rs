@@ -29,10 +29,13 @@ fn factory() -> impl Factory {
 fn capabilities() -> Capabilities {
     let attrs = AttrKinds {
         typed: true,
-        // Bug: a JSON `true` attribute reads back as the number 1 (stored as an integer, not
-        // TILEDB_BOOL, by src/meta.rs), so a boolean attribute does not survive a round trip.
+        // Off by choice: a JSON `true` attribute is stored as the int64 1 (src/meta.rs,
+        // `inferred`), as tiledb-py stores Python booleans, because tiledb-py cannot read
+        // `BOOL` metadata (tests/interop.rs holds the file to that); it reads back as 1.
         bools: false,
-        // Gap: a list of strings reads back as one string of its JSON (`["a","bc"]`).
+        // Off: TileDB metadata has no list of strings; one is stored as the text of its JSON
+        // (`["a","bc"]`) and reads back as that string. Parsing such text back into a list would
+        // turn a user's string that happens to look like one into a list.
         text_lists: false,
         ..AttrKinds::all_json()
     };

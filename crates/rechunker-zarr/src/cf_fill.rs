@@ -102,8 +102,19 @@ pub(crate) fn parse(value: &Value, dtype: DataType) -> Option<Scalar> {
 
 /// On reading v2: the array's fill value becomes the marker attribute (xarray's meaning).
 pub(crate) fn from_v2(attrs: &mut Attributes, fill: Option<Scalar>, dtype: DataType) {
-    // Characters keep their attributes as written (a char `_FillValue` is text).
+    // A char `_FillValue` is text, one character: the fill byte.
     if dtype == DataType::Char {
+        let byte = match fill {
+            Some(Scalar::UInt(b)) => u8::try_from(b).ok(),
+            Some(Scalar::Int(b)) => u8::try_from(b).ok(),
+            _ => None,
+        };
+        if let (Some(b), None) = (byte, attrs.get(FILL_VALUE)) {
+            attrs.insert(
+                FILL_VALUE,
+                AttrValue::json(Value::String(char::from(b).to_string())),
+            );
+        }
         return;
     }
     if let Some(fill) = fill {
@@ -141,6 +152,22 @@ pub(crate) fn marker(attrs: &Attributes, dtype: DataType) -> Option<Scalar> {
         return None;
     }
     attrs.get(FILL_VALUE).and_then(|a| parse(&a.value, dtype))
+}
+
+/// The marker of a char array: text of one character (code point below 256) is that byte.
+/// (Not in [`marker`]: v3 keeps a char array's fill value apart from its attributes.)
+pub(crate) fn char_marker(attrs: &Attributes, dtype: DataType) -> Option<Scalar> {
+    if dtype != DataType::Char {
+        return None;
+    }
+    let text = attrs.get(FILL_VALUE)?.value.as_str()?;
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(c), None) => u8::try_from(u32::from(c))
+            .ok()
+            .map(|b| Scalar::UInt(b.into())),
+        _ => None,
+    }
 }
 
 /// On writing v3: the marker attribute in xarray's spelling (floats as 8 bytes, as it decodes

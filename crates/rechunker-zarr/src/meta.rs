@@ -246,7 +246,10 @@ pub(crate) fn array_docs(
     attrs.remove(cf_fill::FILL_VALUE);
     // v2 readers take the array's fill value as the missing-value marker; v3 keeps the two apart.
     let fill = match format {
-        ZarrFormat::V2 => marker.map(as_json).transpose()?,
+        ZarrFormat::V2 => marker
+            .or_else(|| cf_fill::char_marker(&meta.attrs, dtype))
+            .map(as_json)
+            .transpose()?,
         ZarrFormat::V3 => meta.fill_value.or(marker).map(as_json).transpose()?,
     };
     if let (ZarrFormat::V3, Some(m)) = (format, marker) {

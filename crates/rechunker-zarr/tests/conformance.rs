@@ -2,7 +2,7 @@
 
 use rechunker_core::conformance::{Capabilities, Factory, LocalFactory};
 use rechunker_core::conformance_tests;
-use rechunker_core::{DataType, DatasetSource, DatasetTarget};
+use rechunker_core::{DatasetSource, DatasetTarget};
 use rechunker_zarr::{ShardSpec, ZarrFormat, ZarrSource, ZarrTarget, ZarrWriteOptions};
 use std::path::Path;
 
@@ -23,9 +23,13 @@ fn factory_with(options: ZarrWriteOptions) -> impl Factory {
 }
 
 fn options(format: ZarrFormat, shards: Option<&str>) -> ZarrWriteOptions {
+    with_codec(format, "zstd:1", shards)
+}
+
+fn with_codec(format: ZarrFormat, codec: &str, shards: Option<&str>) -> ZarrWriteOptions {
     ZarrWriteOptions {
         zarr_format: Some(format),
-        codec: Some("zstd:1".parse().unwrap()),
+        codec: Some(codec.parse().unwrap()),
         shards: shards.map(|s| s.parse::<ShardSpec>().unwrap()),
     }
 }
@@ -57,18 +61,21 @@ mod v3_sharded {
     conformance_tests!(factory, capabilities);
 }
 
+/// v2 keeps a fill value as xarray reads it: the `_FillValue` marker (src/cf_fill.rs).
+fn v2_capabilities() -> Capabilities {
+    Capabilities {
+        fill_needs_marker: true,
+        // A char array's marker is text, one character (cf_fill::char_marker): its byte is the
+        // fill value, which reads back as that marker.
+        ..capabilities()
+    }
+}
+
 mod v2 {
     use super::*;
 
-    /// v2 keeps a fill value as xarray reads it: the `_FillValue` marker (src/cf_fill.rs).
     fn capabilities() -> Capabilities {
-        Capabilities {
-            fill_needs_marker: true,
-            // Gap: a char array's fill value is dropped in v2 (cf_fill::marker returns None for
-            // Char, so src/meta.rs writes `fill_value: null`; the source then reads none).
-            no_fill_for: vec![DataType::Char],
-            ..super::capabilities()
-        }
+        v2_capabilities()
     }
 
     fn factory() -> impl Factory {
@@ -76,6 +83,43 @@ mod v2 {
     }
 
     conformance_tests!(factory, capabilities);
+}
+
+/// Every other codec (the modules above write zstd) through the data cases: every dtype,
+/// partial edge chunks and regions crossing chunks, in v3, v3 sharded and v2.
+macro_rules! codec_cases {
+    ($($module:ident: $format:ident, $codec:literal, $shards:expr;)*) => {
+        $(
+            mod $module {
+                use super::*;
+
+                fn factory() -> impl Factory {
+                    factory_with(with_codec(ZarrFormat::$format, $codec, $shards))
+                }
+
+                fn capabilities() -> Capabilities {
+                    if ZarrFormat::$format == ZarrFormat::V2 {
+                        super::v2_capabilities()
+                    } else {
+                        super::capabilities()
+                    }
+                }
+
+                conformance_tests!(@cases factory, capabilities;
+                    round_trip_every_dtype, partial_edge_chunks, regions_crossing_chunks);
+            }
+        )*
+    };
+}
+
+codec_cases! {
+    v3_blosc: V3, "blosc:lz4:5:shuffle", None;
+    v3_gzip: V3, "gzip:1", None;
+    v3_none: V3, "none", None;
+    v3_sharded_blosc: V3, "blosc:zstd:3:bitshuffle", Some("4,8,5");
+    v2_blosc: V2, "blosc:zstd:3:bitshuffle", None;
+    v2_gzip: V2, "gzip:1", None;
+    v2_none: V2, "none", None;
 }
 
 #[path = "../../rechunker-store/test-support/moto.rs"]
