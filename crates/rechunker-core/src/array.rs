@@ -2,8 +2,8 @@
 //! C order) plus a [`DataType`](crate::DataType), so one executor serves every format pair.
 
 use crate::error::Result;
-use crate::layout;
 use crate::grid::ChunkGrid;
+use crate::layout;
 use crate::meta::{ArrayMeta, DatasetMeta};
 use crate::region::Region;
 use rayon::prelude::*;

@@ -349,7 +349,10 @@ impl Executor {
                     .map(drop)
             })
         });
-        let result = match (first_error.into_inner().unwrap_or_else(|p| p.into_inner()), spawned) {
+        let result = match (
+            first_error.into_inner().unwrap_or_else(|p| p.into_inner()),
+            spawned,
+        ) {
             (Some(e), _) => Err(e),
             (None, Err(e)) => Err(Error::Invalid(format!("cannot start a task thread: {e}"))),
             (None, Ok(())) => Ok(()),
@@ -470,7 +473,10 @@ impl Executor {
         buffers: &mut [PieceBuffers],
     ) -> Result<()> {
         let list = job.plan.pieces_in(boundary, region);
-        let mut starts: Vec<u64> = list.iter().filter_map(|p| p.start.first().copied()).collect();
+        let mut starts: Vec<u64> = list
+            .iter()
+            .filter_map(|p| p.start.first().copied())
+            .collect();
         starts.dedup();
         let groups = buffers.len().min(starts.len());
         if groups <= 1 {
