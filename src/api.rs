@@ -716,9 +716,19 @@ pub fn describe(plan: &DatasetPlan) -> String {
         }
         // Tasks beyond the cores hide waits for storage; they do not add codec throughput.
         total_seconds += p.seconds(&cost, a.parallelism.min(cores));
+        let threads = if p.task_threads > 1 {
+            format!(", each on {} threads", p.task_threads)
+        } else {
+            String::new()
+        };
+        let scratch = if p.stages.len() > 1 {
+            ""
+        } else {
+            ", from memory (no scratch)"
+        };
         let _ = writeln!(
             out,
-            "    {} tasks at once; moves {} through {} stage(s)",
+            "    {} tasks at once{threads}; moves {} through {} stage(s){scratch}",
             a.parallelism,
             format_bytes(2 * p.array_bytes() * p.stages.len() as u64),
             p.stages.len()

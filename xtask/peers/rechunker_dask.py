@@ -1,9 +1,10 @@
 """Peer for `cargo xtask bench`: Python rechunker 0.5 with dask's threaded scheduler.
 
-The target is written with the codec ours writes (blosc zstd 3 + shuffle), so both encode the
-same output; the intermediate keeps zarr's default, blosc lz4 (fast), rechunker's best case.
+The target is written with the codec ours writes (blosc zstd 3 + shuffle by default, or blosc
+lz4 5 + shuffle, zarr-python 2's default), so both encode the same output; the intermediate keeps
+zarr's default, blosc lz4 (fast), rechunker's best case.
 
-usage: rechunker_dask.py SOURCE_ZARR_V2 TARGET TEMP MAX_MEM CHUNKS THREADS
+usage: rechunker_dask.py SOURCE_ZARR_V2 TARGET TEMP MAX_MEM CHUNKS THREADS [zstd|lz4]
 CHUNKS is comma-separated, one size per dimension of the array `tas`.
 """
 
@@ -15,10 +16,11 @@ import zarr
 from numcodecs import Blosc
 from rechunker import rechunk
 
-TARGET_CODEC = Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE)
 TEMP_CODEC = Blosc(cname="lz4", clevel=5, shuffle=Blosc.SHUFFLE)
 
 source, target, temp, max_mem, chunks, threads = sys.argv[1:7]
+cname = sys.argv[7] if len(sys.argv) > 7 else "zstd"
+TARGET_CODEC = Blosc(cname=cname, clevel=3 if cname == "zstd" else 5, shuffle=Blosc.SHUFFLE)
 for path in (target, temp):
     shutil.rmtree(path, ignore_errors=True)
 array = zarr.open_group(source, mode="r")["tas"]

@@ -3,8 +3,10 @@
 
 use crate::error::Result;
 use crate::grid::ChunkGrid;
+use crate::layout;
 use crate::meta::{ArrayMeta, DatasetMeta};
 use crate::region::Region;
+use rayon::prelude::*;
 use std::sync::Arc;
 
 /// A chunked N-d array that can be read by region.
@@ -15,6 +17,26 @@ pub trait ChunkedArray: Send + Sync {
     /// C order, native endian. Unwritten chunks read as the fill value. Called concurrently from
     /// several threads with disjoint or overlapping regions.
     fn read_region(&self, region: &Region, out: &mut [u8]) -> Result<()>;
+
+    /// Reads `region` like [`ChunkedArray::read_region`], spreading its chunks over up to
+    /// `threads` threads of the current rayon pool; each may hold [`ChunkedArray::read_overhead`].
+    /// By default the region is cut into slabs of whole chunks along its first dimension (each a
+    /// contiguous part of `out`); adapters that can split any way override it.
+    fn read_region_parallel(&self, region: &Region, out: &mut [u8], threads: usize) -> Result<()> {
+        let Some(first) = self.meta().grid.dims.first() else {
+            return self.read_region(region, out);
+        };
+        let slabs = layout::slabs(region, first, threads);
+        let item = self.meta().item_size();
+        match layout::split_slabs_mut(out, &slabs, item) {
+            Some(parts) if parts.len() > 1 => slabs
+                .par_iter()
+                .zip(parts)
+                .try_for_each(|(slab, part)| self.read_region(slab, part)),
+            // One slab, or a buffer of the wrong size (which read_region reports).
+            _ => self.read_region(region, out),
+        }
+    }
 
     /// Bytes this array allocates beyond `out` while reading a region (encoded chunk and decode
     /// buffers). The planner reserves them, so the whole process stays within its budget.
@@ -29,6 +51,15 @@ pub trait ChunkedArrayMut: ChunkedArray {
     /// union of whole chunks of this array. Each chunk must be stored whole and atomically: a
     /// crash leaves either the old chunk or the new one. Disjoint regions are written concurrently.
     fn write_region(&self, region: &Region, data: &[u8]) -> Result<()>;
+
+    /// Writes `region` like [`ChunkedArrayMut::write_region`], spreading its chunks over up to
+    /// `threads` threads of the current rayon pool, each holding at most
+    /// [`ChunkedArrayMut::write_overhead`]. By default one thread writes: formats whose library
+    /// serialises writes (HDF5, NetCDF) or orders them (TileDB) gain nothing from more.
+    fn write_region_parallel(&self, region: &Region, data: &[u8], threads: usize) -> Result<()> {
+        let _ = threads;
+        self.write_region(region, data)
+    }
 
     /// Bytes this array allocates beyond `data` while writing a region (chunk copy and encoded
     /// output).

@@ -19,7 +19,7 @@ mod scratch;
 pub use arrays::{
     concurrent_reads, concurrent_writes, dims_of_different_lengths, most_dimensions,
     nothing_stored_before_first_array, partial_edge_chunks, regions_crossing_chunks,
-    round_trip_every_dtype,
+    round_trip_every_dtype, spread_over_threads,
 };
 pub use data::{data_for, sub};
 pub use local::LocalFactory;
@@ -143,6 +143,7 @@ pub const CASES: &[(&str, Case)] = &[
     ("regions_crossing_chunks", regions_crossing_chunks),
     ("concurrent_reads", concurrent_reads),
     ("concurrent_writes", concurrent_writes),
+    ("spread_over_threads", spread_over_threads),
     ("fill_values", fill_values),
     (
         "unwritten_reads_as_reported_fill",
@@ -166,7 +167,8 @@ macro_rules! conformance_tests {
     ($factory:path, $caps:path) => {
         $crate::conformance_tests!(@cases $factory, $caps;
             round_trip_every_dtype, partial_edge_chunks, regions_crossing_chunks,
-            concurrent_reads, concurrent_writes, fill_values, unwritten_reads_as_reported_fill,
+            concurrent_reads, concurrent_writes, spread_over_threads, fill_values,
+            unwritten_reads_as_reported_fill,
             attributes, most_dimensions,
             dims_of_different_lengths, nothing_stored_before_first_array, memory_overhead);
     };

@@ -3,7 +3,7 @@
 
 use crate::array::{ChunkedArray, ChunkedArrayMut};
 use crate::error::{Error, Result};
-use crate::layout::{buffer_len, contiguous_runs, copy_box};
+use crate::layout::{buffer_len, contiguous_runs, copy_box, split_slabs_mut};
 use crate::pages::PageBuffer;
 use crate::planner::{Endpoint, Plan};
 use crate::region::Region;
@@ -300,37 +300,63 @@ impl Executor {
         };
         self.progress.stage_started(&start);
         let failed = AtomicBool::new(false);
+        let first_error: Mutex<Option<Error>> = Mutex::new(None);
         let buffers = BufferPool::default();
-        let (run, bytes) = (AtomicU64::new(0), AtomicU64::new(0));
-        let result = self.pool.install(|| {
-            (0..tasks)
-                .into_par_iter()
-                .map(|k| shard.task(k))
-                .try_for_each(|task| {
-                    if done.contains(&task) || failed.load(Ordering::Relaxed) {
-                        return Ok(());
-                    }
-                    let region = plan.task_region(stage, task);
-                    match self.run_task(job, stage, task, &region, &buffers) {
-                        Ok(n) => {
-                            run.fetch_add(1, Ordering::Relaxed);
-                            bytes.fetch_add(n, Ordering::Relaxed);
-                            self.progress.task_finished(n);
-                            Ok(())
-                        }
-                        Err(e) => {
-                            failed.store(true, Ordering::Relaxed);
-                            Err(Error::Task {
-                                variable: job.name.to_string(),
-                                stage,
-                                task,
-                                region,
-                                source: Box::new(e),
-                            })
-                        }
-                    }
-                })
+        let (run, bytes, next) = (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0));
+        // Tasks are started by runner threads outside the pool, which wait for memory there;
+        // the pool's threads only ever do a task's work (its chunks spread over them). A pool
+        // thread that waited for memory could deadlock: while it waits in a join it may steal
+        // another task, which then waits for the memory its own task holds.
+        let runners = (self.threads() as u64).min(tasks).max(1);
+        let runner = || loop {
+            if failed.load(Ordering::Relaxed) {
+                break;
+            }
+            let k = next.fetch_add(1, Ordering::Relaxed);
+            if k >= tasks {
+                break;
+            }
+            let task = shard.task(k);
+            if done.contains(&task) {
+                continue;
+            }
+            let region = plan.task_region(stage, task);
+            match self.run_task(job, stage, task, &region, &buffers) {
+                Ok(n) => {
+                    run.fetch_add(1, Ordering::Relaxed);
+                    bytes.fetch_add(n, Ordering::Relaxed);
+                    self.progress.task_finished(n);
+                }
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    let mut first = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                    first.get_or_insert(Error::Task {
+                        variable: job.name.to_string(),
+                        stage,
+                        task,
+                        region,
+                        source: Box::new(e),
+                    });
+                    break;
+                }
+            }
+        };
+        let spawned = std::thread::scope(|scope| {
+            (0..runners).try_for_each(|i| {
+                std::thread::Builder::new()
+                    .name(format!("rechunk-task-{i}"))
+                    .spawn_scoped(scope, runner)
+                    .map(drop)
+            })
         });
+        let result = match (
+            first_error.into_inner().unwrap_or_else(|p| p.into_inner()),
+            spawned,
+        ) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) => Err(Error::Invalid(format!("cannot start a task thread: {e}"))),
+            (None, Ok(())) => Ok(()),
+        };
         let report = StageReport {
             tasks_run: run.into_inner(),
             tasks_skipped: done.len() as u64,
@@ -363,7 +389,9 @@ impl Executor {
             .ok_or_else(|| Error::Invalid(format!("block {region} does not fit in memory")))?;
         let _permit = self.memory.acquire(plan.stages[stage].task_memory);
         let mut buffers = pool.take();
-        let result = self.move_block(job, stage, region, len, &mut buffers);
+        let result = self
+            .pool
+            .install(|| self.move_block(job, stage, region, len, &mut buffers));
         pool.give(buffers);
         result?;
         if let Some(delay) = self.task_delay {
@@ -391,11 +419,12 @@ impl Executor {
         buffers: &mut TaskBuffers,
     ) -> Result<()> {
         let plan = job.plan;
-        let TaskBuffers {
-            block,
-            piece,
-            encoded,
-        } = buffers;
+        // The planner counted each of the task's threads' chunk or piece buffers in its memory.
+        let threads = (plan.task_threads as usize).clamp(1, self.threads());
+        let TaskBuffers { block, pieces } = buffers;
+        if pieces.len() < threads {
+            pieces.resize_with(threads, PieceBuffers::default);
+        }
         // Every byte of the block is overwritten by the source or by its pieces before it is
         // read, so its old contents may stay: zeroing 1 GB per stage was pure cost.
         block.set_len(len).map_err(|e| {
@@ -406,30 +435,86 @@ impl Executor {
         match plan.input(stage) {
             Endpoint::Source => job
                 .source
-                .read_region(region, block)
+                .read_region_parallel(region, block, threads)
                 .map_err(Error::from_source)?,
             Endpoint::Pieces(boundary) => {
-                for p in plan.pieces_in(boundary, region) {
-                    self.read_piece(job, boundary, &p, region, block, piece, encoded)?;
-                }
+                self.read_pieces(job, boundary, region, block, &mut pieces[..threads])?
             }
             Endpoint::Target => unreachable!("no stage reads the target"),
         }
         match plan.output(stage) {
-            Endpoint::Target => job.target.write_region(region, block)?,
+            Endpoint::Target => job.target.write_region_parallel(region, block, threads)?,
             Endpoint::Pieces(boundary) => {
-                for p in plan.pieces_in(boundary, region) {
-                    self.write_piece(job, boundary, &p, region, block, piece, encoded)?;
-                }
+                let list = plan.pieces_in(boundary, region);
+                let per_thread = list.len().div_ceil(threads).max(1);
+                list.par_chunks(per_thread)
+                    .zip(pieces[..threads].par_iter_mut())
+                    .try_for_each(|(group, buffers)| {
+                        group.iter().try_for_each(|p| {
+                            self.write_piece(job, boundary, p, region, block, buffers)
+                        })
+                    })?;
             }
             Endpoint::Source => unreachable!("no stage writes the source"),
         }
         Ok(())
     }
 
+    /// Fills `block` (of `region`) from its pieces of `boundary`. Pieces come in C order, so
+    /// those of one slab along the first dimension follow each other and a slab is a
+    /// contiguous part of the block: the threads (one set of `buffers` each) fill groups of
+    /// whole slabs side by side.
+    fn read_pieces(
+        &self,
+        job: &ArrayJob<'_>,
+        boundary: usize,
+        region: &Region,
+        block: &mut [u8],
+        buffers: &mut [PieceBuffers],
+    ) -> Result<()> {
+        let list = job.plan.pieces_in(boundary, region);
+        let mut starts: Vec<u64> = list
+            .iter()
+            .filter_map(|p| p.start.first().copied())
+            .collect();
+        starts.dedup();
+        let groups = buffers.len().min(starts.len());
+        if groups <= 1 {
+            let buffers = &mut buffers[0];
+            return list
+                .iter()
+                .try_for_each(|p| self.read_piece(job, boundary, p, region, block, buffers));
+        }
+        let end = region.end(0);
+        let slabs: Vec<Region> = (0..groups)
+            .map(|i| {
+                let first = starts[starts.len() * i / groups];
+                let last = starts
+                    .get(starts.len() * (i + 1) / groups)
+                    .copied()
+                    .unwrap_or(end);
+                let mut slab = region.clone();
+                slab.start[0] = first;
+                slab.shape[0] = last - first;
+                slab
+            })
+            .collect();
+        let item = job.plan.item_size as usize;
+        let parts = split_slabs_mut(block, &slabs, item)
+            .ok_or_else(|| Error::Invalid(format!("block {region} has the wrong size")))?;
+        slabs
+            .par_iter()
+            .zip(parts)
+            .zip(buffers.par_iter_mut())
+            .try_for_each(|((slab, part), buffers)| {
+                list.iter()
+                    .filter(|p| slab.contains(p))
+                    .try_for_each(|p| self.read_piece(job, boundary, p, slab, part, buffers))
+            })
+    }
+
     /// Gathers `piece` out of the block into `raw` (unless it is the whole block), encodes it
     /// into `encoded` and stores it.
-    #[allow(clippy::too_many_arguments)]
     fn write_piece(
         &self,
         job: &ArrayJob<'_>,
@@ -437,9 +522,9 @@ impl Executor {
         piece: &Region,
         block: &Region,
         data: &[u8],
-        raw: &mut Vec<u8>,
-        encoded: &mut Vec<u8>,
+        buffers: &mut PieceBuffers,
     ) -> Result<()> {
+        let PieceBuffers { raw, encoded } = buffers;
         let item = job.plan.item_size as usize;
         let key = Self::piece_key(job, boundary, piece);
         if let Some(runs) = self.direct_runs(block, piece, item) {
@@ -487,7 +572,6 @@ impl Executor {
     }
 
     /// Fetches `piece`, checks and decodes it, and places it in the block.
-    #[allow(clippy::too_many_arguments)]
     fn read_piece(
         &self,
         job: &ArrayJob<'_>,
@@ -495,9 +579,9 @@ impl Executor {
         piece: &Region,
         block: &Region,
         out: &mut [u8],
-        raw: &mut Vec<u8>,
-        encoded: &mut Vec<u8>,
+        buffers: &mut PieceBuffers,
     ) -> Result<()> {
+        let PieceBuffers { raw, encoded } = buffers;
         let item = job.plan.item_size as usize;
         let key = Self::piece_key(job, boundary, piece);
         // A missing or damaged piece is recomputed, not fatal: forget that the task that wrote
@@ -595,7 +679,14 @@ fn resize_exact(buf: &mut Vec<u8>, len: usize) {
 #[derive(Default)]
 struct TaskBuffers {
     block: PageBuffer,
-    piece: Vec<u8>,
+    /// One set per thread the task spreads its pieces over.
+    pieces: Vec<PieceBuffers>,
+}
+
+/// A scratch piece gathered out of (or to be placed in) a block, and its encoded bytes.
+#[derive(Default)]
+struct PieceBuffers {
+    raw: Vec<u8>,
     encoded: Vec<u8>,
 }
 

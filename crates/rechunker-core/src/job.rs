@@ -273,6 +273,12 @@ fn check_array_plan(a: &ArrayPlan, threads: usize, pool: u64) -> std::result::Re
             a.parallelism
         ));
     }
+    if a.parallelism.saturating_mul(a.plan.task_threads) > threads as u64 {
+        return Err(format!(
+            "{} tasks at once of {} threads each are more than the plan's {threads} threads",
+            a.parallelism, a.plan.task_threads
+        ));
+    }
     match a.plan.task_budget.checked_mul(a.parallelism) {
         Some(m) if m <= pool => Ok(()),
         _ => Err(format!(
@@ -343,6 +349,7 @@ fn plan_array(
         target_write_overhead: target.write_overhead(&target_meta),
         min_io: options.min_io,
         parallelism: threads,
+        task_threads: 1,
         cost: options.cost,
     };
     // More tasks at once means smaller blocks and pieces: let the cost model weigh the two.
@@ -351,6 +358,8 @@ fn plan_array(
     for parallelism in (1..=threads).rev() {
         request.task_budget = pool / parallelism;
         request.parallelism = parallelism;
+        // Threads no task at once would use go to the tasks' own chunks.
+        request.task_threads = threads / parallelism;
         match planner::plan(&request) {
             Ok(plan) => {
                 let seconds = plan.seconds(&options.cost, parallelism);

@@ -79,6 +79,10 @@ pub struct PlanRequest {
     pub min_io: u64,
     /// Tasks that will run at once; blocks stop growing before a stage has fewer tasks than this.
     pub parallelism: u64,
+    /// Threads each task spreads its chunks over (decoding, encoding, scratch pieces): with
+    /// fewer tasks at once than threads, a task uses the idle ones. Each holds its own chunk
+    /// buffers, so a task's memory counts the per-chunk overheads this many times.
+    pub task_threads: u64,
     pub cost: CostModel,
 }
 
@@ -133,6 +137,14 @@ pub struct Plan {
     pub target: ChunkGrid,
     pub task_budget: u64,
     pub stages: Vec<Stage>,
+    /// Threads one task spreads its chunks over (see [`PlanRequest::task_threads`]); plans
+    /// written before tasks had threads of their own ran each task on one.
+    #[serde(default = "one_thread")]
+    pub task_threads: u64,
+}
+
+fn one_thread() -> u64 {
+    1
 }
 
 /// Where a stage's data comes from or goes to.
@@ -174,6 +186,9 @@ impl Plan {
     pub fn check(&self) -> Result<(), String> {
         if self.item_size == 0 {
             return Err("item size 0".into());
+        }
+        if self.task_threads == 0 {
+            return Err("0 threads per task".into());
         }
         let ndim = self.source.ndim();
         let grids = std::iter::once(("source chunk grid".to_string(), &self.source))
@@ -367,8 +382,10 @@ impl Plan {
             .collect()
     }
 
-    /// Estimated work in seconds of one thread under `cost`, per stage.
-    fn stage_costs(&self, cost: &CostModel) -> Vec<f64> {
+    /// Estimated work of one thread under `cost`, per stage: reading its input and writing its
+    /// output, each with how many chunks or pieces one block holds on that side (the most
+    /// threads a task can spread it over).
+    fn stage_work(&self, cost: &CostModel) -> Vec<StageWork> {
         let last = self.stages.len() - 1;
         self.summary()
             .iter()
@@ -385,27 +402,44 @@ impl Plan {
                 } else {
                     cost.scratch_bytes_per_second
                 };
-                bytes / read
-                    + bytes / write
-                    + (s.reads + s.writes + s.tasks) as f64 * cost.seconds_per_op
+                let per_block = |n: u64| n.div_ceil(s.tasks.max(1)).max(1);
+                StageWork {
+                    read: bytes / read + (s.reads + s.tasks) as f64 * cost.seconds_per_op,
+                    write: bytes / write + s.writes as f64 * cost.seconds_per_op,
+                    read_units: per_block(s.reads),
+                    write_units: per_block(s.writes),
+                }
             })
             .collect()
     }
 
     /// Estimated work in seconds of one thread under `cost`.
     pub fn cost(&self, cost: &CostModel) -> f64 {
-        self.stage_costs(cost).iter().sum()
+        self.stage_work(cost).iter().map(|w| w.read + w.write).sum()
     }
 
-    /// Estimated wall seconds with up to `parallelism` tasks at once: a stage of fewer tasks
-    /// than that leaves threads idle.
+    /// Estimated wall seconds with up to `parallelism` tasks at once, each spreading its chunks
+    /// over the plan's task threads: a stage of fewer tasks than that, or blocks of fewer chunks
+    /// than a task has threads, leaves threads idle.
     pub fn seconds(&self, cost: &CostModel, parallelism: u64) -> f64 {
-        self.stage_costs(cost)
+        self.stage_work(cost)
             .iter()
             .enumerate()
-            .map(|(k, c)| c / parallelism.min(self.num_tasks(k)).max(1) as f64)
+            .map(|(k, w)| {
+                let tasks = parallelism.min(self.num_tasks(k)).max(1);
+                let threads = |units: u64| (tasks * self.task_threads.clamp(1, units)) as f64;
+                w.read / threads(w.read_units) + w.write / threads(w.write_units)
+            })
             .sum()
     }
+}
+
+/// One stage's work for one thread, see [`Plan::stage_work`].
+struct StageWork {
+    read: f64,
+    write: f64,
+    read_units: u64,
+    write_units: u64,
 }
 
 /// Lowest common multiple, or `None` on overflow.
@@ -509,7 +543,7 @@ fn stage_memory(req: &PlanRequest, blocks: &[ChunkGrid], k: usize) -> u64 {
     } else {
         piece_overhead(max_piece_elements(&blocks[k], &blocks[k + 1]) * req.item_size)
     };
-    block + input.max(output)
+    block + req.task_threads.max(1).saturating_mul(input.max(output))
 }
 
 fn fits(req: &PlanRequest, blocks: &[ChunkGrid]) -> bool {
@@ -540,6 +574,7 @@ fn into_plan(req: &PlanRequest, blocks: Vec<ChunkGrid>) -> Plan {
         target: req.target.clone(),
         task_budget: req.task_budget,
         stages,
+        task_threads: req.task_threads.max(1),
     }
 }
 
@@ -788,6 +823,7 @@ mod tests {
             task_budget: budget,
             min_io: 1 << 20,
             parallelism: 2,
+            task_threads: 1,
             cost: CostModel::default(),
         }
     }

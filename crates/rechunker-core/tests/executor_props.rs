@@ -406,6 +406,7 @@ fn setup(c: &Case) -> (MemArray, MemArray, Plan) {
         target_write_overhead: target.write_overhead(),
         min_io: c.min_io,
         parallelism: c.threads as u64,
+        task_threads: 1 + c.seed % c.threads as u64,
         cost: CostModel::default(),
     };
     let min = planner::minimum_task_budget(&req);
@@ -663,6 +664,7 @@ fn squeezed_plan(item_size: u64, source: ChunkGrid, target: ChunkGrid) -> Plan {
         target_write_overhead: 0,
         min_io: 0,
         parallelism: 2,
+        task_threads: 1,
         cost: CostModel::default(),
     };
     req.task_budget = planner::minimum_task_budget(&req) * 3 / 2;
@@ -756,6 +758,7 @@ fn big_piece_plan() -> Plan {
         target_write_overhead: 0,
         min_io: 0,
         parallelism: 2,
+        task_threads: 1,
         cost: CostModel::default(),
     };
     let plan = planner::plan(&req).unwrap();
@@ -842,4 +845,47 @@ fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// A plan of one task still uses every thread it was given: the task's source chunks are read
+/// side by side (slabs of whole chunks along the first dimension), and the result is exact.
+#[test]
+fn one_task_spreads_its_chunks_over_its_threads() {
+    let shape = [12u64, 40, 30];
+    let source_grid = ChunkGrid::regular(&shape, &[1, 40, 30]);
+    let target_grid = ChunkGrid::regular(&shape, &[12, 8, 6]);
+    let max_concurrent_reads = |task_threads: u64| {
+        let data = random_bytes(shape.iter().product::<u64>() as usize * 2, 11);
+        let source = CountingSource::new(
+            MemArray::new(
+                meta(DataType::Int16, source_grid.clone()),
+                Some(data.clone()),
+            ),
+            Duration::from_millis(3),
+        );
+        let target = MemArray::new(meta(DataType::Int16, target_grid.clone()), None);
+        let plan = planner::plan(&PlanRequest {
+            item_size: 2,
+            source: source_grid.clone(),
+            target: target_grid.clone(),
+            task_budget: 64 << 20,
+            source_read_overhead: source.read_overhead(),
+            target_write_overhead: target.write_overhead(),
+            min_io: 0,
+            parallelism: 1,
+            task_threads,
+            cost: CostModel::default(),
+        })
+        .unwrap();
+        assert_eq!(plan.total_tasks(), 1, "{:#?}", plan.summary());
+        let dir = tempfile::tempdir().unwrap();
+        executor(dir.path(), 3, ScratchCodec::Lz4, 64 << 20, None)
+            .run_array(&job(&plan, &source, &target))
+            .unwrap();
+        assert!(target.data() == data);
+        source.max_in_flight.load(Ordering::SeqCst)
+    };
+    assert_eq!(max_concurrent_reads(1), 1);
+    let spread = max_concurrent_reads(3);
+    assert!((2..=3).contains(&spread), "{spread} reads at once");
 }

@@ -48,6 +48,7 @@ fn two_stage(shape: &[u64], source: &[u64], target: &[u64], budget: u64) -> Plan
         target_write_overhead: 0,
         min_io: 0,
         parallelism: 2,
+        task_threads: 1,
         cost: CostModel::default(),
     })
     .unwrap();

@@ -336,6 +336,7 @@ fn sizes_past_64_bits_are_refused_not_wrapped() {
             blocks: grid,
             task_memory: u64::MAX,
         }],
+        task_threads: 1,
     };
     let e = plan.check().unwrap_err();
     assert!(e.contains("16 EiB"), "{e}");
@@ -351,6 +352,7 @@ fn sizes_past_64_bits_are_refused_not_wrapped() {
             blocks: grid,
             task_memory: 1,
         }],
+        task_threads: 1,
     };
     assert!(plan.check().unwrap_err().contains("16 EiB"));
 }

@@ -201,6 +201,7 @@ fn request_without_budget(raw: &RawCase) -> PlanRequest {
         task_budget: 0,
         min_io,
         parallelism: raw.parallelism,
+        task_threads: 1,
         cost: CostModel {
             seconds_per_op: raw.seconds_per_op,
             ..CostModel::default()
@@ -692,6 +693,7 @@ fn extreme_reshape_plans_multiple_stages() {
         task_budget: 0,
         min_io: 1 << 20,
         parallelism: 1,
+        task_threads: 1,
         cost: CostModel::default(),
     };
     req.task_budget = planner::minimum_task_budget(&req) * 3;
@@ -738,6 +740,7 @@ fn budget_errors_name_a_budget_that_plans() {
         task_budget: 1000,
         min_io: 0,
         parallelism: 1,
+        task_threads: 1,
         cost: CostModel::default(),
     };
     let err = planner::plan(&req).unwrap_err();
@@ -770,6 +773,7 @@ fn multi_stage_plans_keep_few_tasks() {
         task_budget: 0,
         min_io: 1 << 20,
         parallelism: 1,
+        task_threads: 1,
         cost: CostModel::default(),
     };
     req.task_budget = planner::minimum_task_budget(&req) * 5 / 4;

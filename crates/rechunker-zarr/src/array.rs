@@ -5,6 +5,7 @@ use crate::bounded;
 use crate::error::{Result, ZarrError};
 use crate::meta::{self, CodecCost};
 use crate::store::Storage;
+use rayon::prelude::*;
 use rechunker_core::layout::{buffer_len, copy_box, fill_elements};
 use rechunker_core::{ArrayMeta, ChunkedArray, ChunkedArrayMut, Region};
 use unsafe_cell_slice::UnsafeCellSlice;
@@ -146,8 +147,8 @@ impl ZarrArray {
     }
 
     /// Reads `region` into `out` (C order, native endian): each chunk is decoded by zarrs
-    /// straight into its place in `out`.
-    pub fn read(&self, region: &Region, out: &mut [u8]) -> Result<()> {
+    /// straight into its place in `out`, by up to `threads` threads of the current rayon pool.
+    pub fn read(&self, region: &Region, out: &mut [u8], threads: usize) -> Result<()> {
         self.in_bounds(region)?;
         self.check_len(region, out.len())?;
         if region.is_empty() {
@@ -156,12 +157,11 @@ impl ZarrArray {
         let options = codec_options();
         let item = self.item();
         let grid = &self.meta.grid;
-        let ranges = grid.chunks_overlapping(region);
-        let counts: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
-        for rel in rechunker_core::region::indices(&counts) {
-            let index: Vec<u64> = rel.iter().zip(&ranges).map(|(i, r)| r.start + i).collect();
-            let Some(overlap) = grid.chunk_region(&index).intersect(region) else {
-                continue;
+        let chunks = chunk_indices(grid.chunks_overlapping(region));
+        let out = UnsafeCellSlice::new(out);
+        in_groups(&chunks, threads, |(), index| {
+            let Some(overlap) = grid.chunk_region(index).intersect(region) else {
+                return Ok(());
             };
             let read_error = |message: String| ZarrError::ReadChunk {
                 uri: self.uri.clone(),
@@ -175,17 +175,11 @@ impl ZarrArray {
             let in_out =
                 ArraySubset::new_with_start_shape(overlap.offset_in(region), overlap.shape.clone())
                     .map_err(|e| read_error(e.to_string()))?;
-            // SAFETY: this is the only view of `out` alive: it is created, used and dropped in
-            // this iteration, so it overlaps no other view.
-            let mut view = unsafe {
-                ArrayBytesFixedDisjointView::new(
-                    UnsafeCellSlice::new(&mut *out),
-                    item,
-                    &region.shape,
-                    in_out,
-                )
-            }
-            .map_err(|e| read_error(e.to_string()))?;
+            // SAFETY: the views alive at once, one per thread, are of the overlaps of distinct
+            // chunks with `region`, which are disjoint boxes of `out`.
+            let mut view =
+                unsafe { ArrayBytesFixedDisjointView::new(out, item, &region.shape, in_out) }
+                    .map_err(|e| read_error(e.to_string()))?;
             self.array
                 .retrieve_array_subset_into_opt(
                     &in_array,
@@ -208,14 +202,14 @@ impl ZarrArray {
                         read_error(format!("{e}; the chunk is truncated or corrupt"))
                     }
                     (None, other) => read_error(other.to_string()),
-                })?;
-        }
-        Ok(())
+                })
+        })
     }
 
     /// Writes `data` to `region`, a union of whole chunks (shards when sharded): each is
-    /// encoded and stored whole, in one store write.
-    pub fn write(&self, region: &Region, data: &[u8]) -> Result<()> {
+    /// encoded and stored whole, in one store write, by up to `threads` threads of the current
+    /// rayon pool (each with its own chunk buffer).
+    pub fn write(&self, region: &Region, data: &[u8], threads: usize) -> Result<()> {
         self.in_bounds(region)?;
         self.check_len(region, data.len())?;
         let grid = &self.meta.grid;
@@ -233,12 +227,9 @@ impl ZarrArray {
         let options = codec_options().with_store_empty_chunks(self.store_every_chunk);
         let item = self.item();
         let fill = self.meta.fill_bytes();
-        let ranges = grid.chunks_overlapping(region);
-        let counts: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
-        let mut buffer: Vec<u8> = Vec::new();
-        for rel in rechunker_core::region::indices(&counts) {
-            let index: Vec<u64> = rel.iter().zip(&ranges).map(|(i, r)| r.start + i).collect();
-            let chunk = grid.chunk_region(&index);
+        let chunks = chunk_indices(grid.chunks_overlapping(region));
+        in_groups(&chunks, threads, |buffer: &mut Vec<u8>, index| {
+            let chunk = grid.chunk_region(index);
             let write_error = |message: String| ZarrError::WriteChunk {
                 uri: self.uri.clone(),
                 variable: self.meta.name.clone(),
@@ -255,26 +246,52 @@ impl ZarrArray {
                 buffer.resize(len, 0);
                 if clipped {
                     // Zarr stores edge chunks whole: pad with the fill value.
-                    fill_elements(&mut buffer, &fill);
+                    fill_elements(buffer, &fill);
                 }
                 copy_box(
                     data,
                     &region.shape,
                     &chunk.offset_in(region),
-                    &mut buffer,
+                    buffer,
                     &self.chunk,
                     &vec![0; chunk.ndim()],
                     &chunk.shape,
                     item,
                 );
-                &buffer
+                buffer
             };
             self.array
-                .store_chunk_opt(&index, ArrayBytes::new_flen(bytes), &options)
-                .map_err(|e| write_error(e.to_string()))?;
-        }
-        Ok(())
+                .store_chunk_opt(index, ArrayBytes::new_flen(bytes), &options)
+                .map_err(|e| write_error(e.to_string()))
+        })
     }
+}
+
+/// The chunk indices of `ranges` (one per dimension), in C order.
+fn chunk_indices(ranges: Vec<std::ops::Range<u64>>) -> Vec<Vec<u64>> {
+    let counts: Vec<u64> = ranges.iter().map(|r| r.end - r.start).collect();
+    rechunker_core::region::indices(&counts)
+        .map(|rel| rel.iter().zip(&ranges).map(|(i, r)| r.start + i).collect())
+        .collect()
+}
+
+/// Runs `each` on every chunk of `chunks`, in up to `threads` groups of consecutive chunks side
+/// by side on the current rayon pool, each group with its own state (a chunk buffer); the
+/// first error stops the rest. One group runs on the calling thread, in order.
+fn in_groups<S: Default + Send>(
+    chunks: &[Vec<u64>],
+    threads: usize,
+    each: impl Fn(&mut S, &[u64]) -> Result<()> + Sync,
+) -> Result<()> {
+    let per_group = chunks.len().div_ceil(threads.max(1)).max(1);
+    if per_group >= chunks.len() {
+        let mut state = S::default();
+        return chunks.iter().try_for_each(|c| each(&mut state, c));
+    }
+    chunks.par_chunks(per_group).try_for_each(|group| {
+        let mut state = S::default();
+        group.iter().try_for_each(|c| each(&mut state, c))
+    })
 }
 
 impl ChunkedArray for ZarrArray {
@@ -283,7 +300,16 @@ impl ChunkedArray for ZarrArray {
     }
 
     fn read_region(&self, region: &Region, out: &mut [u8]) -> rechunker_core::Result<()> {
-        Ok(self.read(region, out)?)
+        Ok(self.read(region, out, 1)?)
+    }
+
+    fn read_region_parallel(
+        &self,
+        region: &Region,
+        out: &mut [u8],
+        threads: usize,
+    ) -> rechunker_core::Result<()> {
+        Ok(self.read(region, out, threads)?)
     }
 
     fn read_overhead(&self) -> u64 {
@@ -294,7 +320,16 @@ impl ChunkedArray for ZarrArray {
 
 impl ChunkedArrayMut for ZarrArray {
     fn write_region(&self, region: &Region, data: &[u8]) -> rechunker_core::Result<()> {
-        Ok(self.write(region, data)?)
+        Ok(self.write(region, data, 1)?)
+    }
+
+    fn write_region_parallel(
+        &self,
+        region: &Region,
+        data: &[u8],
+        threads: usize,
+    ) -> rechunker_core::Result<()> {
+        Ok(self.write(region, data, threads)?)
     }
 
     fn write_overhead(&self) -> u64 {

@@ -214,3 +214,67 @@ pub fn nothing_stored_before_first_array(factory: &dyn Factory, caps: &Capabilit
         "the listing shows nothing even after finalize"
     );
 }
+
+/// A task's chunks spread over threads: the whole array written by one
+/// `write_region_parallel` and read back by `read_region_parallel`, three threads each, inside
+/// a rayon pool as the executor calls them; the bytes equal one-thread reads.
+pub fn spread_over_threads(factory: &dyn Factory, caps: &Capabilities) {
+    let _guard = shared();
+    let dt = pick_dtype(caps);
+    let meta = if caps.max_dims >= 3 {
+        array("spread", dt, &[11, 13, 6], &[2, 3, 4])
+    } else {
+        array("spread", dt, &[29, 18], &[3, 4])
+    };
+    let shape = meta.shape();
+    let data = super::data_for(&meta, 7);
+    let dataset = DatasetMeta {
+        arrays: vec![meta.clone()],
+        attrs: Attributes::default(),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(3)
+        .build()
+        .expect("a pool of three threads");
+    let target = factory.create("spread").expect("a target");
+    let at = target.location().to_string();
+    target
+        .prepare(&dataset)
+        .unwrap_or_else(|e| panic!("{at}: prepare: {e}"));
+    let written = target
+        .create_array(&meta)
+        .unwrap_or_else(|e| panic!("{at}: create `spread`: {e}"));
+    pool.install(|| written.write_region_parallel(&Region::full(&shape), &data, 3))
+        .unwrap_or_else(|e| panic!("{at}: write `spread` on 3 threads: {e}"));
+    drop(written);
+    target
+        .finalize(&dataset)
+        .unwrap_or_else(|e| panic!("{at}: finalize: {e}"));
+    let source = open(factory, "spread");
+    check_meta(source.as_ref(), &meta);
+    let array = open_array(source.as_ref(), "spread");
+    let mut regions = vec![Region::full(&shape)];
+    // Boxes that start and end inside chunks, in every dimension.
+    regions.push(Region::new(
+        shape.iter().map(|&n| n / 5).collect(),
+        shape.iter().map(|&n| n - n / 5 - n / 7).collect(),
+    ));
+    for r in regions {
+        let want = sub(&data, &shape, &r, meta.item_size());
+        let mut got = vec![0xA5; want.len()];
+        pool.install(|| array.read_region_parallel(&r, &mut got, 3))
+            .unwrap_or_else(|e| panic!("read `spread` {r} on 3 threads: {e}"));
+        assert_same(
+            &format!("`spread` {r} on 3 threads"),
+            meta.item_size(),
+            &got,
+            &want,
+        );
+        assert_same(
+            &format!("`spread` {r} on 1 thread"),
+            meta.item_size(),
+            &read(array.as_ref(), &r),
+            &want,
+        );
+    }
+}
