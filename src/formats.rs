@@ -180,7 +180,7 @@ pub fn open_source(
         bail!("--concat-dim joins many files: give a pattern such as 'archive/*.nc' (quoted) as the source");
     }
     if !is_uri(path) && !Path::new(path).exists() {
-        bail!("source {path} does not exist; check the path");
+        return Err(crate::api::SourceNotFound(path.to_string()).into());
     }
     let mut best: Option<(rechunker_core::driver::Sniff, TargetFormat)> = None;
     for format in &DRIVERS {

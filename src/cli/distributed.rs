@@ -4,8 +4,8 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rechunker::api::Progress;
-use rechunker::plan_file::{PlanFile, Status};
+use crate::api::Progress;
+use crate::plan_file::{PlanFile, Status};
 use rechunker_core::executor::Shard;
 use rechunker_core::units::format_bytes;
 use std::path::{Path, PathBuf};
