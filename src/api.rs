@@ -355,7 +355,24 @@ impl Rechunk {
             target.as_ref(),
             &options,
             &source.unlimited_dims,
-        )?;
+        )
+        .map_err(|e| {
+            // A request that plans with (practically) unbounded memory failed for its budget.
+            let unbounded = JobOptions {
+                max_mem: options.memory_reserve + (1 << 50),
+                ..options.clone()
+            };
+            let planned = job::plan_dataset_with(
+                source.dataset.as_ref(),
+                target.as_ref(),
+                &unbounded,
+                &source.unlimited_dims,
+            );
+            match planned {
+                Ok(_) => anyhow::Error::new(BudgetTooSmall(e)),
+                Err(_) => anyhow::Error::new(e),
+            }
+        })?;
         Ok(Plan {
             settings: self.clone(),
             source,
@@ -378,6 +395,7 @@ impl Rechunk {
     /// [`Plan::save`]).
     pub fn save_plan(self, path: &Path) -> Result<(Plan, PlanFile)> {
         let this = self.absolute_paths();
+        // Before planning, so that a bad location is what the user hears of.
         ownership::check_locations(&this.src, &this.dst, Some(&this.scratch_location()))?;
         let plan = this.plan()?;
         let file = plan.save(path)?;
@@ -448,6 +466,7 @@ impl Plan {
     /// arrays. Plan with [`Rechunk::absolute_paths`] so that workers elsewhere find the data.
     pub fn save(&self, path: &Path) -> Result<PlanFile> {
         let s = &self.settings;
+        ownership::check_locations(&s.src, &s.dst, Some(&s.scratch_location()))?;
         let file = PlanFile {
             plan: self.plan.clone(),
             source_arg: s.src.clone(),
@@ -637,7 +656,9 @@ impl Cancel {
 
 /// The run stopped because its [`Cancel`] was set.
 #[derive(Debug, thiserror::Error)]
-#[error("interrupted; the scratch {scratch} keeps the finished tasks: rerun with resume to continue")]
+#[error(
+    "interrupted; the scratch {scratch} keeps the finished tasks: rerun with resume to continue"
+)]
 pub struct Interrupted {
     pub scratch: String,
 }
@@ -707,6 +728,12 @@ impl ScratchStore for Cancellable {
 #[error("source {0} does not exist; check the path")]
 pub struct SourceNotFound(pub String);
 
+/// `--max-mem` cannot hold the smallest task (one chunk and its buffers) or the process itself:
+/// the same request plans with more memory.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BudgetTooSmall(pub rechunker_core::Error);
+
 /// The settings of a run do not fit (missing chunks, unknown target format, a format option
 /// the target's driver refuses): the user's request, not the data or the storage, must change.
 #[derive(Debug, thiserror::Error)]
@@ -754,6 +781,9 @@ pub fn error_kind(error: &anyhow::Error) -> ErrorKind {
         }
         if cause.is::<Interrupted>() {
             return ErrorKind::Interrupted;
+        }
+        if cause.is::<BudgetTooSmall>() {
+            return ErrorKind::Memory;
         }
         if cause.is::<InvalidRequest>() {
             return ErrorKind::Invalid;

@@ -6,13 +6,13 @@
 mod distributed;
 mod progress;
 
-use anyhow::{bail, Result};
-use clap::{Args, Parser, Subcommand};
 use crate::api::{self, Progress, Rechunk};
 use crate::formats::{self, TargetFormat};
 use crate::in_place::InPlace;
 use crate::memory;
 use crate::verify::Verify;
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
 use rechunker_core::autochunk::AccessPattern;
 use rechunker_core::job;
 use rechunker_core::scratch::{ScratchCodec, ScratchIo};

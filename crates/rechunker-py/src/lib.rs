@@ -51,11 +51,7 @@ struct Forward(Mutex<Sender<Event>>);
 impl Forward {
     fn send(&self, event: Event) {
         // The receiver lives until the run's Done; a send after that has no one to tell.
-        let _ = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .send(event);
+        let _ = self.0.lock().unwrap_or_else(|p| p.into_inner()).send(event);
     }
 }
 
@@ -240,10 +236,9 @@ fn parse_chunks(text: &str) -> PyResult<ChunkSpec> {
         .map_err(|e: String| PyValueError::new_err(format!("target_chunks: {e}")))
 }
 
-/// A planned run: the plan, and the settings that made it (to save it or run it again).
+/// A planned run.
 #[pyclass(module = "rechunker_rs._native", frozen)]
 struct NativePlan {
-    settings: Rechunk,
     /// Taken by the first `execute`.
     plan: Mutex<Option<api::Plan>>,
     dataset: DatasetPlan,
@@ -294,8 +289,14 @@ impl NativePlan {
     /// as `rechunk plan -o` does: records the plan in the scratch and creates the target's
     /// arrays.
     fn save(&self, py: Python<'_>, path: String) -> PyResult<()> {
-        let settings = self.settings.clone();
-        py.detach(move || settings.save_plan(Path::new(&path)).map(|_| ()))
+        let plan = self.plan.lock().unwrap_or_else(|p| p.into_inner());
+        let plan = plan.as_ref().ok_or_else(|| {
+            PyRuntimeError::new_err(
+                "this plan has run already; call rechunk() again to save a new one",
+            )
+        })?;
+        // The plan shown is the plan saved (planning again could measure another budget).
+        py.detach(|| plan.save(Path::new(&path)).map(|_| ()))
             .map_err(to_py)
     }
 
@@ -374,12 +375,8 @@ fn plan(
         .overwrite(overwrite)
         .resume(resume)
         .absolute_paths();
-    let planned = {
-        let settings = settings.clone();
-        py.detach(move || settings.plan()).map_err(to_py)?
-    };
+    let planned = py.detach(move || settings.plan()).map_err(to_py)?;
     Ok(NativePlan {
-        settings,
         dataset: planned.dataset_plan().clone(),
         plan: Mutex::new(Some(planned)),
     })
@@ -429,7 +426,10 @@ fn run_stage<'py>(
 
 /// Per stage, per array: `(array, done, tasks)`; `None` once the run is finalized.
 #[pyfunction]
-fn plan_file_status(py: Python<'_>, path: String) -> PyResult<Option<Vec<Vec<(String, u64, u64)>>>> {
+fn plan_file_status(
+    py: Python<'_>,
+    path: String,
+) -> PyResult<Option<Vec<Vec<(String, u64, u64)>>>> {
     let status = py
         .detach(move || PlanFile::load(Path::new(&path))?.status())
         .map_err(to_py)?;
