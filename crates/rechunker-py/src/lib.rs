@@ -424,12 +424,12 @@ fn run_stage<'py>(
     report_dict(py, &report)
 }
 
+/// Per stage, per array: `(array, done, tasks)`.
+type StageTasks = Vec<Vec<(String, u64, u64)>>;
+
 /// Per stage, per array: `(array, done, tasks)`; `None` once the run is finalized.
 #[pyfunction]
-fn plan_file_status(
-    py: Python<'_>,
-    path: String,
-) -> PyResult<Option<Vec<Vec<(String, u64, u64)>>>> {
+fn plan_file_status(py: Python<'_>, path: String) -> PyResult<Option<StageTasks>> {
     let status = py
         .detach(move || PlanFile::load(Path::new(&path))?.status())
         .map_err(to_py)?;
