@@ -26,7 +26,8 @@ fn venv_bin(name: &str) -> PathBuf {
     root().join(VENV).join("bin").join(name)
 }
 
-/// Builds the wheel with maturin into a fresh `out` folder and returns its path.
+/// Builds the wheel with maturin into a fresh `out` folder and returns its path: the release
+/// wheel, or the debug test wheel with the library's fault hooks.
 fn maturin_build(out: &Path, release: bool) -> Result<PathBuf> {
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("cannot empty {}", out.display()))?;
@@ -37,6 +38,8 @@ fn maturin_build(out: &Path, release: bool) -> Result<PathBuf> {
         .arg(out);
     if release {
         cmd.arg("--release");
+    } else {
+        cmd.args(["--features", "pyo3/extension-module,fault-injection"]);
     }
     util::run(cmd.current_dir(crate_dir()))?;
     the_wheel(out)

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -268,4 +268,32 @@ def test_the_dask_executor_on_a_two_process_local_cluster(tmp_path):
         assert len(plan.report["shards"]) == 2 * plan.num_stages
     np.testing.assert_array_equal(values(out), data)
     assert not (tmp_path / "out.zarr.rechunk-plan.json").exists()
+    assert not (tmp_path / "out.zarr.rechunk-scratch").exists()
+
+
+def test_a_dask_worker_killed_mid_stage_is_replaced_and_the_result_is_identical(tmp_path, monkeypatch):
+    from distributed import Client, LocalCluster
+
+    # Tasks of 100 ms (the test wheel's fault hook) make a stage last seconds, long enough to
+    # kill a worker in the middle of it. The workers inherit the variable.
+    monkeypatch.setenv("RECHUNKER_TASK_DELAY_MS", "100")
+    src = zarr.create_array(tmp_path / "in.zarr", shape=(200, 50, 50), chunks=(1, 50, 50), dtype="f4")
+    data = np.random.default_rng(5).random((200, 50, 50), dtype="f4")
+    src[...] = data
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True) as cluster, Client(cluster) as client:
+        plan = rechunker_rs.rechunk(src, (200, 1, 1), budget(src, (200, 1, 1), 0.25, threads=1),
+                                    tmp_path / "out.zarr", threads=1)
+        first = plan.stages()[0]["tasks"]
+        assert first >= 20, f"the test wants a stage of 2 s or more per worker: {plan!r}"
+        victim = next(iter(client.run(os.getpid).values()))
+        killer = threading.Timer(0.8, os.kill, (victim, signal.SIGKILL))
+        killer.start()
+        out = plan.execute(executor=client)
+        killer.join()
+        assert victim not in client.run(os.getpid).values(), "the worker was not killed"
+        # The lost shard ran again, skipping the tasks the killed worker had journaled.
+        assert plan.report["tasks_skipped"] > 0, plan.report
+        total = sum(r["tasks"] for r in plan.stages())
+        assert plan.report["tasks_run"] + plan.report["tasks_skipped"] >= total, plan.report
+    np.testing.assert_array_equal(values(out), data)
     assert not (tmp_path / "out.zarr.rechunk-scratch").exists()
