@@ -1114,6 +1114,46 @@ mod tests {
     }
 
     #[test]
+    fn errors_tell_their_kind_and_a_cancelled_run_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        maps(&dir.path().join("maps.raw"));
+        let missing = Rechunk::new(
+            dir.path().join("none.raw").to_str().unwrap(),
+            dir.path().join("x.raw").to_str().unwrap(),
+        )
+        .plan()
+        .err()
+        .unwrap();
+        assert_eq!(error_kind(&missing), ErrorKind::NotFound, "{missing}");
+        let tiny = rechunk(dir.path()).max_mem(1 << 20).plan().err().unwrap();
+        assert_eq!(error_kind(&tiny), ErrorKind::Memory, "{tiny}");
+        let no_chunks = rechunk(dir.path()).chunks(None).plan().err().unwrap();
+        assert_eq!(error_kind(&no_chunks), ErrorKind::Invalid, "{no_chunks}");
+
+        let cancel = Cancel::default();
+        cancel.set();
+        let stopped = rechunk(dir.path())
+            .plan()
+            .unwrap()
+            .execute_until(Arc::new(NoProgress), &cancel)
+            .unwrap_err();
+        assert_eq!(error_kind(&stopped), ErrorKind::Interrupted, "{stopped}");
+        assert!(error_message(&stopped).contains("resume"), "{stopped}");
+        let resumed = rechunk(dir.path())
+            .resume(true)
+            .run(Arc::new(NoProgress))
+            .unwrap();
+        assert!(resumed.tasks_run > 0);
+        let same = crate::verify::Verify::new(
+            dir.path().join("maps.raw").to_str().unwrap(),
+            dir.path().join("series.raw").to_str().unwrap(),
+        )
+        .run()
+        .unwrap();
+        assert_eq!(same.bytes, 20 * 8 * 8 * 4);
+    }
+
+    #[test]
     fn the_target_driver_refuses_options_of_other_formats_when_planning() {
         let dir = tempfile::tempdir().unwrap();
         maps(&dir.path().join("maps.raw"));
