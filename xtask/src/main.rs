@@ -1,9 +1,12 @@
 //! `cargo xtask ...`: the project's automation, so a fresh machine needs only cargo.
 //!
 //! - `demo`: make an example dataset, show the plan, rechunk it with progress, verify the result.
-//! - `test`: install what the tests need, then run formatting, lints and the whole test suite.
+//! - `test`: install what the tests need, then run formatting, lints, the whole test suite and
+//!   the Python package's pytest suite.
 //! - `bench`: the benchmarks (peak memory under `--max-mem`, planning cost), written to
 //!   `docs/benchmarks.md`.
+//! - `wheel`: the self-contained Python wheel in `target/wheels`, checked in a fresh venv;
+//!   `test-python`: only the Python package's step of `test`.
 //! - `setup`: only the installation step.
 
 mod bench;
@@ -28,6 +31,7 @@ fn main() -> Result<()> {
         "bench" => bench::run(rest),
         "setup" => setup(),
         "wheel" => python::wheel(),
+        "test-python" => python::test(),
         "help" | "-h" | "--help" => {
             println!("usage: cargo xtask <demo | test | bench | wheel | setup>");
             println!("  demo   make an example dataset and rechunk it, showing plan, progress and result");
@@ -36,6 +40,7 @@ fn main() -> Result<()> {
                 "  bench  benchmarks (memory under --max-mem, planning); writes docs/benchmarks.md"
             );
             println!("  wheel  the self-contained Python wheel (maturin + auditwheel) in target/wheels, checked in a fresh venv");
+            println!("  test-python  only the Python package's step of `test`: debug wheel, install into .venv-py, pytest");
             println!("  setup  install prerequisites only");
             Ok(())
         }
