@@ -185,6 +185,13 @@ def test_progress_goes_to_a_callback(tmp_path):
     assert sum(info[1] for e, info in events if e == "task_finished") == 40 * 30 * 4
 
 
+def test_progress_is_a_tqdm_bar_by_default(tmp_path, capsys):
+    src = zarr.create_array(tmp_path / "in.zarr", shape=(40, 30), chunks=(1, 30), dtype="f4")
+    rechunker_rs.rechunk(src, (40, 5), "1GB", tmp_path / "out.zarr").execute()
+    err = capsys.readouterr().err
+    assert "stage 1/1" in err and "100%" in err, err
+
+
 def test_errors_are_the_python_exceptions_with_the_library_message(tmp_path):
     src = zarr.create_array(tmp_path / "in.zarr", shape=(100, 100), chunks=(100, 1), dtype="f8")
     with pytest.raises(FileNotFoundError, match="does not exist"):
