@@ -51,10 +51,12 @@ use rechunker_core::autochunk::AccessPattern;
 use rechunker_core::executor::Executor;
 use rechunker_core::job::{self, DatasetPlan, JobOptions, RunReport};
 use rechunker_core::planner::CostModel;
-use rechunker_core::scratch::{ScratchCodec, ScratchIo, ScratchStore};
+use rechunker_core::scratch::{Fetched, ScratchCodec, ScratchIo, ScratchStore};
 use rechunker_core::units::{format_bytes, format_seconds};
 use rechunker_core::{ChunkSpec, DatasetTarget, SelectedSource, VariableSelection};
+use serde::Serialize;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -337,19 +339,39 @@ impl Rechunk {
             self.skip_unsupported,
             &self.selection,
         )?;
-        self.check_convertible(source.dataset.meta())?;
-        let format = formats::target_format(&self.dst, self.format)?;
-        let options = self.job_options()?;
+        self.check_convertible(source.dataset.meta())
+            .map_err(InvalidRequest)?;
+        let format = formats::target_format(&self.dst, self.format).map_err(InvalidRequest)?;
+        let options = self.job_options().map_err(InvalidRequest)?;
         // Adapters touch nothing before the first array is created: planning only asks for
-        // sizes, and a run then writes through the same target.
+        // sizes, and a run then writes through the same target (so what fails here is the
+        // request: a format option the driver refuses, a target it cannot be).
         let resume = self.existing == Existing::Resume;
-        let target = formats::create_target(&self.dst, format, &self.write_for(resume))?;
+        let target = formats::create_target(&self.dst, format, &self.write_for(resume))
+            .map_err(InvalidRequest)?;
         let plan = job::plan_dataset_with(
             source.dataset.as_ref(),
             target.as_ref(),
             &options,
             &source.dataset.meta().unlimited_dims(),
-        )?;
+        )
+        .map_err(|e| {
+            // A request that plans with (practically) unbounded memory failed for its budget.
+            let unbounded = JobOptions {
+                max_mem: options.memory_reserve + (1 << 50),
+                ..options.clone()
+            };
+            let planned = job::plan_dataset_with(
+                source.dataset.as_ref(),
+                target.as_ref(),
+                &unbounded,
+                &source.dataset.meta().unlimited_dims(),
+            );
+            match planned {
+                Ok(_) => anyhow::Error::new(BudgetTooSmall(e)),
+                Err(_) => anyhow::Error::new(e),
+            }
+        })?;
         Ok(Plan {
             settings: self.clone(),
             source,
@@ -372,6 +394,7 @@ impl Rechunk {
     /// [`Plan::save`]).
     pub fn save_plan(self, path: &Path) -> Result<(Plan, PlanFile)> {
         let this = self.absolute_paths();
+        // Before planning, so that a bad location is what the user hears of.
         ownership::check_locations(&this.src, &this.dst, Some(&this.scratch_location()))?;
         let plan = this.plan()?;
         let file = plan.save(path)?;
@@ -442,6 +465,7 @@ impl Plan {
     /// arrays. Plan with [`Rechunk::absolute_paths`] so that workers elsewhere find the data.
     pub fn save(&self, path: &Path) -> Result<PlanFile> {
         let s = &self.settings;
+        ownership::check_locations(&s.src, &s.dst, Some(&s.scratch_location()))?;
         let file = PlanFile {
             plan: self.plan.clone(),
             source_arg: s.src.clone(),
@@ -463,7 +487,14 @@ impl Plan {
     /// Runs the whole plan in this process: refuses an existing target unless told to
     /// overwrite or resume it, continues the plan an interrupted run recorded, writes every
     /// stage, finalizes the target and removes the scratch.
-    pub fn execute(mut self, progress: Arc<dyn Progress>) -> Result<Report> {
+    pub fn execute(self, progress: Arc<dyn Progress>) -> Result<Report> {
+        self.execute_until(progress, &Cancel::default())
+    }
+
+    /// [`Plan::execute`] that stops, with an [`Interrupted`] error, once `cancel` is set
+    /// (e.g. by a Ctrl-C handler): the tasks running then finish but are not journaled, so a
+    /// rerun with [`Rechunk::resume`] redoes them and skips every task finished before.
+    pub fn execute_until(mut self, progress: Arc<dyn Progress>, cancel: &Cancel) -> Result<Report> {
         let started = Instant::now();
         let s = self.settings.clone();
         let (src, dst) = (s.src.as_str(), s.dst.as_str());
@@ -511,6 +542,7 @@ impl Plan {
             None => self.plan.clone(),
         };
         progress.run_started(&plan);
+        let scratch = cancel.guard(scratch);
         let executor = executor(&plan, s.scratch_codec_or_default(), scratch, progress)?;
         let run = job::run_dataset(
             &plan,
@@ -520,6 +552,11 @@ impl Plan {
             resume,
         )
         .map_err(|e| {
+            if cancel.is_set() {
+                return anyhow::Error::new(Interrupted {
+                    scratch: scratch_at.clone(),
+                });
+            }
             let advice = if matches!(e.root(), rechunker_core::Error::SourceRead(_)) {
                 format!("the source could not be read; a rerun cannot help until it is repaired or replaced (then rerun with --resume: the scratch {scratch_at} keeps the finished tasks)")
             } else {
@@ -589,6 +626,239 @@ pub(crate) fn executor(
         Some(delay) => executor.with_task_delay(delay),
         None => executor,
     })
+}
+
+/// A flag that stops a run between tasks (see [`Plan::execute_until`]); clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    /// Asks the run to stop.
+    pub fn set(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// `scratch` refusing every write once the flag is set: the executor records each finished
+    /// task in the scratch journal, so the first task to finish after that fails and the stage
+    /// stops, with nothing journaled that was not done.
+    pub(crate) fn guard(&self, scratch: Arc<dyn ScratchStore>) -> Arc<dyn ScratchStore> {
+        Arc::new(Cancellable {
+            inner: scratch,
+            cancel: self.clone(),
+        })
+    }
+}
+
+/// The run stopped because its [`Cancel`] was set.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "interrupted; the scratch {scratch} keeps the finished tasks: rerun with resume to continue"
+)]
+pub struct Interrupted {
+    pub scratch: String,
+}
+
+/// A scratch store whose writes fail once a [`Cancel`] is set.
+struct Cancellable {
+    inner: Arc<dyn ScratchStore>,
+    cancel: Cancel,
+}
+
+impl Cancellable {
+    fn check(&self) -> rechunker_core::Result<()> {
+        if self.cancel.is_set() {
+            return Err(rechunker_core::Error::scratch(
+                self.inner.location(),
+                "the run was interrupted",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ScratchStore for Cancellable {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    fn put(&self, key: &str, data: &[u8]) -> rechunker_core::Result<()> {
+        self.check()?;
+        self.inner.put(key, data)
+    }
+    fn put_if_absent(&self, key: &str, data: &[u8]) -> rechunker_core::Result<bool> {
+        self.check()?;
+        self.inner.put_if_absent(key, data)
+    }
+    fn get(&self, key: &str) -> rechunker_core::Result<Option<Vec<u8>>> {
+        self.inner.get(key)
+    }
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> rechunker_core::Result<bool> {
+        self.inner.get_into(key, buf)
+    }
+    fn put_parts(&self, key: &str, parts: &[&[u8]]) -> rechunker_core::Result<()> {
+        self.check()?;
+        self.inner.put_parts(key, parts)
+    }
+    fn get_parts(&self, key: &str, parts: &mut [&mut [u8]]) -> rechunker_core::Result<Fetched> {
+        self.inner.get_parts(key, parts)
+    }
+    fn list(&self, prefix: &str) -> rechunker_core::Result<Vec<String>> {
+        self.inner.list(prefix)
+    }
+    fn remove_prefix(&self, prefix: &str) -> rechunker_core::Result<()> {
+        self.inner.remove_prefix(prefix)
+    }
+    fn delete(&self, key: &str) -> rechunker_core::Result<()> {
+        self.inner.delete(key)
+    }
+    fn is_empty(&self) -> rechunker_core::Result<bool> {
+        self.inner.is_empty()
+    }
+    fn remove_root_if_empty(&self) -> rechunker_core::Result<bool> {
+        self.inner.remove_root_if_empty()
+    }
+}
+
+/// The source of a run does not exist.
+#[derive(Debug, thiserror::Error)]
+#[error("source {0} does not exist; check the path")]
+pub struct SourceNotFound(pub String);
+
+/// `--max-mem` cannot hold the smallest task (one chunk and its buffers) or the process itself:
+/// the same request plans with more memory.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BudgetTooSmall(pub rechunker_core::Error);
+
+/// The settings of a run do not fit (missing chunks, unknown target format, a format option
+/// the target's driver refuses): the user's request, not the data or the storage, must change.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct InvalidRequest(pub anyhow::Error);
+
+/// The error and its causes in one line, skipping causes whose text the message already holds.
+pub fn error_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// What kind of failure an error of this library is, for callers that map errors onto their
+/// own kinds (the Python package raises `FileNotFoundError`, `MemoryError`, `ValueError`,
+/// `KeyboardInterrupt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The source does not exist.
+    NotFound,
+    /// The memory budget cannot hold the smallest task (one chunk and its buffers).
+    Memory,
+    /// The request does not fit the data (chunks of unknown dimensions, shapes, options).
+    Invalid,
+    /// The run was stopped through its [`Cancel`].
+    Interrupted,
+    /// Anything else: storage, scratch, a failed task.
+    Other,
+}
+
+/// The kind of `error`, from the first cause in its chain that tells.
+pub fn error_kind(error: &anyhow::Error) -> ErrorKind {
+    use rechunker_core::planner::PlanError;
+    for cause in error.chain() {
+        if cause.is::<SourceNotFound>() {
+            return ErrorKind::NotFound;
+        }
+        if cause.is::<Interrupted>() {
+            return ErrorKind::Interrupted;
+        }
+        if cause.is::<BudgetTooSmall>() {
+            return ErrorKind::Memory;
+        }
+        if cause.is::<InvalidRequest>() {
+            return ErrorKind::Invalid;
+        }
+        let plan_kind = |p: &PlanError| match p {
+            PlanError::ShapeMismatch { .. } => ErrorKind::Invalid,
+            _ => ErrorKind::Memory,
+        };
+        if let Some(p) = cause.downcast_ref::<PlanError>() {
+            return plan_kind(p);
+        }
+        if let Some(e) = cause.downcast_ref::<rechunker_core::Error>() {
+            match e.root() {
+                rechunker_core::Error::Plan(p) => return plan_kind(p),
+                rechunker_core::Error::Invalid(_) => return ErrorKind::Invalid,
+                _ => {}
+            }
+        }
+    }
+    ErrorKind::Other
+}
+
+/// One stage of one array of a plan, as a row of a table (what [`describe`] says in words).
+#[derive(Clone, Debug, Serialize)]
+pub struct StageRow {
+    pub array: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub source_chunks: Vec<u64>,
+    pub target_chunks: Vec<u64>,
+    /// 0-based; `stages` in all for this array.
+    pub stage: usize,
+    pub stages: usize,
+    pub tasks: u64,
+    /// The region one task covers.
+    pub block_shape: Vec<u64>,
+    /// Source chunks (stage 0) or scratch pieces the stage reads.
+    pub reads: u64,
+    /// Target chunks (last stage) or scratch pieces the stage writes.
+    pub writes: u64,
+    /// The largest scratch piece written, when the stage writes pieces.
+    pub max_piece_bytes: Option<u64>,
+    pub bytes: u64,
+    pub task_memory: u64,
+    /// Tasks of this array run at once.
+    pub parallelism: u64,
+}
+
+/// Every stage of every array of `plan`, in order.
+pub fn stage_rows(plan: &DatasetPlan) -> Vec<StageRow> {
+    let mut rows = Vec::new();
+    for a in &plan.arrays {
+        let p = &a.plan;
+        let summary = p.summary();
+        let stages = summary.len();
+        for (k, s) in summary.into_iter().enumerate() {
+            rows.push(StageRow {
+                array: a.target.name.clone(),
+                dtype: a.target.dtype.to_string(),
+                shape: p.shape(),
+                source_chunks: p.source.nominal_chunk_shape(),
+                target_chunks: p.target.nominal_chunk_shape(),
+                stage: k,
+                stages,
+                tasks: s.tasks,
+                block_shape: s.block_shape,
+                reads: s.reads,
+                writes: s.writes,
+                max_piece_bytes: s.max_piece_bytes,
+                bytes: s.bytes,
+                task_memory: s.task_memory,
+                parallelism: a.parallelism,
+            });
+        }
+    }
+    rows
 }
 
 /// What a run (or one shard of one stage) did.
@@ -850,6 +1120,46 @@ mod tests {
             .unwrap();
         assert_eq!(replaced.tasks_skipped, 0);
         assert!(replaced.tasks_run > 0);
+    }
+
+    #[test]
+    fn errors_tell_their_kind_and_a_cancelled_run_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        maps(&dir.path().join("maps.raw"));
+        let missing = Rechunk::new(
+            dir.path().join("none.raw").to_str().unwrap(),
+            dir.path().join("x.raw").to_str().unwrap(),
+        )
+        .plan()
+        .err()
+        .unwrap();
+        assert_eq!(error_kind(&missing), ErrorKind::NotFound, "{missing}");
+        let tiny = rechunk(dir.path()).max_mem(1 << 20).plan().err().unwrap();
+        assert_eq!(error_kind(&tiny), ErrorKind::Memory, "{tiny}");
+        let no_chunks = rechunk(dir.path()).chunks(None).plan().err().unwrap();
+        assert_eq!(error_kind(&no_chunks), ErrorKind::Invalid, "{no_chunks}");
+
+        let cancel = Cancel::default();
+        cancel.set();
+        let stopped = rechunk(dir.path())
+            .plan()
+            .unwrap()
+            .execute_until(Arc::new(NoProgress), &cancel)
+            .unwrap_err();
+        assert_eq!(error_kind(&stopped), ErrorKind::Interrupted, "{stopped}");
+        assert!(error_message(&stopped).contains("resume"), "{stopped}");
+        let resumed = rechunk(dir.path())
+            .resume(true)
+            .run(Arc::new(NoProgress))
+            .unwrap();
+        assert!(resumed.tasks_run > 0);
+        let same = crate::verify::Verify::new(
+            dir.path().join("maps.raw").to_str().unwrap(),
+            dir.path().join("series.raw").to_str().unwrap(),
+        )
+        .run()
+        .unwrap();
+        assert_eq!(same.bytes, 20 * 8 * 8 * 4);
     }
 
     #[test]

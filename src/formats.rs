@@ -182,7 +182,7 @@ pub fn open_source(
         bail!("--concat-dim joins many files: give a pattern such as 'archive/*.nc' (quoted) as the source");
     }
     if !is_uri(path) && !Path::new(path).exists() {
-        bail!("source {path} does not exist; check the path");
+        return Err(crate::api::SourceNotFound(path.to_string()).into());
     }
     Ok(format_of(path)?.0.open_source(path, &options)?)
 }

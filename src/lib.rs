@@ -6,6 +6,7 @@
 //! one by looking at a path.
 
 pub mod api;
+pub mod cli;
 mod fault;
 pub mod formats;
 pub mod in_place;

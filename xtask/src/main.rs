@@ -1,13 +1,17 @@
 //! `cargo xtask ...`: the project's automation, so a fresh machine needs only cargo.
 //!
 //! - `demo`: make an example dataset, show the plan, rechunk it with progress, verify the result.
-//! - `test`: install what the tests need, then run formatting, lints and the whole test suite.
+//! - `test`: install what the tests need, then run formatting, lints, the whole test suite and
+//!   the Python package's pytest suite.
 //! - `bench`: the benchmarks (peak memory under `--max-mem`, planning cost), written to
 //!   `docs/benchmarks.md`.
+//! - `wheel`: the self-contained Python wheel in `target/wheels`, checked in a fresh venv;
+//!   `test-python`: only the Python package's step of `test`.
 //! - `setup`: only the installation step.
 
 mod bench;
 mod demo;
+mod python;
 mod slurm;
 mod synth;
 mod tiledb;
@@ -26,13 +30,17 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "bench" => bench::run(rest),
         "setup" => setup(),
+        "wheel" => python::wheel(),
+        "test-python" => python::test(),
         "help" | "-h" | "--help" => {
-            println!("usage: cargo xtask <demo | test | bench | setup>");
+            println!("usage: cargo xtask <demo | test | bench | wheel | setup>");
             println!("  demo   make an example dataset and rechunk it, showing plan, progress and result");
             println!("  test   install test prerequisites, then fmt check, clippy and all tests");
             println!(
                 "  bench  benchmarks (memory under --max-mem, planning); writes docs/benchmarks.md"
             );
+            println!("  wheel  the self-contained Python wheel (maturin + auditwheel) in target/wheels, checked in a fresh venv");
+            println!("  test-python  only the Python package's step of `test`: debug wheel, install into .venv-py, pytest");
             println!("  setup  install prerequisites only");
             Ok(())
         }
@@ -54,12 +62,13 @@ const APT_PACKAGES: &[&str] = &[
 
 /// Installs what the build and tests need beyond cargo: Debian packages, a Python venv with the
 /// reference readers (zarr-python 3, xarray, netCDF4, h5py, tiledb-py) and the S3 test server
-/// (moto), zarr-python 2 in a venv of its own (it cannot share one with zarr 3), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), and a one-node
+/// (moto), the Python package's build and test venv (`.venv-py`), zarr-python 2 in a venv of its own (it cannot share one with zarr 3), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), and a one-node
 /// SLURM on localhost for the distributed tests.
 fn setup() -> Result<()> {
     build_prerequisites()?;
     util::python_venv(".venv", "tests/python/requirements.txt")?;
     util::python_venv(".venv-zarr2", "tests/python/requirements-zarr2.txt")?;
+    util::python_venv(python::VENV, python::REQUIREMENTS)?;
     slurm::ensure_running()?;
     Ok(())
 }
@@ -102,6 +111,7 @@ fn test(rest: &[String]) -> Result<()> {
         util::root().join(".venv-zarr2/bin/python"),
     );
     util::cargo(&args)?;
+    python::test()?;
     util::step("all tests passed");
     Ok(())
 }

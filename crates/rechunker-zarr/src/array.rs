@@ -166,7 +166,7 @@ impl ZarrArray {
             let read_error = |message: String| ZarrError::ReadChunk {
                 uri: self.uri.clone(),
                 variable: self.meta.name.clone(),
-                key: self.key(&index),
+                key: self.key(index),
                 message,
             };
             let in_array =
@@ -190,7 +190,7 @@ impl ZarrArray {
                     (Some(limit), _) => ZarrError::DecodesTooLarge {
                         uri: self.uri.clone(),
                         variable: self.meta.name.clone(),
-                        key: self.key(&index),
+                        key: self.key(index),
                         limit,
                         what: if self.sharded && limit != self.chunk_bytes() {
                             "an inner chunk of shard"
@@ -233,7 +233,7 @@ impl ZarrArray {
             let write_error = |message: String| ZarrError::WriteChunk {
                 uri: self.uri.clone(),
                 variable: self.meta.name.clone(),
-                key: self.key(&index),
+                key: self.key(index),
                 message,
             };
             let clipped = chunk.shape != self.chunk;

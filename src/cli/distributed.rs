@@ -2,10 +2,10 @@
 //! `finalize` and `submit-slurm`. The work is the library's (`rechunker::plan_file`); this
 //! module parses their arguments, finds the shard a scheduler gives, and prints.
 
+use crate::api::Progress;
+use crate::plan_file::{PlanFile, Status};
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use rechunker::api::Progress;
-use rechunker::plan_file::{PlanFile, Status};
 use rechunker_core::executor::Shard;
 use rechunker_core::units::format_bytes;
 use std::path::{Path, PathBuf};

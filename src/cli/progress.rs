@@ -105,9 +105,9 @@ impl Progress for CliProgress {
     }
 }
 
-impl rechunker::api::Progress for CliProgress {
+impl crate::api::Progress for CliProgress {
     /// The plan goes to stdout before the first stage, as `rechunk plan` prints it.
     fn run_started(&self, plan: &rechunker_core::job::DatasetPlan) {
-        print!("{}", rechunker::api::describe(plan));
+        print!("{}", crate::api::describe(plan));
     }
 }
