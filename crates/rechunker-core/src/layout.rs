@@ -169,6 +169,51 @@ pub fn contiguous_runs(
     }
 }
 
+/// Splits `region` along its first dimension into at most `parts` slabs whose bounds are chunk
+/// bounds of `first` (the grid of that dimension), with about as many chunks in each. A slab of
+/// a C-order buffer is one contiguous byte range, so slabs can be filled from several threads
+/// without copies; a region that is a union of whole chunks splits into unions of whole chunks.
+pub fn slabs(region: &Region, first: &DimGrid, parts: usize) -> Vec<Region> {
+    if region.ndim() == 0 || parts <= 1 || region.is_empty() {
+        return vec![region.clone()];
+    }
+    let (lo, hi) = (region.start[0], region.end(0));
+    let chunks = first.chunks_overlapping(lo..hi);
+    let n = chunks.end - chunks.start;
+    let k = (parts as u64).min(n).max(1);
+    (0..k)
+        .map(|i| {
+            let (a, b) = (chunks.start + n * i / k, chunks.start + n * (i + 1) / k);
+            let start = first.chunk_range(a).start.max(lo);
+            let end = first.chunk_range(b - 1).end.min(hi);
+            let mut slab = region.clone();
+            slab.start[0] = start;
+            slab.shape[0] = end - start;
+            slab
+        })
+        .collect()
+}
+
+/// The byte ranges of `buf` (a C-order buffer of the region `slabs` split) that hold each of
+/// `slabs`, in order; `None` when their sizes do not add up to `buf`'s length.
+pub fn split_slabs_mut<'a>(
+    mut buf: &'a mut [u8],
+    slabs: &[Region],
+    item: usize,
+) -> Option<Vec<&'a mut [u8]>> {
+    let mut out = Vec::with_capacity(slabs.len());
+    for slab in slabs {
+        let len = buffer_len(&slab.shape, item)?;
+        if len > buf.len() {
+            return None;
+        }
+        let (head, rest) = std::mem::take(&mut buf).split_at_mut(len);
+        out.push(head);
+        buf = rest;
+    }
+    buf.is_empty().then_some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,49 +291,4 @@ mod tests {
         fill_elements(&mut b, &[1, 2]);
         assert_eq!(b, [1, 2, 1, 2, 1, 2]);
     }
-}
-
-/// Splits `region` along its first dimension into at most `parts` slabs whose bounds are chunk
-/// bounds of `first` (the grid of that dimension), with about as many chunks in each. A slab of
-/// a C-order buffer is one contiguous byte range, so slabs can be filled from several threads
-/// without copies; a region that is a union of whole chunks splits into unions of whole chunks.
-pub fn slabs(region: &Region, first: &DimGrid, parts: usize) -> Vec<Region> {
-    if region.ndim() == 0 || parts <= 1 || region.is_empty() {
-        return vec![region.clone()];
-    }
-    let (lo, hi) = (region.start[0], region.end(0));
-    let chunks = first.chunks_overlapping(lo..hi);
-    let n = chunks.end - chunks.start;
-    let k = (parts as u64).min(n).max(1);
-    (0..k)
-        .map(|i| {
-            let (a, b) = (chunks.start + n * i / k, chunks.start + n * (i + 1) / k);
-            let start = first.chunk_range(a).start.max(lo);
-            let end = first.chunk_range(b - 1).end.min(hi);
-            let mut slab = region.clone();
-            slab.start[0] = start;
-            slab.shape[0] = end - start;
-            slab
-        })
-        .collect()
-}
-
-/// The byte ranges of `buf` (a C-order buffer of the region `slabs` split) that hold each of
-/// `slabs`, in order; `None` when their sizes do not add up to `buf`'s length.
-pub fn split_slabs_mut<'a>(
-    mut buf: &'a mut [u8],
-    slabs: &[Region],
-    item: usize,
-) -> Option<Vec<&'a mut [u8]>> {
-    let mut out = Vec::with_capacity(slabs.len());
-    for slab in slabs {
-        let len = buffer_len(&slab.shape, item)?;
-        if len > buf.len() {
-            return None;
-        }
-        let (head, rest) = std::mem::take(&mut buf).split_at_mut(len);
-        out.push(head);
-        buf = rest;
-    }
-    buf.is_empty().then_some(out)
 }
