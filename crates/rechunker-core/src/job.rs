@@ -355,11 +355,16 @@ fn plan_array(
     // More tasks at once means smaller blocks and pieces: let the cost model weigh the two.
     let mut last_error = None;
     let mut best: Option<(f64, ArrayPlan)> = None;
-    for parallelism in (1..=threads).rev() {
+    // Threads no task at once would use go to the tasks' own chunks; each needs its own chunk
+    // buffers, so where they do not fit, one thread per task is tried too.
+    let tries = (1..=threads).rev().flat_map(|parallelism| {
+        let spread = threads / parallelism;
+        std::iter::once((parallelism, spread)).chain((spread > 1).then_some((parallelism, 1)))
+    });
+    for (parallelism, task_threads) in tries {
         request.task_budget = pool / parallelism;
         request.parallelism = parallelism;
-        // Threads no task at once would use go to the tasks' own chunks.
-        request.task_threads = threads / parallelism;
+        request.task_threads = task_threads;
         match planner::plan(&request) {
             Ok(plan) => {
                 let seconds = plan.seconds(&options.cost, parallelism);
