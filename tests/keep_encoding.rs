@@ -500,8 +500,9 @@ fn lone_targets_resume_overwrite_and_run_from_plan_files() {
         "2",
         "-q",
     ];
-    // Killed in its last stage: chunks are there, but no metadata (nothing looks complete).
-    let failed = rechunk_env(&args, &[("RECHUNKER_FAIL_TASK", "1:3")]);
+    // Killed in its first task (the array fits in memory: the plan is one task, from memory):
+    // no metadata, so nothing looks complete.
+    let failed = rechunk_env(&args, &[("RECHUNKER_FAIL_TASK", "0:0")]);
     assert!(
         !failed.status.success(),
         "the injected failure did not happen"
@@ -517,7 +518,7 @@ fn lone_targets_resume_overwrite_and_run_from_plan_files() {
     overwrite.push("--overwrite");
     ok(&overwrite);
     assert_kept(&src, &dst_s, &[3000, 5]);
-    let failed = rechunk_env(&overwrite, &[("RECHUNKER_FAIL_TASK", "1:3")]);
+    let failed = rechunk_env(&overwrite, &[("RECHUNKER_FAIL_TASK", "0:0")]);
     assert!(!failed.status.success());
     ok(&overwrite);
     ok(&["verify", &src, &dst_s]);
