@@ -23,6 +23,13 @@ pub const MAX_STAGES: usize = 4;
 /// Blocks stop growing before a stage has fewer than this many tasks per parallel slot.
 const TASKS_PER_THREAD: u64 = 4;
 
+/// What a task's extra thread is worth next to a task of its own. A task's threads share its
+/// phases (all reads, then all writes) and split its chunks in fixed groups, so they idle
+/// where separate tasks would not. Counting them at less than a whole task keeps large arrays
+/// on many tasks, as measured best, and gives one task many threads only where that saves
+/// real work: an array that fits in memory skips the scratch pass entirely.
+const TASK_THREAD_SHARE: f64 = 0.8;
+
 /// Direct (single-stage) blocks grow until about this size; bigger brings nothing but fewer tasks.
 const DIRECT_BLOCK_TARGET: u64 = 64 << 20;
 
@@ -427,7 +434,10 @@ impl Plan {
             .enumerate()
             .map(|(k, w)| {
                 let tasks = parallelism.min(self.num_tasks(k)).max(1);
-                let threads = |units: u64| (tasks * self.task_threads.clamp(1, units)) as f64;
+                let threads = |units: u64| {
+                    let extra = self.task_threads.clamp(1, units) - 1;
+                    tasks as f64 * (1.0 + TASK_THREAD_SHARE * extra as f64)
+                };
                 w.read / threads(w.read_units) + w.write / threads(w.write_units)
             })
             .sum()
