@@ -349,66 +349,31 @@ impl Bench {
         let (peer_out, peer_tmp) = (self.dir.join("peer.zarr"), self.dir.join("peer-tmp.zarr"));
         let case = format!("{cname} T={time}");
 
-        util::step(&format!("{case}: rechunk (ours)"));
-        settle(&input);
-        let ours = self.measure_rechunk(
-            "ours",
-            &[
-                s(&input),
-                s(&ours_out),
-                "--chunks",
-                &chunks,
-                "--max-mem",
-                "1GiB",
-                "--zarr-format",
-                "2",
-                "--codec",
-                codec,
-                "--overwrite",
-                "-q",
-            ],
-        )?;
+        let v2_codec = ["--zarr-format", "2", "--codec", codec];
+        // One of our runs from a settled cache: `label` names it, `chunks` and `options` vary.
+        let ours_run = |label: &str, out: &Path, chunks: &str, options: &[&str]| {
+            util::step(&format!("{case}: {label}"));
+            settle(&input);
+            let mut args = vec![s(&input), s(out), "--chunks", chunks, "--max-mem", "1GiB"];
+            args.extend(options);
+            args.extend(["--overwrite", "-q"]);
+            self.measure_rechunk(label, &args)
+        };
+        let ours = ours_run("rechunk (ours)", &ours_out, &chunks, &v2_codec)?;
         self.measure_rechunk("verify ours", &["verify", s(&input), s(&ours_out)])?;
         // What a user who gives no codec options gets: the source's format and codec kept.
         let defaults = if lz4 {
-            util::step(&format!("{case}: rechunk (ours, default options)"));
-            settle(&input);
-            let m = self.measure_rechunk(
-                "ours, defaults",
-                &[
-                    s(&input),
-                    s(&ours_out),
-                    "--chunks",
-                    &chunks,
-                    "--max-mem",
-                    "1GiB",
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
+            let m = ours_run("rechunk (ours, default options)", &ours_out, &chunks, &[])?;
             self.measure_rechunk("verify ours", &["verify", s(&input), s(&ours_out)])?;
             Some(m)
         } else {
             None
         };
-        util::step(&format!("{case}: chunk-aligned re-encode (the floor)"));
-        settle(&input);
-        let floor = self.measure_rechunk(
-            "floor",
-            &[
-                s(&input),
-                s(&floor_out),
-                "--chunks",
-                "time=1",
-                "--max-mem",
-                "1GiB",
-                "--zarr-format",
-                "2",
-                "--codec",
-                codec,
-                "--overwrite",
-                "-q",
-            ],
+        let floor = ours_run(
+            "chunk-aligned re-encode (the floor)",
+            &floor_out,
+            "time=1",
+            &v2_codec,
         )?;
         util::step(&format!(
             "{case}: Python rechunker 0.5 + dask threads (2), max_mem=1GB"
