@@ -246,6 +246,29 @@ fn parent(p: &Path) -> PathBuf {
     p.parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
+/// The owner the copy's run records in the scratch folder ([`job::claim_scratch`]): the copy's
+/// location.
+fn scratch_owner(copy: &Path) -> String {
+    copy.display().to_string()
+}
+
+/// Removes what the copy wrote to the scratch folder, through the marker its run left there: a folder put there since, or one with files rechunk did not
+/// write, is left alone (with a warning), never deleted.
+fn release_scratch(scratch: &Path, copy: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(scratch) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => bail!("{}: cannot inspect: {e}", scratch.display()),
+        Ok(m) if !m.is_dir() => {
+            tracing::warn!(scratch = %scratch.display(), "not removing the scratch place: it is no longer the folder rechunk made");
+            return Ok(());
+        }
+        Ok(_) => {}
+    }
+    let store = LocalScratch::open(scratch)?;
+    job::release_scratch(&store, &scratch_owner(copy))?;
+    Ok(())
+}
+
 fn identity(path: &Path) -> Result<(u64, u64)> {
     let m = std::fs::symlink_metadata(path)
         .map_err(|e| anyhow!("{}: cannot inspect: {e}", path.display()))?;
@@ -451,15 +474,26 @@ impl InPlace {
             journal.write(&paths)?;
             abort_after(Step::JournalCleaning);
         }
-        // Cleaning: `A` is the new dataset; `A.rechunk-new` holds the old one.
-        target.delete_old(&paths.new, &mut || abort_after(Step::DeletingOld))?;
-        sync_dir(&parent(&paths.new))?;
-        abort_after(Step::DeletedOld);
-        match std::fs::remove_dir_all(&paths.scratch) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => bail!("{}: cannot delete: {e}", paths.scratch.display()),
+        // Cleaning: `A` is the new dataset; `A.rechunk-new` holds the old one, unless a run
+        // interrupted after deleting all of it. Only the folder the journal recorded as the old
+        // dataset is deleted: one put there since is someone else's.
+        match try_identity(&paths.new) {
+            None => {}
+            Some(found) if Some(found) == journal.old_id => {
+                target.delete_old(&paths.new, &mut || abort_after(Step::DeletingOld))?;
+                sync_dir(&parent(&paths.new))?;
+            }
+            Some(_) => bail!(
+                "{}: {} is not the original dataset the journal {} recorded (something replaced it), so rechunk will not delete it; {} already holds the rechunked dataset: inspect {} and remove it and the journal by hand",
+                paths.array.display(),
+                paths.new.display(),
+                paths.journal.display(),
+                paths.array.display(),
+                paths.new.display()
+            ),
         }
+        abort_after(Step::DeletedOld);
+        release_scratch(&paths.scratch, &paths.new)?;
         abort_after(Step::DeletedScratch);
         std::fs::remove_file(&paths.journal)
             .map_err(|e| anyhow!("{}: cannot delete: {e}", paths.journal.display()))?;
@@ -479,7 +513,8 @@ impl InPlace {
     ) -> Result<Option<Journal>> {
         let chunks = self.named_spec(format)?;
         for leftover in [&paths.new, &paths.scratch] {
-            if leftover.exists() {
+            // A dangling link counts: writing through it would create files elsewhere.
+            if leftover.symlink_metadata().is_ok() {
                 bail!(
                     "{}: {} exists but no in-place journal does; it is not from a run this rechunk can continue: remove it first",
                     paths.array.display(),

@@ -406,6 +406,86 @@ fn killed_in_the_middle_of_the_copy() {
     no_leftovers(&path);
 }
 
+/// A rerun of the job after `abort`, in a child process with no abort: (finished, stderr).
+fn rerun(uri: &str, chunks: &str) -> (bool, String) {
+    let out = child_command(uri, chunks)
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cleaning_never_deletes_a_folder_put_where_the_old_dataset_was() {
+    let (dir, path) = fixture_copy("from_numpy.tdb");
+    let uri = path.to_str().unwrap();
+    // Stop once the journal says `cleaning`: `A.rechunk-new` holds the original.
+    assert!(!run_child(uri, "7,1", Some("6")));
+    let paths = Paths::new(uri);
+    // Someone moves the original away and puts a folder of their own in its place.
+    std::fs::rename(&paths.new, dir.path().join("moved-original")).unwrap();
+    std::fs::create_dir(&paths.new).unwrap();
+    std::fs::write(paths.new.join("precious.txt"), b"not rechunk's").unwrap();
+    let (finished, stderr) = rerun(uri, "7,1");
+    assert!(!finished, "the rerun must refuse: {stderr}");
+    assert!(
+        stderr.contains("is not the original dataset the journal"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(paths.new.join("precious.txt")).unwrap(),
+        b"not rechunk's"
+    );
+    assert!(
+        paths.journal.exists(),
+        "the journal stays for the user to inspect"
+    );
+    assert_eq!(
+        snapshot(&path)[0].1,
+        [7, 1],
+        "A holds the rechunked dataset"
+    );
+}
+
+#[test]
+fn cleaning_leaves_a_scratch_folder_it_did_not_write() {
+    for replacement in ["folder", "link"] {
+        let (dir, path) = fixture_copy("from_numpy.tdb");
+        let uri = path.to_str().unwrap();
+        // Stop once the old dataset is deleted, before the scratch folder's cleanup (the copy
+        // released its scratch when it finished).
+        assert!(!run_child(uri, "7,1", Some("8")));
+        let paths = Paths::new(uri);
+        assert!(paths.journal.exists() && !paths.scratch.exists());
+        // Someone puts a folder of their own there, or a link to one, holding files named as
+        // rechunk names its own.
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir_all(theirs.join("arrays/0")).unwrap();
+        std::fs::write(theirs.join("plan.json"), b"{}").unwrap();
+        std::fs::write(theirs.join("arrays/0/piece"), b"data").unwrap();
+        if replacement == "folder" {
+            std::fs::rename(&theirs, &paths.scratch).unwrap();
+        } else {
+            std::os::unix::fs::symlink(&theirs, &paths.scratch).unwrap();
+        }
+        let (finished, stderr) = rerun(uri, "7,1");
+        assert!(finished, "{replacement}: {stderr}");
+        let kept = if replacement == "folder" {
+            paths.scratch.clone()
+        } else {
+            assert!(paths.scratch.symlink_metadata().is_ok(), "the link stays");
+            theirs
+        };
+        assert_eq!(std::fs::read(kept.join("plan.json")).unwrap(), b"{}");
+        assert_eq!(std::fs::read(kept.join("arrays/0/piece")).unwrap(), b"data");
+        assert!(!paths.journal.exists() && !paths.new.exists());
+        assert_eq!(snapshot(&path)[0].1, [7, 1]);
+    }
+}
+
 #[test]
 fn a_copy_that_differs_is_never_swapped_in() {
     let (_dir, path) = fixture_copy("from_numpy.tdb");
