@@ -58,11 +58,15 @@ fn the_wheel(dir: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Builds a debug wheel, installs it into the test venv and runs the pytest suite.
+/// Builds the debug test wheel, bundles its libraries as the release wheel does, checks it in a
+/// fresh venv, installs it into the test venv and runs the pytest suite on it: the suite runs
+/// on the self-contained wheel users get, not on one that finds its libraries in this tree.
 pub fn test() -> Result<()> {
     util::python_venv(VENV, REQUIREMENTS)?;
-    step("Python package: building the test wheel (maturin build, debug)");
-    let wheel = maturin_build(&target_dir().join("wheels-debug"), false)?;
+    step("Python package: building the test wheel (maturin build, debug, fault hooks on)");
+    let raw = maturin_build(&target_dir().join("wheels-debug-raw"), false)?;
+    let wheel = repair(&raw, &target_dir().join("wheels-debug"))?;
+    check_in_fresh_venv(&wheel)?;
     step(&format!(
         "Python package: installing {} into {VENV}",
         wheel.display()
@@ -79,10 +83,15 @@ pub fn test() -> Result<()> {
             .args(["--force-reinstall", "--no-deps"])
             .arg(&wheel),
     )?;
-    step("Python package: running pytest (crates/rechunker-py/tests)");
+    step("Python package: running pytest (crates/rechunker-py/tests/test_rechunker_rs.py)");
+    // rechunker 0.5 runs beside us in the zarr-python 2 venv, for the side-by-side cases.
     util::run(
         Command::new(venv_bin("python"))
             .args(["-m", "pytest", "-q", "tests/test_rechunker_rs.py"])
+            .env(
+                "RECHUNKER_PYTHON_ZARR2",
+                root().join(".venv-zarr2/bin/python"),
+            )
             .current_dir(crate_dir()),
     )
 }
@@ -94,11 +103,19 @@ pub fn wheel() -> Result<()> {
     util::python_venv(VENV, REQUIREMENTS)?;
     step("building the release wheel (maturin build --release)");
     let raw = maturin_build(&target_dir().join("wheels-raw"), true)?;
-    let out = root().join("target/wheels");
+    let wheel = repair(&raw, &root().join("target/wheels"))?;
+    check_in_fresh_venv(&wheel)?;
+    step(&format!("wheel ready: {}", wheel.display()));
+    Ok(())
+}
+
+/// Bundles the shared libraries `raw` needs into a manylinux wheel in a fresh `out` folder
+/// (auditwheel repair) and returns its path.
+fn repair(raw: &Path, out: &Path) -> Result<PathBuf> {
     if out.exists() {
-        std::fs::remove_dir_all(&out)?;
+        std::fs::remove_dir_all(out).with_context(|| format!("cannot empty {}", out.display()))?;
     }
-    step("bundling its shared libraries (auditwheel repair)");
+    step("bundling the wheel's shared libraries (auditwheel repair)");
     // auditwheel finds libtiledb through the extension's rpath, the others in the system.
     let path = format!(
         "{}:{}",
@@ -108,12 +125,17 @@ pub fn wheel() -> Result<()> {
     util::run(
         Command::new(venv_bin("auditwheel"))
             .arg("repair")
-            .arg(&raw)
+            .arg(raw)
             .arg("-w")
-            .arg(&out)
+            .arg(out)
             .env("PATH", &path),
     )?;
-    let wheel = the_wheel(&out)?;
+    the_wheel(out)
+}
+
+/// Installs `wheel` into a fresh venv and checks that it imports, runs `rechunk --help` and
+/// needs no shared library outside itself and the manylinux policy (tests/wheel_check.py).
+fn check_in_fresh_venv(wheel: &Path) -> Result<()> {
     step(&format!(
         "checking {} in a fresh venv (import, rechunk --help, ldd)",
         wheel.display()
@@ -121,9 +143,7 @@ pub fn wheel() -> Result<()> {
     util::run(
         Command::new(venv_bin("python"))
             .args(["-m", "pytest", "-q", "tests/wheel_check.py"])
-            .env("RECHUNKER_WHEEL", &wheel)
+            .env("RECHUNKER_WHEEL", wheel)
             .current_dir(crate_dir()),
-    )?;
-    step(&format!("wheel ready: {}", wheel.display()));
-    Ok(())
+    )
 }

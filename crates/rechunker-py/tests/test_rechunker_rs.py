@@ -107,6 +107,71 @@ def test_a_small_max_mem_forces_two_and_three_stages(tmp_path, data_mibs, stages
     np.testing.assert_array_equal(values(out), data)
 
 
+# rechunker 0.5 needs zarr-python 2, so it runs in its own venv (`.venv-zarr2`).
+RECHUNKER_05 = textwrap.dedent(
+    """
+    import json, sys, zarr, rechunker
+    src, chunks, max_mem, target, temp = sys.argv[1:]
+    source = zarr.open(src, mode="r")
+    chunks = json.loads(chunks)
+    chunks = tuple(chunks) if isinstance(chunks, list) else {k: tuple(v) for k, v in chunks.items()}
+    plan = rechunker.rechunk(source, chunks, int(max_mem), target, temp_store=temp)
+    plan.execute()
+    print(repr(plan))
+    """
+)
+
+
+def run_rechunker_05(source, target_chunks, max_mem: int, target, temp) -> str:
+    """rechunker 0.5 (with Dask's threads) on the same case, in the zarr-python 2 venv."""
+    python = os.environ.get("RECHUNKER_PYTHON_ZARR2")
+    assert python, "set RECHUNKER_PYTHON_ZARR2 to the venv holding rechunker 0.5 (cargo xtask test does)"
+    out = subprocess.run(
+        [python, "-c", RECHUNKER_05, str(source), json.dumps(target_chunks), str(max_mem), str(target), str(temp)],
+        capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("kind", ["array", "group"])
+def test_the_same_case_through_rechunker_0_5_gives_the_same_result(tmp_path, kind):
+    rng = np.random.default_rng(5)
+    a = rng.integers(-1000, 1000, size=(200, 60, 50), dtype="i4")
+    b = rng.random((200, 30)).astype("f8")
+    if kind == "array":
+        src = zarr.create_array(tmp_path / "in.zarr", shape=a.shape, chunks=(1, 60, 50), dtype="i4",
+                                fill_value=-1, zarr_format=2)
+        src[:150] = a[:150]  # the rest stays the fill value
+        a[150:] = -1
+        target_chunks = [200, 6, 5]
+        expected = {None: a}
+    else:
+        root = zarr.open_group(tmp_path / "in.zarr", mode="w", zarr_format=2)
+        root.create_array("a", shape=a.shape, chunks=(1, 60, 50), dtype="i4")[...] = a
+        root.create_array("b", shape=b.shape, chunks=(1, 30), dtype="f8")[...] = b
+        target_chunks = {"a": [200, 6, 5], "b": [200, 10]}
+        expected = {"a": a, "b": b}
+    # About 1 MiB to work in for both tools, so both go through their temporary store.
+    max_mem_05 = 2**20
+    theirs = run_rechunker_05(tmp_path / "in.zarr", target_chunks, max_mem_05, tmp_path / "theirs.zarr",
+                              tmp_path / "theirs-tmp.zarr")
+    assert "Intermediate" in theirs, theirs
+    ours_chunks = tuple(target_chunks) if kind == "array" else {k: tuple(v) for k, v in target_chunks.items()}
+    source = zarr.open(tmp_path / "in.zarr", mode="r")
+    plan = rechunker_rs.rechunk(source, ours_chunks, budget(source, ours_chunks, 1.0, threads=1),
+                                tmp_path / "ours.zarr", temp_store=tmp_path / "ours-tmp", threads=1, progress=False)
+    assert plan.num_stages >= 2, repr(plan)
+    plan.execute()
+    ours = zarr.open(tmp_path / "ours.zarr", mode="r")
+    theirs = zarr.open(tmp_path / "theirs.zarr", mode="r")
+    for name, data in expected.items():
+        o, t = (ours, theirs) if name is None else (ours[name], theirs[name])
+        assert o.shape == t.shape and o.dtype == t.dtype and o.chunks == t.chunks, (o, t)
+        np.testing.assert_array_equal(values(o), values(t))
+        np.testing.assert_array_equal(values(o), data)
+
+
 def test_xarray_dataset_with_coords_and_attrs_round_trips_identical(tmp_path):
     ds = xr.Dataset(
         {

@@ -1,7 +1,8 @@
-"""The release wheel is self-contained: installed into a fresh venv it imports and runs
+"""The wheel is self-contained: installed into a fresh venv it imports and runs
 `rechunk --help`, and every shared library its extension needs is inside the wheel or allowed
-by the manylinux policy. Run by `cargo xtask wheel` with RECHUNKER_WHEEL set to the repaired
-wheel."""
+by the manylinux policy. Run with RECHUNKER_WHEEL set to the repaired wheel: by `cargo xtask
+test` on the debug test wheel (before the pytest suite runs on that same wheel), and by `cargo
+xtask wheel` on the release wheel."""
 
 from __future__ import annotations
 
