@@ -1,4 +1,4 @@
-//! `cargo xtask bench [memory] [zarr] [netcdf] [codec] [tiledb] [--quick]`: benchmarks whose figures go in the closing
+//! `cargo xtask bench [memory] [zarr] [netcdf] [codec] [tiledb] [python] [--quick]`: benchmarks whose figures go in the closing
 //! notes and `docs/benchmarks.md`. Every figure is measured in the same run as what it is
 //! compared with; peak RSS is the kernel's high-water mark of the whole process (`wait4`).
 //!
@@ -11,6 +11,8 @@
 //! - codec: the default Zarr codec for non-Zarr sources against zarr-python 3's default and
 //!   other candidates (time and output size).
 //! - tiledb: NetCDF -> TileDB and TileDB in place, against the floor.
+//! - python: the zarr case (blosc-lz4) through the Python package (`rechunker_rs`, release
+//!   wheel) on threads and on a 2-worker Dask LocalCluster, against the CLI.
 
 use crate::{synth, util};
 use anyhow::{bail, Context, Result};
@@ -988,6 +990,134 @@ fn dir_size(p: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+impl Bench {
+    /// The Zarr v2 blosc-lz4 case (T=1000, or 100 with --quick) three ways from a settled cache:
+    /// the CLI, the Python API on threads, and the Python API on a Dask LocalCluster of two
+    /// single-threaded worker processes (their start included, as a user pays it). Issue #16's
+    /// targets: the API within 5% of the CLI, Dask within 25% of threads.
+    fn python(&mut self) -> Result<String> {
+        let wheel = crate::python::wheel()?;
+        let python = util::python_venv(".venv-bench-py", crate::python::REQUIREMENTS)?;
+        util::step(&format!(
+            "installing {} into .venv-bench-py",
+            wheel.display()
+        ));
+        util::run(
+            Command::new(&python)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args(["--force-reinstall", "--no-deps"])
+                .arg(&wheel),
+        )?;
+        let time = if self.quick { 100 } else { 1000 };
+        let codec = "blosc:lz4:5:shuffle";
+        let raw = self.raw_tas(time)?;
+        let input = self.dir.join(format!("tas-{time}-v2-blosc-lz4.zarr"));
+        if !input.join(".zmetadata").exists() {
+            util::step(&format!("writing the Zarr v2 input ({codec}, time slices)"));
+            self.measure_rechunk(
+                "input",
+                &[
+                    s(&raw),
+                    s(&input),
+                    "--chunks",
+                    "time=1",
+                    "--zarr-format",
+                    "2",
+                    "--codec",
+                    codec,
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+        }
+        let out = self.dir.join("python-out.zarr");
+        let chunks = format!("time={time},lat=24,lon=24");
+        let case = format!("lz4 T={time}");
+        util::step(&format!("{case}: rechunk (CLI)"));
+        settle(&input);
+        let cli = self.measure_rechunk(
+            "CLI",
+            &[
+                s(&input),
+                s(&out),
+                "--chunks",
+                &chunks,
+                "--max-mem",
+                "1GiB",
+                "--overwrite",
+                "-q",
+            ],
+        )?;
+        self.measure_rechunk("verify", &["verify", s(&input), s(&out)])?;
+        let api_run = |mode: &str| -> Result<(util::Measured, String)> {
+            util::step(&format!(
+                "{case}: rechunker_rs.rechunk(...).execute() on {mode}"
+            ));
+            settle(&input);
+            let _ = std::fs::remove_dir_all(&out);
+            let (measured, printed) = util::measure_output(
+                Command::new(&python)
+                    .arg(util::root().join("xtask/peers/rechunker_rs_api.py"))
+                    .args([mode, s(&input), s(&out), &chunks, "1GiB"]),
+            )?;
+            if !measured.success {
+                bail!("{case}: the Python API on {mode} failed");
+            }
+            self.measure_rechunk("verify", &["verify", s(&input), s(&out)])?;
+            Ok((measured, printed.trim().to_string()))
+        };
+        let (api, api_split) = api_run("threads")?;
+        let (dask, dask_split) = api_run("dask")?;
+        let _ = std::fs::remove_dir_all(&out);
+        let api_ratio = api.seconds / cli.seconds;
+        let dask_ratio = dask.seconds / api.seconds;
+        let rows = vec![
+            Row {
+                case: format!("{case} rechunk (CLI), --max-mem 1GiB"),
+                seconds: cli.seconds,
+                peak: cli.peak_rss,
+                note: String::new(),
+            },
+            Row {
+                case: format!("{case} Python API, threads"),
+                seconds: api.seconds,
+                peak: api.peak_rss,
+                note: format!("{api_ratio:.2}x the CLI; seconds in Python: {api_split}"),
+            },
+            Row {
+                case: format!("{case} Python API, Dask LocalCluster (2 workers x 1 thread)"),
+                seconds: dask.seconds,
+                peak: dask.peak_rss,
+                note: format!(
+                    "{dask_ratio:.2}x the threaded run; seconds in Python: {dask_split}; peak is the client process's (the workers are separate processes)"
+                ),
+            },
+        ];
+        if api_ratio > 1.05 {
+            self.failures.push(format!(
+                "{case}: the Python API took {api_ratio:.2}x the CLI, target <= 1.05x"
+            ));
+        }
+        if dask_ratio > 1.25 {
+            self.failures.push(format!(
+                "{case}: the Dask executor took {dask_ratio:.2}x the threaded run, target <= 1.25x"
+            ));
+        }
+        Ok(format!(
+            "{}
+- Every output is checked with `rechunk verify`. The Python runs include the \
+             interpreter's start and imports (`import`), planning (`plan`) and `execute()`.\n",
+            table(&rows)
+        ))
+    }
+}
+
 pub fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let mut sections: Vec<&str> = args
@@ -996,7 +1126,7 @@ pub fn run(args: &[String]) -> Result<()> {
         .map(String::as_str)
         .collect();
     if sections.is_empty() {
-        sections = vec!["memory", "zarr", "netcdf", "codec", "tiledb"];
+        sections = vec!["memory", "zarr", "netcdf", "codec", "tiledb", "python"];
     }
     let mut bench = Bench {
         bin: util::build_rechunk()?,
@@ -1027,8 +1157,12 @@ pub fn run(args: &[String]) -> Result<()> {
                 "TileDB: NetCDF to TileDB and in place, against the floor",
                 bench.tiledb()?,
             ),
+            "python" => (
+                "Python: the package's API and its Dask executor against the CLI",
+                bench.python()?,
+            ),
             other => {
-                bail!("unknown benchmark `{other}`; use memory, zarr, netcdf, codec or tiledb")
+                bail!("unknown benchmark `{other}`; use memory, zarr, netcdf, codec, tiledb or python")
             }
         };
         util::step(&format!("results: {title}"));

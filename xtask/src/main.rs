@@ -30,7 +30,7 @@ fn main() -> Result<()> {
         "test" => test(rest),
         "bench" => bench::run(rest),
         "setup" => setup(),
-        "wheel" => python::wheel(),
+        "wheel" => python::wheel().map(|_| ()),
         "test-python" => python::test(),
         "help" | "-h" | "--help" => {
             println!("usage: cargo xtask <demo | test | bench | wheel | setup>");

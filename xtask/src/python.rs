@@ -22,7 +22,7 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| root().join("target"))
 }
 
-fn venv_bin(name: &str) -> PathBuf {
+pub fn venv_bin(name: &str) -> PathBuf {
     root().join(VENV).join("bin").join(name)
 }
 
@@ -97,8 +97,8 @@ pub fn test() -> Result<()> {
 }
 
 /// `cargo xtask wheel`: a release wheel with every shared library it needs bundled
-/// (auditwheel repair), in `target/wheels`, then checked in a fresh venv.
-pub fn wheel() -> Result<()> {
+/// (auditwheel repair), in `target/wheels`, then checked in a fresh venv; returns its path.
+pub fn wheel() -> Result<PathBuf> {
     crate::build_prerequisites()?;
     util::python_venv(VENV, REQUIREMENTS)?;
     step("building the release wheel (maturin build --release)");
@@ -106,7 +106,7 @@ pub fn wheel() -> Result<()> {
     let wheel = repair(&raw, &root().join("target/wheels"))?;
     check_in_fresh_venv(&wheel)?;
     step(&format!("wheel ready: {}", wheel.display()));
-    Ok(())
+    Ok(wheel)
 }
 
 /// Bundles the shared libraries `raw` needs into a manylinux wheel in a fresh `out` folder

@@ -56,6 +56,26 @@ pub fn measure(cmd: &mut Command) -> Result<Measured> {
     let child = cmd
         .spawn()
         .with_context(|| format!("cannot start {cmd:?}"))?;
+    reap(child, started, &format!("{cmd:?}"))
+}
+
+/// Like [`measure`], also returning what `cmd` printed on its standard output.
+pub fn measure_output(cmd: &mut Command) -> Result<(Measured, String)> {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        stdout.read_to_string(&mut out)?;
+    }
+    Ok((reap(child, started, &format!("{cmd:?}"))?, out))
+}
+
+/// Waits for `child` (started at `started`) with `wait4`, for its exit status and peak RSS.
+fn reap(child: std::process::Child, started: Instant, what: &str) -> Result<Measured> {
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: rusage is plain data (integers and timevals), for which all zeros is valid.
@@ -65,7 +85,7 @@ pub fn measure(cmd: &mut Command) -> Result<Measured> {
     let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     if rc < 0 {
         bail!(
-            "wait4 failed for {cmd:?}: {}",
+            "wait4 failed for {what}: {}",
             std::io::Error::last_os_error()
         );
     }
