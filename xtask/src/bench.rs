@@ -1095,7 +1095,7 @@ impl Bench {
                 seconds: dask.seconds,
                 peak: dask.peak_rss,
                 note: format!(
-                    "{dask_ratio:.2}x the threaded run; seconds in Python: {dask_split}; peak is the client process's (the workers are separate processes)"
+                    "{dask_ratio:.2}x the threaded run; seconds in Python: {dask_split}; peak: the largest of the client and its worker processes"
                 ),
             },
         ];
