@@ -335,9 +335,21 @@ def test_the_dask_executor_on_a_two_process_local_cluster(tmp_path):
         max_mem = budget(src, (200, 1, 1), 1.0, threads=1)
         plan = rechunker_rs.rechunk(src, (200, 1, 1), max_mem, tmp_path / "out.zarr", threads=1)
         assert plan.num_stages >= 2, repr(plan)
-        out = plan.execute(executor=client)
+        events = []
+        out = plan.execute(executor=client, progress=lambda event, info: events.append((event, info)))
         assert plan.report["tasks_run"] == sum(r["tasks"] for r in plan.stages())
         assert len(plan.report["shards"]) == 2 * plan.num_stages
+    # Progress read from the journal: every stage started, its tasks counted, and finished.
+    for stage in range(plan.num_stages):
+        tasks = sum(r["tasks"] for r in plan.stages() if r["stage"] == stage)
+        (started,) = [i for e, i in events if e == "stage_started" and i["stage"] == stage]
+        assert started["tasks"] == tasks and started["already_done"] == 0 and started["unit"] == "task"
+        (finished,) = [i for e, i in events if e == "stage_finished" and i["stage"] == stage]
+        assert finished["tasks_run"] == tasks, finished
+        at = events.index(("stage_started", started))
+        until = events.index(("stage_finished", finished))
+        counted = sum(i[0] for e, i in events[at:until] if e == "task_finished")
+        assert counted == tasks, events
     np.testing.assert_array_equal(values(out), data)
     assert not (tmp_path / "out.zarr.rechunk-plan.json").exists()
     assert not (tmp_path / "out.zarr.rechunk-scratch").exists()

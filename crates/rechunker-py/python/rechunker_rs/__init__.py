@@ -160,24 +160,31 @@ def _target_options(options: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 class _Tqdm:
-    """Progress as tqdm bars, one per stage of each array."""
+    """Progress as tqdm bars, one per stage of each array: in bytes, or in tasks where the
+    events count tasks only (the Dask executor's, ``info["unit"] == "task"``)."""
 
     def __init__(self, tqdm: Any) -> None:
         self.tqdm = tqdm
         self.bar: Any = None
+        self.by_tasks = False
 
     def __call__(self, event: str, info: Any) -> None:
         if event == "stage_started":
-            remaining = info["bytes"] * (info["tasks"] - info["already_done"]) // max(info["tasks"], 1)
-            self.bar = self.tqdm(
-                total=remaining,
-                unit="B",
-                unit_scale=True,
-                unit_divisor=1024,
-                desc=f"{info['array']} stage {info['stage'] + 1}/{info['stages']}",
-            )
+            desc = f"{info['array']} stage {info['stage'] + 1}/{info['stages']}"
+            remaining_tasks = info["tasks"] - info["already_done"]
+            self.by_tasks = info.get("unit") == "task"
+            if self.by_tasks:
+                self.bar = self.tqdm(total=remaining_tasks, unit="task", desc=desc)
+            else:
+                self.bar = self.tqdm(
+                    total=info["bytes"] * remaining_tasks // max(info["tasks"], 1),
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    desc=desc,
+                )
         elif event == "task_finished" and self.bar is not None:
-            self.bar.update(info[1])
+            self.bar.update(info[0] if self.by_tasks else info[1])
         elif event == "stage_finished" and self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -285,7 +292,7 @@ class Plan:
         elif hasattr(executor, "submit") and hasattr(executor, "gather"):
             from . import dask as _dask
 
-            self.report = _dask.execute(self, executor)
+            self.report = _dask.execute(self, executor, _progress(progress))
         else:
             raise ValueError(
                 f"executor {executor!r}: use 'threads' or a dask.distributed.Client"
