@@ -3,11 +3,12 @@
 //! (the same as scratch), driven by its shared tokio runtime behind zarrs' async-to-sync adapter.
 
 use crate::error::{Result, ZarrError};
+use rechunker_core::direct_io;
 use rechunker_store::object_store::ObjectStore;
 use rechunker_store::{Location, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use zarrs::storage::byte_range::ByteRangeIterator;
 use zarrs::storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
@@ -164,7 +165,11 @@ fn open_local(uri: &str, path: &Path) -> Result<OpenedStore> {
         message: e.to_string(),
     })?;
     Ok(OpenedStore {
-        storage: Arc::new(LocalStore { inner }),
+        storage: Arc::new(LocalStore {
+            inner,
+            root: path.to_path_buf(),
+            direct_io: OnceLock::new(),
+        }),
         local_root: Some(path.to_path_buf()),
         writable: true,
         listable: true,
@@ -175,8 +180,37 @@ fn open_local(uri: &str, path: &Path) -> Result<OpenedStore> {
 /// beside its key and is renamed into place, so a crash leaves the old value or the new one,
 /// never a part (zarrs' `FilesystemStore` truncates and rewrites in place). Reads, listing and
 /// erasing are `FilesystemStore`'s.
+///
+/// Values of [`direct_io::MIN_BYTES`] and more (target chunks and shards) are written past the
+/// page cache where the file system allows it: this process never reads them again, and
+/// filling fresh page-cache pages cost a quarter of a blosc-lz4 run's CPU (docs/design.md,
+/// "Writing target chunks").
 struct LocalStore {
     inner: FilesystemStore,
+    root: PathBuf,
+    /// What direct I/O needs under `root`, probed at the first large write (never on a store
+    /// only read: the probe writes a file).
+    direct_io: OnceLock<Option<direct_io::Alignment>>,
+}
+
+/// Set to `cached` to write large values through the page cache (to measure the difference).
+const TARGET_IO_ENV: &str = "RECHUNKER_TARGET_IO";
+
+impl LocalStore {
+    /// How a value of `len` bytes is written: `Some` for past the page cache.
+    fn direct_io_for(&self, len: usize) -> Option<direct_io::Alignment> {
+        if (len as u64) < direct_io::MIN_BYTES {
+            return None;
+        }
+        *self.direct_io.get_or_init(|| {
+            if std::env::var(TARGET_IO_ENV).is_ok_and(|v| v == "cached") {
+                return None;
+            }
+            let found = direct_io::probe(&self.root);
+            tracing::debug!(root = %self.root.display(), direct_io = ?found, "large values of this store");
+            found
+        })
+    }
 }
 
 /// Numbers this process's temporary files: one counter for every [`LocalStore`], so two stores
@@ -239,7 +273,11 @@ impl WritableStorageTraits for LocalStore {
             .unwrap_or_default();
         let n = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
         let tmp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        let written = std::fs::write(&tmp, &value).and_then(|()| std::fs::rename(&tmp, &path));
+        let written = match self.direct_io_for(value.len()) {
+            Some(align) => direct_io::write_new(&tmp, &[&value], align),
+            None => std::fs::write(&tmp, &value),
+        }
+        .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(e.into());
@@ -266,5 +304,51 @@ impl WritableStorageTraits for LocalStore {
 
     fn supports_set_partial(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store in `dir`.
+    fn local_store(dir: &Path) -> LocalStore {
+        LocalStore {
+            inner: FilesystemStore::new(dir).unwrap(),
+            root: dir.to_path_buf(),
+            direct_io: OnceLock::new(),
+        }
+    }
+
+    #[test]
+    fn large_values_go_past_the_page_cache_and_read_back_the_same() {
+        // Beside the sources, on the disk of the checkout (`/tmp` may be a tmpfs, where direct
+        // I/O does not work).
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let store = local_store(dir.path());
+        // Lengths around the threshold and the alignment, and an unaligned start in memory.
+        let data: Vec<u8> = (0..(3 << 20) + 4096 + 17)
+            .map(|i: u32| (i % 251) as u8)
+            .collect();
+        for (n, len) in [(1 << 20) - 1, 1 << 20, (1 << 20) + 511, data.len() - 1]
+            .into_iter()
+            .enumerate()
+        {
+            let key = StoreKey::new(format!("c/{n}")).unwrap();
+            let value = Bytes::copy_from_slice(&data[1..1 + len]);
+            store.set(&key, value.clone()).unwrap();
+            assert_eq!(store.get(&key).unwrap().unwrap(), value, "length {len}");
+        }
+        assert!(
+            store.direct_io.get().copied().flatten().is_some(),
+            "direct I/O should work on {} (an ext4 or xfs disk)",
+            dir.path().display()
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("c"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 }
