@@ -1,6 +1,6 @@
 //! Object stores for rechunker, in one place: what a location string names
 //! ([`Location::parse`]), how an object store is opened from it (credentials and endpoints from
-//! the environment, a few bounded retries: [`open`]), the one tokio runtime every blocking call
+//! the environment, retries with backoff bounded by time: [`open`], [`retry`]), the one tokio runtime every blocking call
 //! runs on ([`block_on`]), and a [`ScratchStore`](rechunker_core::scratch::ScratchStore) on any
 //! object store ([`ObjectScratch`]).
 //!
@@ -11,6 +11,7 @@
 mod error;
 mod location;
 mod open;
+pub mod retry;
 mod runtime;
 mod scratch;
 
@@ -18,6 +19,7 @@ pub use error::StoreError;
 pub use location::{is_object_store, is_uri, Location};
 pub use object_store;
 pub use open::{open_object, ObjectLocation};
+pub use retry::{retry_timeout, set_retry_timeout, DEFAULT_RETRY_TIMEOUT};
 pub use runtime::{block_on, runtime_handle};
 pub use scratch::ObjectScratch;
 

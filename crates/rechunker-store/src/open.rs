@@ -1,14 +1,14 @@
 //! Opening an object store from a URL: credentials and endpoints come from the environment (as
-//! the cloud CLIs read them), requests get a few quick retries so that a dead endpoint fails
-//! within seconds, and the store is rooted at the URL's prefix.
+//! the cloud CLIs read them), requests are retried with backoff for a bounded time (see
+//! [`crate::retry`]), and the store is rooted at the URL's prefix.
 
 use crate::error::StoreError;
 use crate::location::Location;
+use crate::retry::{client_options, retry_config, Connector};
 use crate::runtime::runtime_handle;
 use crate::Result;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// An object store opened from a URL, rooted at its prefix (keys are relative to it).
 #[derive(Clone, Debug)]
@@ -20,26 +20,6 @@ pub struct ObjectLocation {
     pub writable: bool,
     /// False for `http(s)://`: plain HTTP cannot list.
     pub listable: bool,
-}
-
-/// Retries: a few quick ones, so that a dead endpoint fails within seconds.
-fn retry_config() -> RetryConfig {
-    RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-            base: 2.0,
-        },
-        max_retries: 3,
-        retry_timeout: Duration::from_secs(15),
-    }
-}
-
-fn client_options(allow_http: bool) -> ClientOptions {
-    ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(300))
-        .with_allow_http(allow_http)
 }
 
 /// As the AWS CLI does: `AWS_ENDPOINT_URL(_S3)` points at another S3 server.
@@ -68,7 +48,8 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
             Location::S3 { bucket, prefix } => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .with_retry(retry_config());
+                    .with_retry(retry_config())
+                    .with_http_connector(Connector);
                 let endpoint = s3_endpoint();
                 // Plain http only when the endpoint says so (a local test server).
                 let http = endpoint
@@ -88,6 +69,7 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                     .with_bucket_name(bucket)
                     .with_retry(retry_config())
+                    .with_http_connector(Connector)
                     .with_client_options(client_options(false))
                     .build()
                     .map_err(failed)?;
@@ -101,6 +83,7 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_container_name(container)
                     .with_retry(retry_config())
+                    .with_http_connector(Connector)
                     .with_client_options(client_options(false));
                 if let Some(account) = account {
                     builder = builder.with_account(account);
@@ -112,6 +95,7 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 let http = object_store::http::HttpBuilder::new()
                     .with_url(url)
                     .with_retry(retry_config())
+                    .with_http_connector(Connector)
                     .with_client_options(client_options(plain))
                     .build()
                     .map_err(failed)?;
