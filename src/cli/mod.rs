@@ -37,6 +37,11 @@ struct Cli {
     /// timeouts and dropped connections are ridden out for this long (e.g. 120s, 10m).
     #[arg(long, global = true, value_parser = parse_duration, default_value = "120s")]
     retry_timeout: std::time::Duration,
+    /// Requests to object stores in flight at once, for the whole process (default 16):
+    /// chunks are stored while the next ones are encoded. Each one in flight holds an encoded
+    /// chunk, counted in --max-mem.
+    #[arg(long, global = true, value_parser = parse_requests)]
+    io_concurrency: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -160,6 +165,16 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         }
         _ => Err(format!(
             "`{s}` is not a duration; give e.g. 90s, 500ms, 10m or 1h"
+        )),
+    }
+}
+
+/// A number of requests in flight: a whole number from 1.
+fn parse_requests(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a number of requests; give a whole number from 1 to 4096"
         )),
     }
 }
@@ -407,6 +422,9 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         .with_writer(std::io::stderr)
         .try_init();
     rechunker_store::set_retry_timeout(cli.retry_timeout);
+    if let Some(n) = cli.io_concurrency {
+        rechunker_store::set_io_concurrency(n);
+    }
     let result = match cli.command {
         Command::Run(a) => run(a),
         Command::Plan(a) => plan(a),

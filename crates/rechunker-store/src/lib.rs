@@ -9,6 +9,7 @@
 //! Calls block on the shared runtime, so they must not be made from inside an async context.
 
 mod error;
+mod io;
 mod location;
 mod open;
 pub mod retry;
@@ -16,6 +17,7 @@ mod runtime;
 mod scratch;
 
 pub use error::StoreError;
+pub use io::{io_concurrency, io_window, set_io_concurrency, DEFAULT_IO_CONCURRENCY};
 pub use location::{is_object_store, is_uri, Location};
 pub use object_store;
 pub use open::{open_object, ObjectLocation};

@@ -15,8 +15,8 @@ use object_store::client::{
     ReqwestConnector,
 };
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 

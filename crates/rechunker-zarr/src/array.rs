@@ -228,7 +228,20 @@ impl ZarrArray {
         let item = self.item();
         let fill = self.meta.fill_bytes();
         let chunks = chunk_indices(grid.chunks_overlapping(region));
-        in_groups(&chunks, threads, |buffer: &mut Vec<u8>, index| {
+        // On object stores each group's chunks are stored while the next are encoded (a
+        // window of writes in flight per thread); the region counts as written only once
+        // every write of every group has landed.
+        let group = |run: &mut dyn FnMut() -> Result<()>| {
+            let (done, landed) = crate::store::writes_behind(run);
+            done?;
+            landed.map_err(|(key, e)| ZarrError::WriteChunk {
+                uri: self.uri.clone(),
+                variable: self.meta.name.clone(),
+                key,
+                message: e.to_string(),
+            })
+        };
+        in_groups_with(&chunks, threads, group, |buffer: &mut Vec<u8>, index| {
             let chunk = grid.chunk_region(index);
             let write_error = |message: String| ZarrError::WriteChunk {
                 uri: self.uri.clone(),
@@ -283,15 +296,26 @@ fn in_groups<S: Default + Send>(
     threads: usize,
     each: impl Fn(&mut S, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
+    in_groups_with(chunks, threads, |run| run(), each)
+}
+
+/// [`in_groups`], with each group run inside `group` (which calls the closure it is given
+/// once: e.g. to wait for the group's writes at its end).
+fn in_groups_with<S: Default + Send>(
+    chunks: &[Vec<u64>],
+    threads: usize,
+    group: impl Fn(&mut dyn FnMut() -> Result<()>) -> Result<()> + Sync,
+    each: impl Fn(&mut S, &[u64]) -> Result<()> + Sync,
+) -> Result<()> {
     let per_group = chunks.len().div_ceil(threads.max(1)).max(1);
+    let run = |part: &[Vec<u64>]| {
+        let mut state = S::default();
+        group(&mut || part.iter().try_for_each(|c| each(&mut state, c)))
+    };
     if per_group >= chunks.len() {
-        let mut state = S::default();
-        return chunks.iter().try_for_each(|c| each(&mut state, c));
+        return run(chunks);
     }
-    chunks.par_chunks(per_group).try_for_each(|group| {
-        let mut state = S::default();
-        group.iter().try_for_each(|c| each(&mut state, c))
-    })
+    chunks.par_chunks(per_group).try_for_each(run)
 }
 
 impl ChunkedArray for ZarrArray {
