@@ -6,7 +6,7 @@ use crate::error::{Result, ZarrError};
 use rechunker_store::object_store::ObjectStore;
 use rechunker_store::{Location, StoreError};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -84,9 +84,79 @@ struct ObjectStorage {
     handle: tokio::runtime::Handle,
 }
 
+type Fetch = tokio::task::JoinHandle<std::result::Result<MaybeBytes, StorageError>>;
+
+/// A thread's reads ahead (see [`reads_ahead`]): the keys still to fetch, in the order they
+/// will be read, and the fetches in flight.
+struct Ahead {
+    window: usize,
+    keys: VecDeque<String>,
+    pending: HashMap<String, Fetch>,
+}
+
+thread_local! {
+    static AHEAD: RefCell<Option<Ahead>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's whole-object reads of `keys` (in that order) from an object
+/// store fetched [`rechunker_store::io_window`] at a time ahead of the one being decoded.
+/// Reads of other keys, and of local stores, are as usual; fetches left over are cancelled.
+pub(crate) fn reads_ahead<T>(keys: Vec<String>, f: impl FnOnce() -> T) -> T {
+    let outer = AHEAD.with(|a| {
+        a.borrow_mut().replace(Ahead {
+            window: rechunker_store::io_window(),
+            keys: keys.into(),
+            pending: HashMap::new(),
+        })
+    });
+    let out = f();
+    if let Some(mine) = AHEAD.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer)) {
+        for fetch in mine.pending.into_values() {
+            fetch.abort();
+        }
+    }
+    out
+}
+
+impl ObjectStorage {
+    /// The fetch of `key` if this thread reads ahead and `key` is on its list; tops the
+    /// window up first.
+    fn fetched(&self, key: &StoreKey) -> Option<Fetch> {
+        AHEAD.with(|a| {
+            let mut a = a.borrow_mut();
+            let ahead = a.as_mut()?;
+            let name = key.as_str();
+            if !ahead.pending.contains_key(name) && !ahead.keys.iter().any(|k| k == name) {
+                return None;
+            }
+            while ahead.pending.len() < ahead.window.max(1) {
+                let Some(next) = ahead.keys.pop_front() else {
+                    break;
+                };
+                let Ok(store_key) = StoreKey::new(next.clone()) else {
+                    continue;
+                };
+                let store = self.store.clone();
+                let fetch = self
+                    .handle
+                    .spawn(async move { store.get(&store_key).await });
+                ahead.pending.insert(next, fetch);
+            }
+            ahead.keys.retain(|k| k != name);
+            ahead.pending.remove(name)
+        })
+    }
+}
+
 impl ReadableStorageTraits for ObjectStorage {
     fn get(&self, key: &StoreKey) -> std::result::Result<MaybeBytes, StorageError> {
-        self.handle.block_on(self.store.get(key))
+        match self.fetched(key) {
+            Some(fetch) => self
+                .handle
+                .block_on(fetch)
+                .unwrap_or_else(|e| Err(StorageError::Other(format!("the read was lost: {e}")))),
+            None => self.handle.block_on(self.store.get(key)),
+        }
     }
 
     fn get_partial_many<'a>(
