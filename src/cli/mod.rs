@@ -42,6 +42,10 @@ struct Cli {
     /// chunk, counted in --max-mem.
     #[arg(long, global = true, value_parser = parse_requests)]
     io_concurrency: Option<usize>,
+    /// Send requests to s3://, gs:// and az:// unsigned, as to a public bucket (no
+    /// credentials are looked up). For reading open data; writes need credentials.
+    #[arg(long, global = true)]
+    anon: bool,
 }
 
 #[derive(Subcommand)]
@@ -422,6 +426,7 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         .with_writer(std::io::stderr)
         .try_init();
     rechunker_store::set_retry_timeout(cli.retry_timeout);
+    rechunker_store::set_anonymous(cli.anon);
     if let Some(n) = cli.io_concurrency {
         rechunker_store::set_io_concurrency(n);
     }

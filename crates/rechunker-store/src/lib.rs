@@ -20,7 +20,7 @@ pub use error::StoreError;
 pub use io::{io_concurrency, io_window, set_io_concurrency, DEFAULT_IO_CONCURRENCY};
 pub use location::{is_object_store, is_uri, Location};
 pub use object_store;
-pub use open::{open_object, ObjectLocation};
+pub use open::{open_object, set_anonymous, ObjectLocation};
 pub use retry::{retry_timeout, set_retry_timeout, DEFAULT_RETRY_TIMEOUT};
 pub use runtime::{block_on, runtime_handle};
 pub use scratch::ObjectScratch;

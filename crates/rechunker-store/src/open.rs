@@ -22,6 +22,19 @@ pub struct ObjectLocation {
     pub listable: bool,
 }
 
+static ANONYMOUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends requests to `s3://`, `gs://` and `az://` unsigned, as to a public bucket (the CLI's
+/// `--anon`); the same as `AWS_SKIP_SIGNATURE=true` (S3) or `GOOGLE_SKIP_SIGNATURE=true`.
+/// Applies to stores opened afterwards.
+pub fn set_anonymous(anonymous: bool) {
+    ANONYMOUS.store(anonymous, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn anonymous() -> bool {
+    ANONYMOUS.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// As the AWS CLI does: `AWS_ENDPOINT_URL(_S3)` points at another S3 server.
 fn s3_endpoint() -> Option<String> {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
@@ -58,6 +71,9 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 if let Some(endpoint) = &endpoint {
                     builder = builder.with_endpoint(endpoint);
                 }
+                if anonymous() {
+                    builder = builder.with_skip_signature(true);
+                }
                 let s3 = builder
                     .with_client_options(client_options(http))
                     .with_allow_http(http)
@@ -66,8 +82,12 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 (Arc::new(s3), prefix, true)
             }
             Location::Gcs { bucket, prefix } => {
-                let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
+                let mut gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket);
+                if anonymous() {
+                    gcs = gcs.with_skip_signature(true);
+                }
+                let gcs = gcs
                     .with_retry(retry_config())
                     .with_http_connector(Connector)
                     .with_client_options(client_options(false))
@@ -87,6 +107,9 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                     .with_client_options(client_options(false));
                 if let Some(account) = account {
                     builder = builder.with_account(account);
+                }
+                if anonymous() {
+                    builder = builder.with_skip_signature(true);
                 }
                 (Arc::new(builder.build().map_err(failed)?), prefix, true)
             }
