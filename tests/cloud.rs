@@ -199,3 +199,39 @@ fn a_store_that_stops_answering_fails_inspect_within_the_retry_budget() {
     assert!(err.contains("s3://data/in/tas.zarr"), "{err}");
     assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
 }
+
+#[test]
+fn a_store_that_keeps_throttling_fails_the_run_with_one_clear_error() {
+    let cloud = Cloud::start();
+    cloud.proxy.fail_at_rate(Fault::SlowDown, 1.0);
+    let start = Instant::now();
+    let out = cloud.rechunk(
+        &[
+            "s3://data/in/tas.zarr",
+            "s3://data/refused",
+            "--scratch",
+            "s3://work/refused",
+            "--chunks",
+            "time=-1,lat=10,lon=10",
+            "--retry-timeout",
+            "3s",
+            "-q",
+        ],
+        true,
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        !err.contains("panicked") && err.contains("s3://data/"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("retrying with backoff"), "{err}");
+    // Within the budget and a few seconds: no probe of another format waits on the store.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
+}
