@@ -13,7 +13,8 @@
 //! - tiledb: NetCDF -> TileDB and TileDB in place, against the floor.
 //! - cloud: Zarr v2 blosc-lz4 `tas(100, 721, 1440)` from S3 to S3 (moto behind our latency
 //!   proxy, `rechunker-proxy`) at 0, 30 and 100 ms per request, with the requests and bytes
-//!   the proxy counted and moto's own CPU time; throughput against `--io-concurrency`.
+//!   the proxy counted and moto's own CPU time; throughput against `--io-concurrency`; and
+//!   rechunker 0.5 + dask threads via s3fs (xtask/peers/rechunker_s3.py) beside ours at 30 ms.
 
 use crate::{synth, util};
 use anyhow::{bail, Context, Result};
@@ -1051,8 +1052,8 @@ impl Moto {
 }
 
 impl Bench {
-    /// S3 -> S3 through the latency proxy (see the module doc). Ours only for now: the
-    /// rechunker + s3fs peer row is still to be added (issue #15).
+    /// S3 -> S3 through the latency proxy (see the module doc), ours at three latencies and
+    /// four `--io-concurrency` levels, then rechunker + dask via s3fs beside ours at 30 ms.
     fn cloud(&mut self) -> Result<String> {
         let time = 100;
         let raw = self.raw_tas(time)?;
@@ -1168,7 +1169,74 @@ impl Bench {
                 format_bytes(m.peak_rss)
             )?;
         }
-        writeln!(out, "\nStill to add (issue #15): rechunker 0.5 + dask threads via s3fs on the same endpoint.")?;
+        // The peer: rechunker 0.5 + dask threads through s3fs, the faster of 2 and 8 threads,
+        // at 30 ms, against ours in the same run.
+        let python = util::python_venv(".venv-bench", "xtask/bench-requirements.txt")?;
+        let peer = util::root().join("xtask/peers/rechunker_s3.py");
+        proxy.set_latency(std::time::Duration::from_millis(30));
+        let mut best: Option<(usize, util::Measured, rechunker_proxy::Stats, f64)> = None;
+        for threads in [2usize, 8] {
+            util::step(&format!(
+                "cloud: 30 ms, rechunker + dask ({threads} threads) via s3fs"
+            ));
+            proxy.reset_stats();
+            let (dst, tmp) = (
+                format!("s3://bench/peer-{threads}.zarr"),
+                format!("s3://bench/peer-tmp-{threads}.zarr"),
+            );
+            let mut cmd = Command::new(&python);
+            cmd.arg(&peer)
+                .args([
+                    "s3://bench/src.zarr",
+                    &dst,
+                    &tmp,
+                    "1GB",
+                    "100,24,24",
+                    &threads.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            aws(&mut cmd, proxy.endpoint());
+            let cpu = moto.cpu_seconds();
+            let m = util::measure(&mut cmd)?;
+            if !m.success {
+                bail!("cloud: the rechunker + s3fs peer failed ({threads} threads)");
+            }
+            let (stats, cpu) = (proxy.stats(), moto.cpu_seconds() - cpu);
+            if best
+                .as_ref()
+                .is_none_or(|(_, b, _, _)| m.seconds < b.seconds)
+            {
+                best = Some((threads, m, stats, cpu));
+            }
+        }
+        util::step("cloud: 30 ms, ours again beside the peer");
+        let (ours, ours_stats, ours_cpu) = run(30, None)?;
+        if let Some((threads, m, stats, cpu)) = best {
+            writeln!(out, "\nAgainst rechunker 0.5 + dask threads ({threads} threads, the faster of 2 and 8) reading and writing through s3fs, same endpoint, 30 ms:\n")?;
+            writeln!(
+                out,
+                "| tool | wall | peak RSS | requests | bytes through S3 | moto CPU |"
+            )?;
+            writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+            writeln!(
+                out,
+                "| ours | {} | {} | {} | {} | {ours_cpu:.1} s |",
+                format_seconds(ours.seconds),
+                format_bytes(ours.peak_rss),
+                ours_stats.requests,
+                format_bytes(ours_stats.bytes_up + ours_stats.bytes_down)
+            )?;
+            writeln!(
+                out,
+                "| rechunker + dask | {} | {} | {} | {} | {cpu:.1} s |",
+                format_seconds(m.seconds),
+                format_bytes(m.peak_rss),
+                stats.requests,
+                format_bytes(stats.bytes_up + stats.bytes_down)
+            )?;
+            writeln!(out, "\nOurs is {:.2}x as fast.", m.seconds / ours.seconds)?;
+        }
         Ok(out)
     }
 }
