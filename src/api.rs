@@ -714,6 +714,9 @@ impl ScratchStore for Cancellable {
     fn delete(&self, key: &str) -> rechunker_core::Result<()> {
         self.inner.delete(key)
     }
+    fn delete_many(&self, keys: &[String]) -> rechunker_core::Result<()> {
+        self.inner.delete_many(keys)
+    }
     fn is_empty(&self) -> rechunker_core::Result<bool> {
         self.inner.is_empty()
     }

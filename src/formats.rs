@@ -191,6 +191,12 @@ pub fn open_source(
 pub fn format_of(path: &str) -> Result<TargetFormat> {
     let mut best: Option<(rechunker_core::driver::Sniff, TargetFormat)> = None;
     for format in &DRIVERS {
+        // Ties keep the first, so nothing after a `Yes` can win: stop there. This also spares
+        // the later drivers' probes, which for a URL are requests of their own (TileDB's S3
+        // client retries a throttled store for minutes, whatever --retry-timeout says).
+        if best.is_some_and(|(b, _)| b == rechunker_core::driver::Sniff::Yes) {
+            break;
+        }
         let sniff = format.0.sniff(path);
         if sniff > rechunker_core::driver::Sniff::No && best.is_none_or(|(b, _)| sniff > b) {
             best = Some((sniff, *format));

@@ -32,6 +32,20 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How long a request to an object store (s3://, gs://, az://, http(s)://) is retried,
+    /// with backoff, before the command fails: throttling (503 SlowDown), server errors,
+    /// timeouts and dropped connections are ridden out for this long (e.g. 120s, 10m).
+    #[arg(long, global = true, value_parser = parse_duration, default_value = "120s")]
+    retry_timeout: std::time::Duration,
+    /// Requests to object stores in flight at once, for the whole process (default 16):
+    /// chunks are stored while the next ones are encoded. Each one in flight holds an encoded
+    /// chunk, counted in --max-mem.
+    #[arg(long, global = true, value_parser = parse_requests)]
+    io_concurrency: Option<usize>,
+    /// Send requests to s3://, gs:// and az:// unsigned, as to a public bucket (no
+    /// credentials are looked up). For reading open data; writes need credentials.
+    #[arg(long, global = true)]
+    anon: bool,
 }
 
 #[derive(Subcommand)]
@@ -133,6 +147,40 @@ impl SelectArgs {
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
     parse_size(s)
+}
+
+/// A duration: a number of seconds, or one with a unit (`500ms`, `90s`, `10m`, `1h`).
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let seconds = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => f64::NAN,
+    };
+    match number.parse::<f64>() {
+        Ok(n) if seconds.is_finite() && n * seconds > 0.0 && n * seconds < 1e9 => {
+            Ok(std::time::Duration::from_secs_f64(n * seconds))
+        }
+        _ => Err(format!(
+            "`{s}` is not a duration; give e.g. 90s, 500ms, 10m or 1h"
+        )),
+    }
+}
+
+/// A number of requests in flight: a whole number from 1.
+fn parse_requests(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if (1..=4096).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a number of requests; give a whole number from 1 to 4096"
+        )),
+    }
 }
 
 /// A thread count: a whole number from 1 (0 would run no task).
@@ -377,6 +425,11 @@ pub fn main_with_args(args: Vec<String>) -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
+    rechunker_store::set_retry_timeout(cli.retry_timeout);
+    rechunker_store::set_anonymous(cli.anon);
+    if let Some(n) = cli.io_concurrency {
+        rechunker_store::set_io_concurrency(n);
+    }
     let result = match cli.command {
         Command::Run(a) => run(a),
         Command::Plan(a) => plan(a),
@@ -407,6 +460,7 @@ fn log_filter() -> tracing_subscriber::EnvFilter {
                 "rechunker",
                 "rechunker_core",
                 "rechunker_raw",
+                "rechunker_store",
                 "rechunker_zarr",
                 "rechunker_netcdf",
                 "rechunker_hdf5",

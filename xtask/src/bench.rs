@@ -1,4 +1,4 @@
-//! `cargo xtask bench [memory] [zarr] [netcdf] [codec] [tiledb] [python] [--quick]`: benchmarks whose figures go in the closing
+//! `cargo xtask bench [memory] [zarr] [netcdf] [codec] [tiledb] [cloud] [python] [--quick]`: benchmarks whose figures go in the closing
 //! notes and `docs/benchmarks.md`. Every figure is measured in the same run as what it is
 //! compared with; peak RSS is the kernel's high-water mark of the whole process (`wait4`).
 //!
@@ -11,6 +11,10 @@
 //! - codec: the default Zarr codec for non-Zarr sources against zarr-python 3's default and
 //!   other candidates (time and output size).
 //! - tiledb: NetCDF -> TileDB and TileDB in place, against the floor.
+//! - cloud: Zarr v2 blosc-lz4 `tas(100, 721, 1440)` from S3 to S3 (moto behind our latency
+//!   proxy, `rechunker-proxy`) at 0, 30 and 100 ms per request, with the requests and bytes
+//!   the proxy counted and moto's own CPU time; throughput against `--io-concurrency`; and
+//!   rechunker 0.5 + dask threads via s3fs (xtask/peers/rechunker_s3.py) beside ours at 30 ms.
 //! - python: the zarr case (blosc-lz4) through the Python package (`rechunker_rs`, release
 //!   wheel) on threads and on a 2-worker Dask LocalCluster, against the CLI.
 
@@ -969,6 +973,276 @@ impl Bench {
     }
 }
 
+/// moto on a free port of 127.0.0.1 (from the workspace venv), killed on drop.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Moto {
+    fn start() -> Result<Moto> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let server = util::root().join(".venv/bin/moto_server");
+        let child = Command::new(&server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (run `cargo xtask setup`)",
+                    server.display()
+                )
+            })?;
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let started = std::time::Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if started.elapsed().as_secs() > 30 {
+                bail!("moto did not start within 30 s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(moto)
+    }
+
+    /// Creates `bucket` with a bare request (moto checks no signature for it).
+    fn create_bucket(&self, bucket: &str) -> Result<()> {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr)?;
+        write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        let mut answer = String::new();
+        s.read_to_string(&mut answer)?;
+        if !answer.starts_with("HTTP/1.1 200") {
+            bail!("moto refused to create bucket {bucket}: {answer}");
+        }
+        Ok(())
+    }
+
+    /// CPU seconds moto has used so far (user + system, from /proc).
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // The fields after the command name (which may hold spaces) in parentheses.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after `)`.
+        // SAFETY: sysconf reads a constant of the system.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        (ticks(11) + ticks(12)) / hz
+    }
+}
+
+impl Bench {
+    /// S3 -> S3 through the latency proxy (see the module doc), ours at three latencies and
+    /// four `--io-concurrency` levels, then rechunker + dask via s3fs beside ours at 30 ms.
+    fn cloud(&mut self) -> Result<String> {
+        let time = 100;
+        let raw = self.raw_tas(time)?;
+        let input = self.dir.join(format!("tas-{time}-v2-blosc-lz4.zarr"));
+        if !input.join(".zmetadata").exists() {
+            util::step("writing the Zarr v2 input (blosc lz4, time slices)");
+            self.measure_rechunk(
+                "input",
+                &[
+                    s(&raw),
+                    s(&input),
+                    "--chunks",
+                    "time=1",
+                    "--zarr-format",
+                    "2",
+                    "--codec",
+                    "blosc:lz4:5:shuffle",
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+        }
+        let moto = Moto::start()?;
+        moto.create_bucket("bench")?;
+        let proxy = rechunker_proxy::Proxy::start(&moto.endpoint)?;
+        let aws = |c: &mut Command, endpoint: &str| {
+            c.env("AWS_ENDPOINT_URL", endpoint)
+                .env("AWS_ACCESS_KEY_ID", "testing")
+                .env("AWS_SECRET_ACCESS_KEY", "testing")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ALLOW_HTTP", "true");
+        };
+        util::step("uploading the input to s3://bench/src.zarr");
+        let mut upload =
+            self.rechunk(&[s(&input), "s3://bench/src.zarr", "--chunks", "time=1", "-q"]);
+        aws(&mut upload, &moto.endpoint);
+        if !util::measure(&mut upload)?.success {
+            bail!("uploading the cloud bench input failed");
+        }
+        let raw_bytes = time * 721 * 1440 * 4;
+        let mut n = 0;
+        let mut run = |latency_ms: u64,
+                       io: Option<usize>|
+         -> Result<(util::Measured, rechunker_proxy::Stats, f64)> {
+            n += 1;
+            proxy.set_latency(std::time::Duration::from_millis(latency_ms));
+            proxy.reset_stats();
+            let dst = format!("s3://bench/out-{n}.zarr");
+            let scratch = format!("s3://bench/scratch-{n}");
+            let io = io.map(|n| n.to_string());
+            let mut args = vec![
+                "s3://bench/src.zarr",
+                &dst,
+                "--scratch",
+                &scratch,
+                "--chunks",
+                "time=100,lat=24,lon=24",
+                "--max-mem",
+                "1GiB",
+                "-q",
+            ];
+            if let Some(io) = &io {
+                args.extend(["--io-concurrency", io.as_str()]);
+            }
+            let mut cmd = self.rechunk(&args);
+            aws(&mut cmd, proxy.endpoint());
+            let cpu = moto.cpu_seconds();
+            let m = util::measure(&mut cmd)?;
+            if !m.success {
+                bail!("cloud: rechunk {args:?} failed");
+            }
+            Ok((m, proxy.stats(), moto.cpu_seconds() - cpu))
+        };
+        let mut out = String::new();
+        writeln!(out, "`tas({time}, 721, 1440)` float32 ({}), Zarr v2 blosc lz4 time slices on S3 -> `(100, 24, 24)` on S3, scratch on S3, `--max-mem 1GiB`. moto (one Python process) serves S3 on 127.0.0.1 behind `rechunker-proxy`, which adds the latency to every request and counts requests and bytes; moto's CPU time is shown since it bounds what any client reaches here.
+", format_bytes(raw_bytes))?;
+        writeln!(out, "| latency per request | ours | MB/s | peak RSS | requests | bytes through S3 | moto CPU |")?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
+        let latencies: &[u64] = if self.quick { &[0, 30] } else { &[0, 30, 100] };
+        for &latency in latencies {
+            util::step(&format!("cloud: {latency} ms per request"));
+            let (m, stats, cpu) = run(latency, None)?;
+            writeln!(
+                out,
+                "| {latency} ms | {} | {:.0} | {} | {} | {} | {:.1} s |",
+                format_seconds(m.seconds),
+                raw_bytes as f64 / m.seconds / 1e6,
+                format_bytes(m.peak_rss),
+                stats.requests,
+                format_bytes(stats.bytes_up + stats.bytes_down),
+                cpu
+            )?;
+        }
+        writeln!(out, "\nThroughput against `--io-concurrency` (requests in flight for the process) at 30 ms:\n")?;
+        writeln!(
+            out,
+            "| --io-concurrency | ours | MB/s | peak RSS | moto CPU |"
+        )?;
+        writeln!(out, "|---:|---:|---:|---:|---:|")?;
+        let levels: &[usize] = if self.quick {
+            &[1, 16]
+        } else {
+            &[1, 4, 16, 64]
+        };
+        for &io in levels {
+            util::step(&format!("cloud: 30 ms, --io-concurrency {io}"));
+            let (m, _, cpu) = run(30, Some(io))?;
+            writeln!(
+                out,
+                "| {io} | {} | {:.0} | {} | {cpu:.1} s |",
+                format_seconds(m.seconds),
+                raw_bytes as f64 / m.seconds / 1e6,
+                format_bytes(m.peak_rss)
+            )?;
+        }
+        // The peer: rechunker 0.5 + dask threads through s3fs, the faster of 2 and 8 threads,
+        // at 30 ms, against ours in the same run.
+        let python = util::python_venv(".venv-bench", "xtask/bench-requirements.txt")?;
+        let peer = util::root().join("xtask/peers/rechunker_s3.py");
+        proxy.set_latency(std::time::Duration::from_millis(30));
+        let mut best: Option<(usize, util::Measured, rechunker_proxy::Stats, f64)> = None;
+        for threads in [2usize, 8] {
+            util::step(&format!(
+                "cloud: 30 ms, rechunker + dask ({threads} threads) via s3fs"
+            ));
+            proxy.reset_stats();
+            let (dst, tmp) = (
+                format!("s3://bench/peer-{threads}.zarr"),
+                format!("s3://bench/peer-tmp-{threads}.zarr"),
+            );
+            let mut cmd = Command::new(&python);
+            cmd.arg(&peer)
+                .args([
+                    "s3://bench/src.zarr",
+                    &dst,
+                    &tmp,
+                    "1GB",
+                    "100,24,24",
+                    &threads.to_string(),
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            aws(&mut cmd, proxy.endpoint());
+            let cpu = moto.cpu_seconds();
+            let m = util::measure(&mut cmd)?;
+            if !m.success {
+                bail!("cloud: the rechunker + s3fs peer failed ({threads} threads)");
+            }
+            let (stats, cpu) = (proxy.stats(), moto.cpu_seconds() - cpu);
+            if best
+                .as_ref()
+                .is_none_or(|(_, b, _, _)| m.seconds < b.seconds)
+            {
+                best = Some((threads, m, stats, cpu));
+            }
+        }
+        util::step("cloud: 30 ms, ours again beside the peer");
+        let (ours, ours_stats, ours_cpu) = run(30, None)?;
+        if let Some((threads, m, stats, cpu)) = best {
+            writeln!(out, "\nAgainst rechunker 0.5 + dask threads ({threads} threads, the faster of 2 and 8) reading and writing through s3fs, same endpoint, 30 ms:\n")?;
+            writeln!(
+                out,
+                "| tool | wall | peak RSS | requests | bytes through S3 | moto CPU |"
+            )?;
+            writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+            writeln!(
+                out,
+                "| ours | {} | {} | {} | {} | {ours_cpu:.1} s |",
+                format_seconds(ours.seconds),
+                format_bytes(ours.peak_rss),
+                ours_stats.requests,
+                format_bytes(ours_stats.bytes_up + ours_stats.bytes_down)
+            )?;
+            writeln!(
+                out,
+                "| rechunker + dask | {} | {} | {} | {} | {cpu:.1} s |",
+                format_seconds(m.seconds),
+                format_bytes(m.peak_rss),
+                stats.requests,
+                format_bytes(stats.bytes_up + stats.bytes_down)
+            )?;
+            writeln!(out, "\nOurs is {:.2}x as fast.", m.seconds / ours.seconds)?;
+        }
+        Ok(out)
+    }
+}
+
 fn file_size(p: &Path) -> u64 {
     std::fs::metadata(p).map_or(0, |m| m.len())
 }
@@ -1126,7 +1400,9 @@ pub fn run(args: &[String]) -> Result<()> {
         .map(String::as_str)
         .collect();
     if sections.is_empty() {
-        sections = vec!["memory", "zarr", "netcdf", "codec", "tiledb", "python"];
+        sections = vec![
+            "memory", "zarr", "netcdf", "codec", "tiledb", "cloud", "python",
+        ];
     }
     let mut bench = Bench {
         bin: util::build_rechunk()?,
@@ -1157,12 +1433,18 @@ pub fn run(args: &[String]) -> Result<()> {
                 "TileDB: NetCDF to TileDB and in place, against the floor",
                 bench.tiledb()?,
             ),
+            "cloud" => (
+                "Object stores: S3 behind latency (moto behind our proxy)",
+                bench.cloud()?,
+            ),
             "python" => (
                 "Python: the package's API and its Dask executor against the CLI",
                 bench.python()?,
             ),
             other => {
-                bail!("unknown benchmark `{other}`; use memory, zarr, netcdf, codec, tiledb or python")
+                bail!(
+                    "unknown benchmark `{other}`; use memory, zarr, netcdf, codec, tiledb, cloud or python"
+                )
             }
         };
         util::step(&format!("results: {title}"));

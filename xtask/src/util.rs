@@ -39,7 +39,10 @@ pub fn build_rechunk() -> Result<PathBuf> {
     crate::build_prerequisites()?;
     step("building rechunk (release)");
     cargo(&["build", "--release", "--quiet", "--bin", "rechunk"])?;
-    Ok(root().join("target/release/rechunk"))
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    Ok(target.join("release/rechunk"))
 }
 
 /// What a finished child process used.

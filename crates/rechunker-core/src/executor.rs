@@ -403,9 +403,12 @@ impl Executor {
         // exactly one reader: once that task is journaled its input pieces are dead. Freeing
         // them now keeps the scratch (and the page cache) from holding a whole boundary.
         if let Endpoint::Pieces(boundary) = plan.input(stage) {
-            for p in plan.pieces_in(boundary, region) {
-                self.scratch.delete(&Self::piece_key(job, boundary, &p))?;
-            }
+            let keys: Vec<String> = plan
+                .pieces_in(boundary, region)
+                .iter()
+                .map(|p| Self::piece_key(job, boundary, p))
+                .collect();
+            self.scratch.delete_many(&keys)?;
         }
         Ok(len as u64)
     }

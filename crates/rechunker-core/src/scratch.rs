@@ -75,6 +75,12 @@ pub trait ScratchStore: Send + Sync {
     /// Removes the object under `key`, if any.
     fn delete(&self, key: &str) -> Result<()>;
 
+    /// Removes the objects under `keys` (those that exist). Object stores do it in batches
+    /// (one request per thousand keys on S3) rather than one round trip per key.
+    fn delete_many(&self, keys: &[String]) -> Result<()> {
+        keys.iter().try_for_each(|k| self.delete(k))
+    }
+
     /// True when nothing at all is stored here (hidden files included), so rechunk may claim
     /// the place as its own.
     fn is_empty(&self) -> Result<bool> {

@@ -1,14 +1,14 @@
 //! Opening an object store from a URL: credentials and endpoints come from the environment (as
-//! the cloud CLIs read them), requests get a few quick retries so that a dead endpoint fails
-//! within seconds, and the store is rooted at the URL's prefix.
+//! the cloud CLIs read them), requests are retried with backoff for a bounded time (see
+//! [`crate::retry`]), and the store is rooted at the URL's prefix.
 
 use crate::error::StoreError;
 use crate::location::Location;
+use crate::retry::{client_options, retry_config, Connector};
 use crate::runtime::runtime_handle;
 use crate::Result;
-use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
+use object_store::ObjectStore;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// An object store opened from a URL, rooted at its prefix (keys are relative to it).
 #[derive(Clone, Debug)]
@@ -22,24 +22,17 @@ pub struct ObjectLocation {
     pub listable: bool,
 }
 
-/// Retries: a few quick ones, so that a dead endpoint fails within seconds.
-fn retry_config() -> RetryConfig {
-    RetryConfig {
-        backoff: BackoffConfig {
-            init_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(2),
-            base: 2.0,
-        },
-        max_retries: 3,
-        retry_timeout: Duration::from_secs(15),
-    }
+static ANONYMOUS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sends requests to `s3://`, `gs://` and `az://` unsigned, as to a public bucket (the CLI's
+/// `--anon`); the same as `AWS_SKIP_SIGNATURE=true` (S3) or `GOOGLE_SKIP_SIGNATURE=true`.
+/// Applies to stores opened afterwards.
+pub fn set_anonymous(anonymous: bool) {
+    ANONYMOUS.store(anonymous, std::sync::atomic::Ordering::SeqCst);
 }
 
-fn client_options(allow_http: bool) -> ClientOptions {
-    ClientOptions::new()
-        .with_connect_timeout(Duration::from_secs(5))
-        .with_timeout(Duration::from_secs(300))
-        .with_allow_http(allow_http)
+fn anonymous() -> bool {
+    ANONYMOUS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// As the AWS CLI does: `AWS_ENDPOINT_URL(_S3)` points at another S3 server.
@@ -68,7 +61,8 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
             Location::S3 { bucket, prefix } => {
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
-                    .with_retry(retry_config());
+                    .with_retry(retry_config())
+                    .with_http_connector(Connector);
                 let endpoint = s3_endpoint();
                 // Plain http only when the endpoint says so (a local test server).
                 let http = endpoint
@@ -76,6 +70,9 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                     .is_some_and(|e| e.to_ascii_lowercase().starts_with("http://"));
                 if let Some(endpoint) = &endpoint {
                     builder = builder.with_endpoint(endpoint);
+                }
+                if anonymous() {
+                    builder = builder.with_skip_signature(true);
                 }
                 let s3 = builder
                     .with_client_options(client_options(http))
@@ -85,9 +82,14 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 (Arc::new(s3), prefix, true)
             }
             Location::Gcs { bucket, prefix } => {
-                let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                    .with_bucket_name(bucket)
+                let mut gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket);
+                if anonymous() {
+                    gcs = gcs.with_skip_signature(true);
+                }
+                let gcs = gcs
                     .with_retry(retry_config())
+                    .with_http_connector(Connector)
                     .with_client_options(client_options(false))
                     .build()
                     .map_err(failed)?;
@@ -101,9 +103,13 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_container_name(container)
                     .with_retry(retry_config())
+                    .with_http_connector(Connector)
                     .with_client_options(client_options(false));
                 if let Some(account) = account {
                     builder = builder.with_account(account);
+                }
+                if anonymous() {
+                    builder = builder.with_skip_signature(true);
                 }
                 (Arc::new(builder.build().map_err(failed)?), prefix, true)
             }
@@ -112,6 +118,7 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 let http = object_store::http::HttpBuilder::new()
                     .with_url(url)
                     .with_retry(retry_config())
+                    .with_http_connector(Connector)
                     .with_client_options(client_options(plain))
                     .build()
                     .map_err(failed)?;

@@ -156,9 +156,27 @@ impl ScratchStore for ObjectScratch {
         }
     }
 
+    fn delete_many(&self, keys: &[String]) -> rechunker_core::Result<()> {
+        let paths = keys
+            .iter()
+            .map(|k| self.path(k))
+            .collect::<rechunker_core::Result<Vec<_>>>()?;
+        self.delete_paths(paths)
+    }
+
     fn remove_prefix(&self, prefix: &str) -> rechunker_core::Result<()> {
         let folder = self.prefix(prefix)?;
         let paths = self.list_paths(folder.as_ref())?;
+        self.delete_paths(paths)
+    }
+}
+
+impl ObjectScratch {
+    /// Deletes `paths` (missing ones are no error).
+    fn delete_paths(&self, paths: Vec<Path>) -> rechunker_core::Result<()> {
+        if paths.is_empty() {
+            return Ok(());
+        }
         // One batched request per thousand keys on S3, rather than one per key.
         let locations = futures_util::stream::iter(paths.into_iter().map(Ok)).boxed();
         self.wait(

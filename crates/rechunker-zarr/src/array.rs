@@ -57,6 +57,8 @@ pub struct ZarrArray {
     /// as whatever the reader's memory held (zarr-python 2 returns uninitialised bytes), so
     /// every chunk is stored, even one equal to zarrs' stand-in fill value.
     store_every_chunk: bool,
+    /// On an object store: reads fetch a window of chunks ahead of the one being decoded.
+    pub(crate) remote: bool,
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -104,6 +106,7 @@ impl ZarrArray {
             cost,
             sharded,
             store_every_chunk,
+            remote: false,
         })
     }
 
@@ -159,7 +162,15 @@ impl ZarrArray {
         let grid = &self.meta.grid;
         let chunks = chunk_indices(grid.chunks_overlapping(region));
         let out = UnsafeCellSlice::new(out);
-        in_groups(&chunks, threads, |(), index| {
+        // On object stores each group fetches a window of its next chunks while it decodes.
+        let group = |part: &[Vec<u64>], run: &mut dyn FnMut() -> Result<()>| {
+            if !self.remote || self.sharded {
+                return run();
+            }
+            let keys = part.iter().map(|c| self.key(c)).collect();
+            crate::store::reads_ahead(keys, run)
+        };
+        in_groups_with(&chunks, threads, group, |(), index| {
             let Some(overlap) = grid.chunk_region(index).intersect(region) else {
                 return Ok(());
             };
@@ -228,7 +239,20 @@ impl ZarrArray {
         let item = self.item();
         let fill = self.meta.fill_bytes();
         let chunks = chunk_indices(grid.chunks_overlapping(region));
-        in_groups(&chunks, threads, |buffer: &mut Vec<u8>, index| {
+        // On object stores each group's chunks are stored while the next are encoded (a
+        // window of writes in flight per thread); the region counts as written only once
+        // every write of every group has landed.
+        let group = |_: &[Vec<u64>], run: &mut dyn FnMut() -> Result<()>| {
+            let (done, landed) = crate::store::writes_behind(run);
+            done?;
+            landed.map_err(|(key, e)| ZarrError::WriteChunk {
+                uri: self.uri.clone(),
+                variable: self.meta.name.clone(),
+                key,
+                message: e.to_string(),
+            })
+        };
+        in_groups_with(&chunks, threads, group, |buffer: &mut Vec<u8>, index| {
             let chunk = grid.chunk_region(index);
             let write_error = |message: String| ZarrError::WriteChunk {
                 uri: self.uri.clone(),
@@ -277,22 +301,27 @@ fn chunk_indices(ranges: Vec<std::ops::Range<u64>>) -> Vec<Vec<u64>> {
 }
 
 /// Runs `each` on every chunk of `chunks`, in up to `threads` groups of consecutive chunks side
-/// by side on the current rayon pool, each group with its own state (a chunk buffer); the
-/// first error stops the rest. One group runs on the calling thread, in order.
-fn in_groups<S: Default + Send>(
+/// by side on the current rayon pool, each group with its own state (a chunk buffer) and run
+/// inside `group` (given the group's chunks and a closure it calls once: e.g. to fetch ahead,
+/// or to wait for the group's writes at its end); the first error stops the rest. One group
+/// runs on the calling thread, in order.
+fn in_groups_with<S: Default + Send>(
     chunks: &[Vec<u64>],
     threads: usize,
+    group: impl Fn(&[Vec<u64>], &mut dyn FnMut() -> Result<()>) -> Result<()> + Sync,
     each: impl Fn(&mut S, &[u64]) -> Result<()> + Sync,
 ) -> Result<()> {
     let per_group = chunks.len().div_ceil(threads.max(1)).max(1);
+    let run = |part: &[Vec<u64>]| {
+        let mut state = S::default();
+        group(part, &mut || {
+            part.iter().try_for_each(|c| each(&mut state, c))
+        })
+    };
     if per_group >= chunks.len() {
-        let mut state = S::default();
-        return chunks.iter().try_for_each(|c| each(&mut state, c));
+        return run(chunks);
     }
-    chunks.par_chunks(per_group).try_for_each(|group| {
-        let mut state = S::default();
-        group.iter().try_for_each(|c| each(&mut state, c))
-    })
+    chunks.par_chunks(per_group).try_for_each(run)
 }
 
 impl ChunkedArray for ZarrArray {
@@ -314,8 +343,15 @@ impl ChunkedArray for ZarrArray {
     }
 
     fn read_overhead(&self) -> u64 {
+        // On object stores a thread holds a window of fetched, still encoded chunks.
+        let ahead = if self.remote && !self.sharded {
+            rechunker_store::io_window() as u64 * meta::encoded_bound(self.chunk_bytes())
+        } else {
+            0
+        };
         self.cost
             .read_overhead(self.chunk_bytes(), self.item() as u64)
+            + ahead
     }
 }
 

@@ -163,7 +163,10 @@ impl ZarrSource {
         let mut arrays = Vec::with_capacity(found.len());
         for f in found {
             match open_found(uri, &storage, f) {
-                Ok(array) => arrays.push(Arc::new(array)),
+                Ok(mut array) => {
+                    array.remote = store.local_root.is_none();
+                    arrays.push(Arc::new(array))
+                }
                 Err(
                     ZarrError::Unsupported { variable, what, .. }
                     | ZarrError::UnsupportedArray { variable, what, .. },

@@ -6,6 +6,8 @@ use crate::error::{Result, ZarrError};
 use rechunker_core::direct_io;
 use rechunker_store::object_store::ObjectStore;
 use rechunker_store::{Location, StoreError};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -14,10 +16,10 @@ use zarrs::storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
 };
 use zarrs::storage::{
-    store_set_partial_many, AsyncReadableStorageTraits, Bytes, ListableStorageTraits, MaybeBytes,
-    MaybeBytesIterator, OffsetBytesIterator, ReadableStorageTraits,
-    ReadableWritableListableStorage, StorageError, StoreKey, StoreKeys, StoreKeysPrefixes,
-    StorePrefix, WritableStorageTraits,
+    store_set_partial_many, AsyncReadableStorageTraits, AsyncWritableStorageTraits, Bytes,
+    ListableStorageTraits, MaybeBytes, MaybeBytesIterator, OffsetBytesIterator,
+    ReadableStorageTraits, ReadableWritableListableStorage, StorageError, StoreKey, StoreKeys,
+    StoreKeysPrefixes, StorePrefix, WritableStorageTraits,
 };
 use zarrs_filesystem::FilesystemStore;
 use zarrs_object_store::AsyncObjectStore;
@@ -83,9 +85,79 @@ struct ObjectStorage {
     handle: tokio::runtime::Handle,
 }
 
+type Fetch = tokio::task::JoinHandle<std::result::Result<MaybeBytes, StorageError>>;
+
+/// A thread's reads ahead (see [`reads_ahead`]): the keys still to fetch, in the order they
+/// will be read, and the fetches in flight.
+struct Ahead {
+    window: usize,
+    keys: VecDeque<String>,
+    pending: HashMap<String, Fetch>,
+}
+
+thread_local! {
+    static AHEAD: RefCell<Option<Ahead>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with this thread's whole-object reads of `keys` (in that order) from an object
+/// store fetched [`rechunker_store::io_window`] at a time ahead of the one being decoded.
+/// Reads of other keys, and of local stores, are as usual; fetches left over are cancelled.
+pub(crate) fn reads_ahead<T>(keys: Vec<String>, f: impl FnOnce() -> T) -> T {
+    let outer = AHEAD.with(|a| {
+        a.borrow_mut().replace(Ahead {
+            window: rechunker_store::io_window(),
+            keys: keys.into(),
+            pending: HashMap::new(),
+        })
+    });
+    let out = f();
+    if let Some(mine) = AHEAD.with(|a| std::mem::replace(&mut *a.borrow_mut(), outer)) {
+        for fetch in mine.pending.into_values() {
+            fetch.abort();
+        }
+    }
+    out
+}
+
+impl ObjectStorage {
+    /// The fetch of `key` if this thread reads ahead and `key` is on its list; tops the
+    /// window up first.
+    fn fetched(&self, key: &StoreKey) -> Option<Fetch> {
+        AHEAD.with(|a| {
+            let mut a = a.borrow_mut();
+            let ahead = a.as_mut()?;
+            let name = key.as_str();
+            if !ahead.pending.contains_key(name) && !ahead.keys.iter().any(|k| k == name) {
+                return None;
+            }
+            while ahead.pending.len() < ahead.window.max(1) {
+                let Some(next) = ahead.keys.pop_front() else {
+                    break;
+                };
+                let Ok(store_key) = StoreKey::new(next.clone()) else {
+                    continue;
+                };
+                let store = self.store.clone();
+                let fetch = self
+                    .handle
+                    .spawn(async move { store.get(&store_key).await });
+                ahead.pending.insert(next, fetch);
+            }
+            ahead.keys.retain(|k| k != name);
+            ahead.pending.remove(name)
+        })
+    }
+}
+
 impl ReadableStorageTraits for ObjectStorage {
     fn get(&self, key: &StoreKey) -> std::result::Result<MaybeBytes, StorageError> {
-        self.handle.block_on(self.store.get(key))
+        match self.fetched(key) {
+            Some(fetch) => self
+                .handle
+                .block_on(fetch)
+                .unwrap_or_else(|e| Err(StorageError::Other(format!("the read was lost: {e}")))),
+            None => self.handle.block_on(self.store.get(key)),
+        }
     }
 
     fn get_partial_many<'a>(
@@ -126,10 +198,107 @@ impl ListableStorageTraits for ObjectStorage {
     }
 }
 
+/// A thread's writes in flight (see [`writes_behind`]): the key and the request of each, oldest
+/// first.
+struct Behind {
+    window: usize,
+    pending: VecDeque<(
+        String,
+        tokio::task::JoinHandle<std::result::Result<(), StorageError>>,
+    )>,
+    /// The first write that failed.
+    failed: Option<(String, StorageError)>,
+}
+
+thread_local! {
+    static BEHIND: RefCell<Option<Behind>> = const { RefCell::new(None) };
+}
+
+/// Waits for `request`, a write of `key`.
+fn join(
+    handle: &tokio::runtime::Handle,
+    key: String,
+    request: tokio::task::JoinHandle<std::result::Result<(), StorageError>>,
+) -> std::result::Result<(), (String, StorageError)> {
+    match handle.block_on(request) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err((key, e)),
+        Err(e) => Err((key, StorageError::Other(format!("the write was lost: {e}")))),
+    }
+}
+
+/// Runs `f` with this thread's whole-object writes to object stores issued in the background,
+/// [`rechunker_store::io_window`] at a time, so that the thread encodes the next chunk while
+/// the last ones travel; returns once every write has landed, with the key and error of the
+/// first that failed. Local stores write as usual. The caller reports its region written only
+/// after this returns, so the journal never runs ahead of the store.
+pub(crate) fn writes_behind<T>(
+    f: impl FnOnce() -> T,
+) -> (T, std::result::Result<(), (String, StorageError)>) {
+    let outer = BEHIND.with(|b| {
+        b.borrow_mut().replace(Behind {
+            window: rechunker_store::io_window(),
+            pending: VecDeque::new(),
+            failed: None,
+        })
+    });
+    let out = f();
+    let mine = BEHIND.with(|b| std::mem::replace(&mut *b.borrow_mut(), outer));
+    let mut result = Ok(());
+    if let Some(mine) = mine {
+        if let Some(failed) = mine.failed {
+            result = Err(failed);
+        }
+        let handle = rechunker_store::runtime_handle("").ok();
+        for (key, request) in mine.pending {
+            let joined = match &handle {
+                Some(h) => join(h, key, request),
+                None => Ok(()),
+            };
+            if let (Err(e), Ok(())) = (joined, &result) {
+                result = Err(e);
+            }
+        }
+    }
+    (out, result)
+}
+
 impl WritableStorageTraits for ObjectStorage {
     fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
         // One PUT: the object appears whole or not at all.
-        self.sync.set(key, value)
+        if BEHIND.with(|b| b.borrow().is_none()) {
+            return self.sync.set(key, value);
+        }
+        BEHIND.with(|b| {
+            let mut b = b.borrow_mut();
+            let Some(behind) = b.as_mut() else {
+                return Err(StorageError::Other("no write window".into()));
+            };
+            if let Some((k, e)) = &behind.failed {
+                return Err(StorageError::Other(format!(
+                    "an earlier write (`{k}`) failed: {e}"
+                )));
+            }
+            while behind.pending.len() >= behind.window {
+                let Some((k, request)) = behind.pending.pop_front() else {
+                    break;
+                };
+                if let Err((k, e)) = join(&self.handle, k, request) {
+                    let message = format!("writing `{k}` failed: {e}");
+                    behind.failed = Some((k, e));
+                    return Err(StorageError::Other(message));
+                }
+            }
+            let store = self.store.clone();
+            let owned = key.clone();
+            let request = self
+                .handle
+                .spawn(async move { store.set(&owned, value).await });
+            behind
+                .pending
+                .push_back((key.as_str().to_string(), request));
+            Ok(())
+        })
     }
 
     fn set_partial_many(

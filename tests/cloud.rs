@@ -1,0 +1,237 @@
+//! Object stores as users meet them: the same Zarr -> Zarr run on S3 (moto behind our fault
+//! proxy, source, scratch and target all on it) rides out a 20 s stall, a 20 s window of
+//! `503 SlowDown` and connections reset at 1% of requests, and ends with a target identical to
+//! the clean run's, object for object; a store that stops answering fails `inspect` within the
+//! retry budget instead of hanging.
+
+mod common;
+
+#[path = "common/python.rs"]
+mod python;
+
+use common::*;
+use python::S3Server;
+use rechunker_core::DataType;
+use rechunker_proxy::{Fault, Proxy};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// moto with buckets `data` and `work`, our proxy in front of it, and a source Zarr array
+/// `s3://data/in/tas.zarr` written through moto directly.
+struct Cloud {
+    s3: S3Server,
+    proxy: Proxy,
+    raw: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    fn start() -> Cloud {
+        let s3 = S3Server::start(&["data", "work"]);
+        let proxy = Proxy::start(&s3.endpoint).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("tas.raw");
+        write_raw(
+            &raw,
+            &[meta(
+                "tas",
+                &["time", "lat", "lon"],
+                DataType::Float32,
+                &[400, 60, 60],
+                &[1, 60, 60],
+            )],
+        );
+        let cloud = Cloud {
+            s3,
+            proxy,
+            raw: raw.display().to_string(),
+            _dir: dir,
+        };
+        let out = cloud.rechunk(
+            &[
+                &cloud.raw,
+                "s3://data/in/tas.zarr",
+                "--chunks",
+                "time=1",
+                "-q",
+            ],
+            false,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        cloud
+    }
+
+    /// Runs `rechunk` with the S3 endpoint moto's own, or the proxy's.
+    fn rechunk(&self, args: &[&str], through_proxy: bool) -> std::process::Output {
+        let mut env = self.s3.env();
+        if through_proxy {
+            env[0].1 = self.proxy.endpoint().to_string();
+        }
+        env.push(("RECHUNK_LOG", "rechunker_store=warn".into()));
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        rechunk_env(args, &env)
+    }
+
+    /// Rechunks the source to `s3://data/{name}` through the proxy, scratch on S3 too;
+    /// returns stderr.
+    fn run(&self, name: &str) -> String {
+        let dst = format!("s3://data/{name}");
+        let scratch = format!("s3://work/{name}");
+        let args = [
+            "s3://data/in/tas.zarr",
+            dst.as_str(),
+            "--scratch",
+            &scratch,
+            "--chunks",
+            "time=-1,lat=10,lon=10",
+            "--max-mem",
+            "100MiB",
+            "-q",
+        ];
+        let out = self.rechunk(&args, true);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        stderr(&out)
+    }
+
+    /// Every object under `s3://data/{name}/` with its ETag (the MD5 of its bytes).
+    fn objects(&self, name: &str) -> BTreeMap<String, String> {
+        let listing = self
+            .s3
+            .get(&format!("/data?list-type=2&prefix={name}/&max-keys=1000"));
+        assert!(!listing.contains("<IsTruncated>true"), "{listing}");
+        listing
+            .split("<Contents>")
+            .skip(1)
+            .map(|c| {
+                let field = |tag: &str| {
+                    c.split(&format!("<{tag}>"))
+                        .nth(1)
+                        .and_then(|r| r.split(&format!("</{tag}>")).next())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                let key = field("Key");
+                (key[name.len()..].to_string(), field("ETag"))
+            })
+            .collect()
+    }
+
+    /// A clean run: its objects, and how many requests it took.
+    fn clean(&self) -> (BTreeMap<String, String>, u64) {
+        self.proxy.reset_stats();
+        self.run("clean");
+        let requests = self.proxy.stats().requests;
+        let objects = self.objects("clean");
+        assert!(objects.len() > 36, "{objects:?}");
+        (objects, requests)
+    }
+
+    /// The faulted run's target is the clean one, object for object, and its values are the
+    /// source's; the scratch is gone.
+    fn check(&self, name: &str, clean: &BTreeMap<String, String>) {
+        assert_eq!(&self.objects(name), clean, "{name}");
+        let out = self.rechunk(&["verify", &self.raw, &format!("s3://data/{name}")], false);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let listing = self.s3.get(&format!("/work?list-type=2&prefix={name}"));
+        assert!(!listing.contains("<Key>"), "scratch left behind: {listing}");
+    }
+}
+
+/// A window of `fault` lasting 20 s that opens halfway through the run.
+fn outage(fault: Fault) {
+    let cloud = Cloud::start();
+    let (clean, requests) = cloud.clean();
+    cloud.proxy.reset_stats();
+    cloud
+        .proxy
+        .fail_window(fault, requests / 2, Duration::from_secs(20));
+    let start = Instant::now();
+    let log = cloud.run("faulted");
+    let opened = cloud
+        .proxy
+        .window_opened()
+        .expect("the window never opened");
+    assert!(
+        start.elapsed() >= Duration::from_secs(20) && opened > start,
+        "the run did not wait through the window"
+    );
+    assert!(cloud.proxy.stats().faults > 0);
+    assert!(
+        log.contains("retrying with backoff"),
+        "no word of the retries: {log}"
+    );
+    cloud.check("faulted", &clean);
+}
+
+#[test]
+fn a_20s_stall_mid_run_ends_identical() {
+    outage(Fault::Stall);
+}
+
+#[test]
+fn a_20s_window_of_slowdown_mid_run_ends_identical() {
+    outage(Fault::SlowDown);
+}
+
+#[test]
+fn connections_reset_at_1_percent_end_identical() {
+    let cloud = Cloud::start();
+    let (clean, _) = cloud.clean();
+    cloud.proxy.reset_stats();
+    cloud.proxy.fail_at_rate(Fault::Reset, 0.01);
+    cloud.run("faulted");
+    assert!(cloud.proxy.stats().faults > 0, "{:?}", cloud.proxy.stats());
+    cloud.check("faulted", &clean);
+}
+
+#[test]
+fn a_store_that_stops_answering_fails_inspect_within_the_retry_budget() {
+    let cloud = Cloud::start();
+    cloud.proxy.fail_at_rate(Fault::Stall, 1.0);
+    let start = Instant::now();
+    let out = cloud.rechunk(
+        &["inspect", "s3://data/in/tas.zarr", "--retry-timeout", "5s"],
+        true,
+    );
+    let took = start.elapsed();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("s3://data/in/tas.zarr"), "{err}");
+    assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
+}
+
+#[test]
+fn a_store_that_keeps_throttling_fails_the_run_with_one_clear_error() {
+    let cloud = Cloud::start();
+    cloud.proxy.fail_at_rate(Fault::SlowDown, 1.0);
+    let start = Instant::now();
+    let out = cloud.rechunk(
+        &[
+            "s3://data/in/tas.zarr",
+            "s3://data/refused",
+            "--scratch",
+            "s3://work/refused",
+            "--chunks",
+            "time=-1,lat=10,lon=10",
+            "--retry-timeout",
+            "3s",
+            "-q",
+        ],
+        true,
+    );
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        !err.contains("panicked") && err.contains("s3://data/"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error")).count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("retrying with backoff"), "{err}");
+    // Within the budget and a few seconds: no probe of another format waits on the store.
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
+}
