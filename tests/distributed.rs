@@ -436,7 +436,12 @@ fn a_restarted_s3_server_fails_the_run_cleanly_and_a_rerun_completes() {
     args.extend(CHUNKS);
     let mut slow = env.clone();
     slow.push(("RECHUNKER_TASK_DELAY_MS", "300"));
-    let worker = spawn(&args, &slow);
+    // A short retry budget, so the run gives up while the server is away. With the default
+    // (120 s) it rides out the restart and writes on into the emptied store, where its marker
+    // is gone; the rerun then refuses that scratch (it cannot prove the pieces are its own).
+    let mut first = args.clone();
+    first.extend(["--retry-timeout", "1s"]);
+    let worker = spawn(&first, &slow);
     std::thread::sleep(Duration::from_millis(1500));
     drop(s3); // the server goes away mid-run (moto keeps no state) ...
     std::thread::sleep(Duration::from_millis(500));
