@@ -100,6 +100,16 @@ pub trait DatasetTarget: Send + Sync {
         2 * meta.max_chunk_bytes()
     }
 
+    /// Encodes `data`, the values of `region` (one write unit of [`DatasetTarget::write_grid`]),
+    /// as the arrays [`DatasetTarget::create_array`] makes would, storing it nowhere, and
+    /// returns the encoded size: the planner times it to learn what the target's codec costs
+    /// on this data. `None` where the adapter cannot encode apart from writing (the planner
+    /// then uses its fixed rate).
+    fn encode_sample(&self, meta: &ArrayMeta, region: &Region, data: &[u8]) -> Option<Result<u64>> {
+        let _ = (meta, region, data);
+        None
+    }
+
     /// Called once before arrays are created, with the whole target dataset, for formats that
     /// must define every variable up front (NetCDF's define mode). Must be idempotent: every
     /// process of a distributed run calls it.
