@@ -80,7 +80,7 @@ pub struct ArrayPlan {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
     pub rates: Rates,
-    /// Wall seconds of the chosen plan under `rates`.
+    /// Wall seconds of the chosen plan under `rates`, with the time measuring them took.
     pub seconds: f64,
     /// The cheapest plan of each kind weighed, cheapest first (the chosen one first).
     pub candidates: Vec<Candidate>,
@@ -474,8 +474,9 @@ fn plan_array(
         weighed.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         let why = why_chosen(&weighed, &request, pool);
         plan.estimate = Some(Estimate {
+            // Measuring is part of a run that plans.
+            seconds: seconds + rates.seconds,
             rates,
-            seconds,
             candidates: weighed,
             why,
         });

@@ -13,19 +13,19 @@ use crate::direct_io;
 use crate::grid::ChunkGrid;
 use crate::meta::ArrayMeta;
 use crate::planner::CostModel;
-use crate::units::{format_bytes, format_seconds};
+use crate::units::format_bytes;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Time spent reading source chunks, after the first (which warms up the adapter).
-const SOURCE_SECONDS: f64 = 0.1;
+const SOURCE_SECONDS: f64 = 0.05;
 /// Most source chunks timed.
 const SOURCE_CHUNKS: u64 = 6;
 /// Time spent encoding target samples; at least one is encoded.
-const TARGET_SECONDS: f64 = 0.08;
+const TARGET_SECONDS: f64 = 0.04;
 /// Largest sample encoded or scratch piece written.
-const SAMPLE_BYTES: u64 = 32 << 20;
+const SAMPLE_BYTES: u64 = 16 << 20;
 
 /// Where scratch would go, when it is a local folder.
 #[derive(Clone, Debug)]
@@ -45,6 +45,9 @@ pub struct Rates {
     pub source: String,
     pub target: String,
     pub scratch: String,
+    /// Seconds the measuring took (a run that plans spends them too).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 impl Rates {
@@ -56,6 +59,7 @@ impl Rates {
             source: text.clone(),
             target: text.clone(),
             scratch: text,
+            seconds: 0.0,
         }
     }
 }
@@ -66,9 +70,9 @@ fn rate(bytes: u64, seconds: f64, what: &str) -> (f64, String) {
     (
         bytes as f64 / seconds,
         format!(
-            "measured: {what}, {} in {}",
+            "measured: {what}, {} in {:.1} ms",
             format_bytes(bytes),
-            format_seconds(seconds)
+            seconds * 1e3
         ),
     )
 }
@@ -77,6 +81,29 @@ fn rate(bytes: u64, seconds: f64, what: &str) -> (f64, String) {
 /// in units of `write_grid`) and passing through `scratch` cost, holding at most `memory`
 /// bytes. Rates that cannot be measured keep `fallback`'s.
 pub fn measure(
+    source: &dyn ChunkedArray,
+    target: &dyn DatasetTarget,
+    target_meta: &ArrayMeta,
+    write_grid: &ChunkGrid,
+    scratch: Option<&ScratchProbe>,
+    memory: u64,
+    fallback: CostModel,
+) -> Rates {
+    let started = Instant::now();
+    let mut rates = measure_rates(
+        source,
+        target,
+        target_meta,
+        write_grid,
+        scratch,
+        memory,
+        fallback,
+    );
+    rates.seconds = started.elapsed().as_secs_f64();
+    rates
+}
+
+fn measure_rates(
     source: &dyn ChunkedArray,
     target: &dyn DatasetTarget,
     target_meta: &ArrayMeta,
@@ -144,37 +171,22 @@ pub fn measure(
         );
     } else {
         let data = tiled(&sample, unit_bytes as usize);
-        let (mut seconds, mut encoded, mut times) = (0.0f64, 0u64, 0u64);
-        loop {
-            let started = Instant::now();
-            match target.encode_sample(target_meta, &unit, &data) {
-                None => {
-                    rates.target =
-                        "fixed (this format's codec is not timed apart from writing)".into();
-                    break;
-                }
-                Some(Err(e)) => {
-                    rates.target = format!("fixed (the sample did not encode: {e})");
-                    break;
-                }
-                Some(Ok(size)) => {
-                    seconds += started.elapsed().as_secs_f64();
-                    (encoded, times) = (size, times + 1);
-                }
+        match target.encode_sample(target_meta, &unit, &data, TARGET_SECONDS) {
+            None => {
+                rates.target = "fixed (this format's codec is not timed apart from writing)".into()
             }
-            if seconds > TARGET_SECONDS || times >= 8 {
-                break;
+            Some(Err(e)) => rates.target = format!("fixed (the sample did not encode: {e})"),
+            Some(Ok(s)) => {
+                let what = format!(
+                    "a {} unit encoded {}x to {}",
+                    format_bytes(unit_bytes),
+                    s.times,
+                    format_bytes(s.encoded)
+                );
+                (rates.cost.target_bytes_per_second, rates.target) =
+                    rate(unit_bytes * s.times, s.seconds, &what);
+                encoded_ratio = Some(s.encoded as f64 / unit_bytes.max(1) as f64);
             }
-        }
-        if times > 0 {
-            let what = format!(
-                "a {} unit encoded {times}x to {}",
-                format_bytes(unit_bytes),
-                format_bytes(encoded)
-            );
-            (rates.cost.target_bytes_per_second, rates.target) =
-                rate(unit_bytes * times, seconds, &what);
-            encoded_ratio = Some(encoded as f64 / unit_bytes.max(1) as f64);
         }
     }
     // Scratch: one piece written and read back the way the run would, where it would.
@@ -192,9 +204,9 @@ pub fn measure(
             match scratch_round_trip(probe, &tiled(&sample, bytes as usize)) {
                 Ok((write, read)) => {
                     let what = format!(
-                        "a piece written in {} and read in {}{}",
-                        format_seconds(write),
-                        format_seconds(read),
+                        "a piece written in {:.1} ms and read in {:.1} ms{}",
+                        write * 1e3,
+                        read * 1e3,
                         if probe.direct { ", direct I/O" } else { "" }
                     );
                     (rates.cost.scratch_bytes_per_second, rates.scratch) =

@@ -7,7 +7,8 @@ use crate::options::{ZarrFormat, ZarrWriteOptions};
 use crate::source::{build_array, get_json, join, node_path};
 use crate::store::{open_store, Storage};
 use rechunker_core::{
-    ArrayMeta, ChunkGrid, ChunkedArrayMut, DatasetMeta, DatasetTarget, DimGrid, Region,
+    array::EncodeSample, ArrayMeta, ChunkGrid, ChunkedArrayMut, DatasetMeta, DatasetTarget,
+    DimGrid, Region,
 };
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -322,9 +323,16 @@ impl ZarrTarget {
 
     /// Creates (or reopens, when identical) one array and returns it with its concrete type.
     /// Encodes `data`, the values of `region` (one write unit), as [`ZarrTarget::array`]'s
-    /// array of `meta` would, into a store in memory; returns the bytes stored. What the
-    /// planner times to learn the target codec's rate on this data.
-    pub fn encode_sample(&self, meta: &ArrayMeta, region: &Region, data: &[u8]) -> Result<u64> {
+    /// array of `meta` would, into a store in memory, until `seconds` have passed (1 to 8
+    /// times); only the encoding and storing is timed. What the planner times to learn the
+    /// target codec's rate on this data.
+    pub fn encode_sample(
+        &self,
+        meta: &ArrayMeta,
+        region: &Region,
+        data: &[u8],
+        seconds: f64,
+    ) -> Result<EncodeSample> {
         let layout = self.layout(meta)?;
         let (format, docs) = self.docs(meta, &layout)?;
         let v2_attrs: Map<String, Value> = docs
@@ -353,11 +361,25 @@ impl ZarrTarget {
             &docs.array,
             &v2_attrs,
         )?;
-        array.write(region, data, 1)?;
-        zarrs_storage::ListableStorageTraits::size(memory.as_ref()).map_err(|e| ZarrError::Store {
-            uri: self.uri.clone(),
-            message: format!("encoding a sample in memory: {e}"),
-        })
+        let mut sample = EncodeSample {
+            times: 0,
+            seconds: 0.0,
+            encoded: 0,
+        };
+        while sample.times == 0 || (sample.seconds < seconds && sample.times < 8) {
+            let started = std::time::Instant::now();
+            array.write(region, data, 1)?;
+            sample.seconds += started.elapsed().as_secs_f64();
+            sample.times += 1;
+        }
+        sample.encoded =
+            zarrs_storage::ListableStorageTraits::size(memory.as_ref()).map_err(|e| {
+                ZarrError::Store {
+                    uri: self.uri.clone(),
+                    message: format!("encoding a sample in memory: {e}"),
+                }
+            })?;
+        Ok(sample)
     }
 
     pub fn array(&self, meta: &ArrayMeta) -> Result<ZarrArray> {
@@ -557,8 +579,9 @@ impl DatasetTarget for ZarrTarget {
         meta: &ArrayMeta,
         region: &Region,
         data: &[u8],
-    ) -> Option<rechunker_core::Result<u64>> {
-        Some(ZarrTarget::encode_sample(self, meta, region, data).map_err(Into::into))
+        seconds: f64,
+    ) -> Option<rechunker_core::Result<EncodeSample>> {
+        Some(ZarrTarget::encode_sample(self, meta, region, data, seconds).map_err(Into::into))
     }
 
     fn write_overhead(&self, meta: &ArrayMeta) -> u64 {
