@@ -356,6 +356,7 @@ impl Rechunk {
             scratch: (!formats::is_object_store(&scratch_at)).then(|| ScratchProbe {
                 location: scratch_at.trim_start_matches("file://").into(),
                 direct: self.scratch_io == ScratchIo::Direct,
+                codec: self.scratch_codec_or_default(),
             }),
         };
         let plan = job::plan_dataset_measured(

@@ -35,6 +35,9 @@ pub struct ScratchProbe {
     pub location: PathBuf,
     /// Whether the run moves large pieces past the page cache.
     pub direct: bool,
+    /// How the run encodes pieces: lz4 pieces are compressed on the way out and
+    /// decompressed on the way in, and never go straight from the block to the disk.
+    pub codec: crate::scratch::ScratchCodec,
 }
 
 /// The rates a plan was made with, and how each was found.
@@ -204,10 +207,14 @@ fn measure_rates(
             match scratch_round_trip(probe, &tiled(&sample, bytes as usize)) {
                 Ok((write, read)) => {
                     let what = format!(
-                        "a piece written in {:.1} ms and read in {:.1} ms{}",
+                        "a piece written in {:.1} ms and read in {:.1} ms{}{}",
                         write * 1e3,
                         read * 1e3,
-                        if probe.direct { ", direct I/O" } else { "" }
+                        if probe.direct { ", direct I/O" } else { "" },
+                        match probe.codec {
+                            crate::scratch::ScratchCodec::None => "",
+                            _ => ", lz4",
+                        }
                     );
                     (rates.cost.scratch_bytes_per_second, rates.scratch) =
                         rate(2 * bytes, write + read, &what);
@@ -273,25 +280,44 @@ fn scratch_round_trip(probe: &ScratchProbe, data: &[u8]) -> std::io::Result<(f64
         .create_new(true)
         .open(&path)?;
     let result = (|| {
+        use crate::scratch::{decode_piece, encode_piece_into, raw_piece_trailer, ScratchCodec};
         let align = probe.direct.then(|| direct_io::probe(&dir)).flatten();
         let started = Instant::now();
-        // Pieces carry a checksum, computed on the way out and checked on the way in.
-        let trailer = crate::scratch::raw_piece_trailer("probe", &[data]);
-        std::hint::black_box(&trailer);
+        // Pieces carry a checksum, computed on the way out and checked on the way in; lz4
+        // pieces are compressed too.
+        let mut encoded = Vec::new();
+        let stored: &[u8] = match probe.codec {
+            ScratchCodec::None => {
+                std::hint::black_box(raw_piece_trailer("probe", &[data]));
+                data
+            }
+            codec => {
+                encode_piece_into("probe", data, codec, &mut encoded);
+                &encoded
+            }
+        };
         match align {
-            Some(align) => direct_io::write_new(&path, &[data], align)?,
-            None => file.write_all_at(data, 0)?,
+            Some(align) => direct_io::write_new(&path, &[stored], align)?,
+            None => file.write_all_at(stored, 0)?,
         }
         let write = started.elapsed();
-        let mut back = vec![0u8; data.len()];
+        let mut back = vec![0u8; stored.len()];
         let started = Instant::now();
         match align {
             Some(align) => {
-                direct_io::read_into(&path, &file, data.len() as u64, &mut [&mut back], align)?
+                direct_io::read_into(&path, &file, stored.len() as u64, &mut [&mut back], align)?
             }
             None => file.read_exact_at(&mut back, 0)?,
         }
-        std::hint::black_box(crate::scratch::raw_piece_trailer("probe", &[&back]));
+        match probe.codec {
+            ScratchCodec::None => {
+                std::hint::black_box(raw_piece_trailer("probe", &[&back]));
+            }
+            _ => {
+                let mut raw = vec![0u8; data.len()];
+                decode_piece("probe", &back, &mut raw).map_err(std::io::Error::other)?;
+            }
+        }
         let read = started.elapsed();
         Ok::<(Duration, Duration), std::io::Error>((write, read))
     })();
@@ -319,9 +345,15 @@ mod tests {
         let probe = ScratchProbe {
             location: dir.path().join("out.zarr.rechunk-scratch"),
             direct: true,
+            codec: crate::scratch::ScratchCodec::None,
         };
         let (w, r) = scratch_round_trip(&probe, &vec![7u8; 2 << 20]).unwrap();
         assert!(w > 0.0 && r > 0.0);
+        let lz4 = ScratchProbe {
+            codec: crate::scratch::ScratchCodec::Lz4,
+            ..probe
+        };
+        scratch_round_trip(&lz4, &vec![7u8; 2 << 20]).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
