@@ -51,6 +51,7 @@ use rechunker_core::autochunk::AccessPattern;
 use rechunker_core::executor::Executor;
 use rechunker_core::job::{self, DatasetPlan, JobOptions, RunReport};
 use rechunker_core::planner::CostModel;
+use rechunker_core::rates::ScratchProbe;
 use rechunker_core::scratch::{Fetched, ScratchCodec, ScratchIo, ScratchStore};
 use rechunker_core::units::{format_bytes, format_seconds};
 use rechunker_core::{ChunkSpec, DatasetTarget, SelectedSource, VariableSelection};
@@ -349,11 +350,21 @@ impl Rechunk {
         let resume = self.existing == Existing::Resume;
         let target = formats::create_target(&self.dst, format, &self.write_for(resume))
             .map_err(InvalidRequest)?;
-        let plan = job::plan_dataset_with(
+        // What this data costs, timed here once; the plan records it for every worker.
+        let scratch_at = self.scratch_location();
+        let measure = job::Measure {
+            scratch: (!formats::is_object_store(&scratch_at)).then(|| ScratchProbe {
+                location: scratch_at.trim_start_matches("file://").into(),
+                direct: self.scratch_io == ScratchIo::Direct,
+                codec: self.scratch_codec_or_default(),
+            }),
+        };
+        let plan = job::plan_dataset_measured(
             source.dataset.as_ref(),
             target.as_ref(),
             &options,
             &source.dataset.meta().unlimited_dims(),
+            Some(&measure),
         )
         .map_err(|e| {
             // A request that plans with (practically) unbounded memory failed for its budget.
@@ -932,7 +943,6 @@ pub fn shape_text(v: &[u64]) -> String {
 pub fn describe(plan: &DatasetPlan) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     // Writing to a String cannot fail.
     let _ = writeln!(
         out,
@@ -945,7 +955,6 @@ pub fn describe(plan: &DatasetPlan) -> String {
         format_bytes(plan.memory_reserve),
         plan.threads
     );
-    let cost = CostModel::default();
     let mut total_seconds = 0.0;
     for a in &plan.arrays {
         let p = &a.plan;
@@ -987,8 +996,6 @@ pub fn describe(plan: &DatasetPlan) -> String {
                 format_bytes(s.task_memory)
             );
         }
-        // Tasks beyond the cores hide waits for storage; they do not add codec throughput.
-        total_seconds += p.seconds(&cost, a.parallelism.min(cores));
         let threads = if p.task_threads > 1 {
             format!(", each on {} threads", p.task_threads)
         } else {
@@ -1006,17 +1013,56 @@ pub fn describe(plan: &DatasetPlan) -> String {
             format_bytes(2 * p.array_bytes() * p.stages.len() as u64),
             p.stages.len()
         );
+        match &a.estimate {
+            Some(e) => {
+                total_seconds += e.seconds;
+                let c = &e.rates.cost;
+                let _ = writeln!(
+                    out,
+                    "    rates per core, timed in {:.0} ms: source {}/s ({}); target {}/s ({}); scratch {}/s ({}); {:.1} ms per object",
+                    e.rates.seconds * 1e3,
+                    format_bytes(c.source_bytes_per_second as u64),
+                    e.rates.source,
+                    format_bytes(c.target_bytes_per_second as u64),
+                    e.rates.target,
+                    format_bytes(c.scratch_bytes_per_second as u64),
+                    e.rates.scratch,
+                    c.seconds_per_op * 1e3
+                );
+                let _ = writeln!(out, "    plans weighed:");
+                for (i, c) in e.candidates.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "      {} {}: about {}",
+                        if i == 0 { "*" } else { "-" },
+                        c.describe(),
+                        format_seconds(c.seconds)
+                    );
+                }
+                let _ = writeln!(out, "    why: {}", e.why);
+            }
+            // A plan file written before rates were recorded: the fixed rates.
+            None => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+                total_seconds += p.seconds(&CostModel::default(), a.parallelism.min(cores));
+            }
+        }
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let _ = writeln!(
         out,
-        "  estimate: about {} on {cores} cores (per core: source {}/s, target {}/s, scratch {}/s, {:.1} ms per object)",
-        format_seconds(total_seconds),
-        format_bytes(cost.source_bytes_per_second as u64),
-        format_bytes(cost.target_bytes_per_second as u64),
-        format_bytes(cost.scratch_bytes_per_second as u64),
-        cost.seconds_per_op * 1e3
+        "  estimate: about {} on {cores} cores",
+        format_seconds(total_seconds)
     );
     out
+}
+
+/// The plan's estimated wall seconds (the sum over its arrays), where it has one.
+pub fn estimated_seconds(plan: &DatasetPlan) -> Option<f64> {
+    plan.arrays
+        .iter()
+        .map(|a| a.estimate.as_ref().map(|e| e.seconds))
+        .sum()
 }
 
 #[cfg(test)]
@@ -1163,6 +1209,57 @@ mod tests {
         .run()
         .unwrap();
         assert_eq!(same.bytes, 20 * 8 * 8 * 4);
+    }
+
+    /// Planning times this data (source decode, the target's codec, scratch I/O where scratch
+    /// would go), records the rates and the plans weighed in the plan, and leaves nothing
+    /// behind: the probe's file is gone and neither target nor scratch exists.
+    #[test]
+    fn planning_measures_rates_and_records_them() {
+        let dir = tempfile::tempdir().unwrap();
+        maps(&dir.path().join("maps.raw"));
+        let dst = dir.path().join("series.zarr");
+        let plan = Rechunk::new(
+            dir.path().join("maps.raw").to_str().unwrap(),
+            dst.to_str().unwrap(),
+        )
+        .chunks("time=-1,lat=4,lon=4".parse::<ChunkSpec>().unwrap())
+        .max_mem(256 << 20)
+        .threads(2)
+        .plan()
+        .unwrap();
+        let estimate = plan.dataset_plan().arrays[0].estimate.clone().unwrap();
+        for (what, how) in [
+            ("source", &estimate.rates.source),
+            ("target", &estimate.rates.target),
+            ("scratch", &estimate.rates.scratch),
+        ] {
+            assert!(how.starts_with("measured"), "{what}: {how}");
+        }
+        let c = estimate.rates.cost;
+        assert!(c.source_bytes_per_second > 0.0 && c.target_bytes_per_second > 0.0);
+        assert!(c.cores >= 1);
+        assert!(!estimate.candidates.is_empty() && estimate.seconds > 0.0);
+        assert!(estimate.candidates[0].seconds <= estimate.seconds);
+        assert!(!estimate.why.is_empty());
+        let text = plan.describe();
+        assert!(
+            text.contains("rates per core, timed in")
+                && text.contains("plans weighed")
+                && text.contains("why: cheapest"),
+            "{text}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["maps.raw"], "planning left files behind");
+        // The plan file carries the rates: workers follow them, they do not measure again.
+        let path = dir.path().join("plan.json");
+        let saved = plan.save(&path).unwrap();
+        let loaded = PlanFile::load(&path).unwrap();
+        assert_eq!(loaded.plan.arrays[0].estimate, Some(estimate));
+        assert_eq!(saved.plan, loaded.plan);
     }
 
     #[test]

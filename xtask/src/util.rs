@@ -39,6 +39,7 @@ pub fn build_rechunk() -> Result<PathBuf> {
     crate::build_prerequisites()?;
     step("building rechunk (release)");
     cargo(&["build", "--release", "--quiet", "--bin", "rechunk"])?;
+    // Where cargo put it: CARGO_TARGET_DIR when set (a worktree's own), else `target/`.
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"));

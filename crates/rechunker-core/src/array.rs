@@ -68,6 +68,17 @@ pub trait ChunkedArrayMut: ChunkedArray {
     }
 }
 
+/// What [`DatasetTarget::encode_sample`] found.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EncodeSample {
+    /// Times the sample was encoded.
+    pub times: u64,
+    /// Seconds all of them took.
+    pub seconds: f64,
+    /// Bytes of one encoded sample.
+    pub encoded: u64,
+}
+
 /// A readable dataset: several arrays with shared dimensions and global attributes.
 pub trait DatasetSource: Send + Sync {
     /// Where the dataset lives, for messages.
@@ -98,6 +109,23 @@ pub trait DatasetTarget: Send + Sync {
     /// the array exists so the planner can budget for it.
     fn write_overhead(&self, meta: &ArrayMeta) -> u64 {
         2 * meta.max_chunk_bytes()
+    }
+
+    /// Encodes `data`, the values of `region` (one write unit of [`DatasetTarget::write_grid`]),
+    /// as the arrays [`DatasetTarget::create_array`] makes would, storing it nowhere, again
+    /// and again until `seconds` have passed (at least once, at most 8 times): the planner
+    /// learns what the target's codec costs on this data. Only the encoding is timed, not
+    /// setting the encoder up. `None` where the adapter cannot encode apart from writing (the
+    /// planner then uses its fixed rate).
+    fn encode_sample(
+        &self,
+        meta: &ArrayMeta,
+        region: &Region,
+        data: &[u8],
+        seconds: f64,
+    ) -> Option<Result<EncodeSample>> {
+        let _ = (meta, region, data, seconds);
+        None
     }
 
     /// Called once before arrays are created, with the whole target dataset, for formats that

@@ -8,6 +8,7 @@ use crate::executor::{self, ArrayJob, Executor, ExecutorOptions, StageReport};
 use crate::grid::ChunkGrid;
 use crate::meta::{ArrayMeta, DatasetMeta};
 use crate::planner::{self, CostModel, Plan, PlanError, PlanRequest};
+use crate::rates::{self, Rates, ScratchProbe};
 use crate::scratch::{ScratchCodec, ScratchStore};
 use crate::spec::ChunkSpec;
 use crate::units::format_bytes;
@@ -69,6 +70,64 @@ pub struct ArrayPlan {
     /// Why the target chunks are what they are, when rechunk chose them (`--chunks auto`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunks_why: Option<String>,
+    /// The rates the plan was made with, the plans weighed and why this one (plans written
+    /// before rates were measured have none). Recorded once: workers do not measure again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimate: Option<Estimate>,
+}
+
+/// What a plan is expected to cost, and what it was weighed against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub rates: Rates,
+    /// Wall seconds of the chosen plan under `rates`, with the time measuring them took.
+    pub seconds: f64,
+    /// The cheapest plan of each kind weighed, cheapest first (the chosen one first).
+    pub candidates: Vec<Candidate>,
+    /// Why this plan, in a sentence: what the next kind would cost, or why a kind was not
+    /// possible.
+    pub why: String,
+}
+
+/// One plan the planner weighed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// `one stage from memory`, `2 stages through scratch`, ...
+    pub kind: String,
+    pub tasks_at_once: u64,
+    pub task_threads: u64,
+    /// Tasks per stage.
+    pub tasks: Vec<u64>,
+    pub seconds: f64,
+}
+
+impl Candidate {
+    fn of(plan: &Plan, parallelism: u64, seconds: f64) -> Candidate {
+        let kind = match plan.stages.len() {
+            1 => "one stage from memory".to_string(),
+            n => format!("{n} stages through scratch"),
+        };
+        Candidate {
+            kind,
+            tasks_at_once: parallelism,
+            task_threads: plan.task_threads,
+            tasks: (0..plan.stages.len()).map(|k| plan.num_tasks(k)).collect(),
+            seconds,
+        }
+    }
+
+    /// `2 stages through scratch (4 tasks at once, 1 thread each; 16 + 64 tasks)`.
+    pub fn describe(&self) -> String {
+        let tasks: Vec<String> = self.tasks.iter().map(u64::to_string).collect();
+        format!(
+            "{} ({} tasks at once, {} thread{} each; {} tasks)",
+            self.kind,
+            self.tasks_at_once,
+            self.task_threads,
+            if self.task_threads == 1 { "" } else { "s" },
+            tasks.join(" + ")
+        )
+    }
 }
 
 /// A self-contained, versioned plan for a whole dataset, as written by `rechunk plan -o`.
@@ -329,32 +388,49 @@ pub fn planned_chunk_shape(
 /// fewer, larger tasks.
 fn plan_array(
     source_meta: &ArrayMeta,
+    source: &dyn crate::ChunkedArray,
     (chunks, chunks_why): (Vec<u64>, Option<String>),
-    read_overhead: u64,
     target: &dyn DatasetTarget,
     options: &JobOptions,
     location: &str,
+    measure: Option<&Measure>,
 ) -> Result<ArrayPlan> {
+    let read_overhead = source.read_overhead();
     let mut target_meta = source_meta.clone();
     target_meta.grid = ChunkGrid::regular(&source_meta.shape(), &chunks);
     target_meta.codecs.clear();
     let pool = options.task_memory()?;
     let threads = options.threads.max(1) as u64;
+    let write_grid = target.write_grid(&target_meta)?;
+    let rates = match measure {
+        Some(m) => rates::measure(
+            source,
+            target,
+            &target_meta,
+            &write_grid,
+            m.scratch.as_ref(),
+            pool,
+            options.cost,
+        ),
+        None => Rates::fixed(options.cost, "planned without timing the data"),
+    };
+    let cost = rates.cost;
     let mut request = PlanRequest {
         item_size: source_meta.item_size() as u64,
         source: source_meta.grid.clone(),
-        target: target.write_grid(&target_meta)?,
+        target: write_grid,
         task_budget: pool / threads,
         source_read_overhead: read_overhead,
         target_write_overhead: target.write_overhead(&target_meta),
         min_io: options.min_io,
         parallelism: threads,
         task_threads: 1,
-        cost: options.cost,
+        cost,
     };
     // More tasks at once means smaller blocks and pieces: let the cost model weigh the two.
     let mut last_error = None;
     let mut best: Option<(f64, ArrayPlan)> = None;
+    let mut weighed: Vec<Candidate> = Vec::new();
     // Threads no task at once would use go to the tasks' own chunks; each needs its own chunk
     // buffers, so where they do not fit, one thread per task is tried too.
     let tries = (1..=threads).rev().flat_map(|parallelism| {
@@ -365,27 +441,45 @@ fn plan_array(
         request.task_budget = pool / parallelism;
         request.parallelism = parallelism;
         request.task_threads = task_threads;
-        match planner::plan(&request) {
-            Ok(plan) => {
-                let seconds = plan.seconds(&options.cost, parallelism);
-                if best.as_ref().is_none_or(|(b, _)| seconds < *b) {
-                    let target = target_meta.clone();
-                    best = Some((
-                        seconds,
-                        ArrayPlan {
-                            target,
-                            parallelism,
-                            plan,
-                            chunks_why: chunks_why.clone(),
-                        },
-                    ));
+        match planner::candidates(&request) {
+            Ok(plans) => {
+                for plan in plans {
+                    let seconds = plan.seconds(&cost, parallelism);
+                    let candidate = Candidate::of(&plan, parallelism, seconds);
+                    match weighed.iter_mut().find(|c| c.kind == candidate.kind) {
+                        Some(c) if c.seconds <= seconds => {}
+                        Some(c) => *c = candidate,
+                        None => weighed.push(candidate),
+                    }
+                    if best.as_ref().is_none_or(|(b, _)| seconds < *b) {
+                        let target = target_meta.clone();
+                        best = Some((
+                            seconds,
+                            ArrayPlan {
+                                target,
+                                parallelism,
+                                plan,
+                                chunks_why: chunks_why.clone(),
+                                estimate: None,
+                            },
+                        ));
+                    }
                 }
             }
             Err(e @ PlanError::ShapeMismatch { .. }) => return Err(e.into()),
             Err(e) => last_error = Some(e),
         }
     }
-    if let Some((_, plan)) = best {
+    if let Some((seconds, mut plan)) = best {
+        weighed.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        let why = why_chosen(&weighed, &request, pool);
+        plan.estimate = Some(Estimate {
+            // Measuring is part of a run that plans.
+            seconds: seconds + rates.seconds,
+            rates,
+            candidates: weighed,
+            why,
+        });
         return Ok(plan);
     }
     let error = last_error.unwrap_or(PlanError::BudgetTooSmall {
@@ -412,6 +506,38 @@ fn plan_array(
     )))
 }
 
+/// Why the cheapest of `weighed` (sorted, cheapest first) was chosen: what the next kind
+/// costs, and why a single stage from memory was not possible when it was not.
+fn why_chosen(weighed: &[Candidate], request: &PlanRequest, pool: u64) -> String {
+    let Some(chosen) = weighed.first() else {
+        return String::new();
+    };
+    let mut why = format!("cheapest: {}", chosen.kind);
+    if let Some(next) = weighed.get(1) {
+        why.push_str(&format!(
+            "; {} would take {:.1}x as long",
+            next.kind,
+            next.seconds / chosen.seconds.max(1e-9)
+        ));
+    }
+    if !weighed.iter().any(|c| c.tasks.len() == 1) {
+        let block = planner::direct_block_bytes(request);
+        why.push_str(&format!(
+            "; one stage from memory needs blocks of whole source and target chunks, {} each, more than the {} a task may hold",
+            format_bytes(block),
+            format_bytes(pool)
+        ));
+    }
+    why
+}
+
+/// How to time the data before planning (see [`rates::measure`]).
+#[derive(Clone, Debug, Default)]
+pub struct Measure {
+    /// Where scratch would go, when it is a local folder.
+    pub scratch: Option<ScratchProbe>,
+}
+
 /// Plans every array of `source` for writing to `target`.
 pub fn plan_dataset(
     source: &dyn DatasetSource,
@@ -429,6 +555,18 @@ pub fn plan_dataset_with(
     options: &JobOptions,
     unlimited_dims: &[String],
 ) -> Result<DatasetPlan> {
+    plan_dataset_measured(source, target, options, unlimited_dims, None)
+}
+
+/// [`plan_dataset_with`], timing each array's source, target codec and scratch first (when
+/// `measure` is given) so that the cost model weighs the plans with this data's rates.
+pub fn plan_dataset_measured(
+    source: &dyn DatasetSource,
+    target: &dyn DatasetTarget,
+    options: &JobOptions,
+    unlimited_dims: &[String],
+    measure: Option<&Measure>,
+) -> Result<DatasetPlan> {
     let meta = source.meta();
     let chunks = options.chunks.for_dataset(meta, source.location())?;
     let time_dims = autochunk::time_dims(meta, unlimited_dims);
@@ -436,9 +574,17 @@ pub fn plan_dataset_with(
         .arrays
         .iter()
         .map(|a| {
-            let overhead = source.open_array(&a.name)?.read_overhead();
+            let array = source.open_array(&a.name)?;
             let shape = target_chunks(a, &chunks, &time_dims, source.location())?;
-            plan_array(a, shape, overhead, target, options, source.location())
+            plan_array(
+                a,
+                array.as_ref(),
+                shape,
+                target,
+                options,
+                source.location(),
+                measure,
+            )
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(DatasetPlan {

@@ -21,6 +21,7 @@ pub mod meta;
 pub mod names;
 pub mod pages;
 pub mod planner;
+pub mod rates;
 pub mod region;
 pub mod scratch;
 pub mod select;

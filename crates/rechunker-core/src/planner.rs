@@ -30,6 +30,11 @@ const TASKS_PER_THREAD: u64 = 4;
 /// real work: an array that fits in memory skips the scratch pass entirely.
 const TASK_THREAD_SHARE: f64 = 0.8;
 
+/// What threads beyond the cores are worth: they add no codec throughput, but while one waits
+/// for storage (direct scratch reads, target writes) another computes. On the 2-core VM, 4
+/// tasks at once ran the `tas` T=1000 two-stage plans faster than 2 (see docs/design.md).
+const OVERSUBSCRIBED: f64 = 1.15;
+
 /// Direct (single-stage) blocks grow until about this size; bigger brings nothing but fewer tasks.
 const DIRECT_BLOCK_TARGET: u64 = 64 << 20;
 
@@ -55,6 +60,10 @@ pub struct CostModel {
     pub scratch_bytes_per_second: f64,
     /// Fixed cost of one object read or write (open, syscalls, metadata; a request on S3).
     pub seconds_per_op: f64,
+    /// Cores the work runs on: threads beyond them add no throughput. 0 (plans written before
+    /// rates were measured, unit tests) counts every thread as a core.
+    #[serde(default)]
+    pub cores: u64,
 }
 
 impl Default for CostModel {
@@ -66,6 +75,7 @@ impl Default for CostModel {
             target_bytes_per_second: 300e6,
             scratch_bytes_per_second: 1500e6,
             seconds_per_op: 2e-4,
+            cores: 0,
         }
     }
 }
@@ -436,7 +446,16 @@ impl Plan {
                 let tasks = parallelism.min(self.num_tasks(k)).max(1);
                 let threads = |units: u64| {
                     let extra = self.task_threads.clamp(1, units) - 1;
-                    tasks as f64 * (1.0 + TASK_THREAD_SHARE * extra as f64)
+                    let lanes = tasks as f64 * (1.0 + TASK_THREAD_SHARE * extra as f64);
+                    let running = (tasks + tasks * extra) as f64;
+                    match cost.cores as f64 {
+                        0.0 => lanes,
+                        cores if running <= cores => lanes,
+                        // More threads than cores share them (a task's own threads still
+                        // idle at its phase ends, as above), and hide each other's waits
+                        // for storage.
+                        cores => cores * lanes / running * OVERSUBSCRIBED,
+                    }
                 };
                 w.read / threads(w.read_units) + w.write / threads(w.write_units)
             })
@@ -742,8 +761,38 @@ fn multi_stage_candidate(
     None
 }
 
-/// Plans copying an array from `req.source` chunks to `req.target` chunks within the budget.
+/// Plans copying an array from `req.source` chunks to `req.target` chunks within the budget:
+/// the cheapest of [`candidates`] under `req.cost`.
 pub fn plan(req: &PlanRequest) -> Result<Plan, PlanError> {
+    let best = candidates(req)?
+        .into_iter()
+        .map(|p| (p.seconds(&req.cost, req.parallelism), p))
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, p)| p);
+    best.ok_or(PlanError::BudgetTooSmall {
+        needed: req.task_budget + 1,
+        budget: req.task_budget,
+    })
+}
+
+/// Bytes of the smallest single-stage block: the coarsest grid made of whole source chunks
+/// and whole target chunks, which a single stage from memory must hold per task.
+pub fn direct_block_bytes(req: &PlanRequest) -> u64 {
+    let common: Vec<DimGrid> = req
+        .source
+        .dims
+        .iter()
+        .zip(&req.target.dims)
+        .map(|(a, b)| common_coarsening(a, b))
+        .collect();
+    ChunkGrid::new(common)
+        .max_chunk_elements()
+        .saturating_mul(req.item_size)
+}
+
+/// Every plan the planner weighs for `req`: a single stage from memory where its blocks fit,
+/// two stages through scratch, and more stages where pieces would be small.
+pub fn candidates(req: &PlanRequest) -> Result<Vec<Plan>, PlanError> {
     let (shape, target_shape) = (req.source.shape(), req.target.shape());
     if shape != target_shape {
         return Err(PlanError::ShapeMismatch {
@@ -789,15 +838,7 @@ pub fn plan(req: &PlanRequest) -> Result<Plan, PlanError> {
         }
         None => {}
     }
-    let best = candidates
-        .into_iter()
-        .map(|p| (p.seconds(&req.cost, req.parallelism), p))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, p)| p);
-    best.ok_or(PlanError::BudgetTooSmall {
-        needed: budget + 1,
-        budget,
-    })
+    Ok(candidates)
 }
 
 /// The smallest per-task budget with which `req` can be planned at all.

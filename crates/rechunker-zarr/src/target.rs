@@ -6,7 +6,10 @@ use crate::meta::{self, ArrayDocs, KeptDocs};
 use crate::options::{ZarrFormat, ZarrWriteOptions};
 use crate::source::{build_array, get_json, join, node_path};
 use crate::store::{open_store, Storage};
-use rechunker_core::{ArrayMeta, ChunkGrid, ChunkedArrayMut, DatasetMeta, DatasetTarget, DimGrid};
+use rechunker_core::{
+    array::EncodeSample, ArrayMeta, ChunkGrid, ChunkedArrayMut, DatasetMeta, DatasetTarget,
+    DimGrid, Region,
+};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -319,6 +322,66 @@ impl ZarrTarget {
     }
 
     /// Creates (or reopens, when identical) one array and returns it with its concrete type.
+    /// Encodes `data`, the values of `region` (one write unit), as [`ZarrTarget::array`]'s
+    /// array of `meta` would, into a store in memory, until `seconds` have passed (1 to 8
+    /// times); only the encoding and storing is timed. What the planner times to learn the
+    /// target codec's rate on this data.
+    pub fn encode_sample(
+        &self,
+        meta: &ArrayMeta,
+        region: &Region,
+        data: &[u8],
+        seconds: f64,
+    ) -> Result<EncodeSample> {
+        let layout = self.layout(meta)?;
+        let (format, docs) = self.docs(meta, &layout)?;
+        let v2_attrs: Map<String, Value> = docs
+            .attrs
+            .as_ref()
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let memory = Arc::new(zarrs_storage::store::MemoryStore::new());
+        let storage: Storage = memory.clone();
+        let meta_key = match format {
+            ZarrFormat::V3 => "zarr.json",
+            ZarrFormat::V2 => ".zarray",
+        };
+        let name = match meta.name.trim_matches('/') {
+            "" => "sample",
+            name => name,
+        };
+        let array = build_array(
+            &self.uri,
+            &storage,
+            name,
+            &node_path(""),
+            meta_key,
+            format,
+            &docs.array,
+            &v2_attrs,
+        )?;
+        let mut sample = EncodeSample {
+            times: 0,
+            seconds: 0.0,
+            encoded: 0,
+        };
+        while sample.times == 0 || (sample.seconds < seconds && sample.times < 8) {
+            let started = std::time::Instant::now();
+            array.write(region, data, 1)?;
+            sample.seconds += started.elapsed().as_secs_f64();
+            sample.times += 1;
+        }
+        sample.encoded =
+            zarrs_storage::ListableStorageTraits::size(memory.as_ref()).map_err(|e| {
+                ZarrError::Store {
+                    uri: self.uri.clone(),
+                    message: format!("encoding a sample in memory: {e}"),
+                }
+            })?;
+        Ok(sample)
+    }
+
     pub fn array(&self, meta: &ArrayMeta) -> Result<ZarrArray> {
         let layout = self.layout(meta)?;
         let (format, docs) = self.docs(meta, &layout)?;
@@ -509,6 +572,16 @@ impl DatasetTarget for ZarrTarget {
 
     fn write_grid(&self, meta: &ArrayMeta) -> rechunker_core::Result<ChunkGrid> {
         Ok(ZarrTarget::write_grid(self, meta)?)
+    }
+
+    fn encode_sample(
+        &self,
+        meta: &ArrayMeta,
+        region: &Region,
+        data: &[u8],
+        seconds: f64,
+    ) -> Option<rechunker_core::Result<EncodeSample>> {
+        Some(ZarrTarget::encode_sample(self, meta, region, data, seconds).map_err(Into::into))
     }
 
     fn write_overhead(&self, meta: &ArrayMeta) -> u64 {

@@ -1,0 +1,359 @@
+//! What things cost on this data, measured at plan time: a few source chunks read and decoded
+//! through the adapter, one target write unit encoded with the target's codec, and a scratch
+//! piece written and read back where scratch would go. The planner itself stays pure: it gets
+//! the rates as a [`CostModel`], and the plan records them, so workers of a distributed run
+//! follow the plan without measuring again.
+//!
+//! Each measurement is bounded in time ([`SOURCE_SECONDS`] and the like) and in memory (what
+//! it holds is checked against the task memory before it is allocated); where one cannot be
+//! made, the fixed rate of [`CostModel::default`] stays, and the record says why.
+
+use crate::array::{ChunkedArray, DatasetTarget};
+use crate::direct_io;
+use crate::grid::ChunkGrid;
+use crate::meta::ArrayMeta;
+use crate::planner::CostModel;
+use crate::units::format_bytes;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Time spent reading source chunks, after the first (which warms up the adapter).
+const SOURCE_SECONDS: f64 = 0.05;
+/// Most source chunks timed.
+const SOURCE_CHUNKS: u64 = 6;
+/// Time spent encoding target samples; at least one is encoded.
+const TARGET_SECONDS: f64 = 0.04;
+/// Largest sample encoded or scratch piece written.
+const SAMPLE_BYTES: u64 = 16 << 20;
+
+/// Where scratch would go, when it is a local folder.
+#[derive(Clone, Debug)]
+pub struct ScratchProbe {
+    /// The scratch folder (it need not exist: the probe writes in its nearest existing
+    /// ancestor, a temporary file it creates and removes).
+    pub location: PathBuf,
+    /// Whether the run moves large pieces past the page cache.
+    pub direct: bool,
+    /// How the run encodes pieces: lz4 pieces are compressed on the way out and
+    /// decompressed on the way in, and never go straight from the block to the disk.
+    pub codec: crate::scratch::ScratchCodec,
+}
+
+/// The rates a plan was made with, and how each was found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    pub cost: CostModel,
+    /// How the source rate was found (`measured: ...` or `fixed: why`).
+    pub source: String,
+    pub target: String,
+    pub scratch: String,
+    /// Seconds the measuring took (a run that plans spends them too).
+    #[serde(default)]
+    pub seconds: f64,
+}
+
+impl Rates {
+    /// The fixed rates, with `why` they were not measured.
+    pub fn fixed(cost: CostModel, why: &str) -> Rates {
+        let text = format!("fixed ({why})");
+        Rates {
+            cost,
+            source: text.clone(),
+            target: text.clone(),
+            scratch: text,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// A rate from `bytes` moved in `seconds`, and its description.
+fn rate(bytes: u64, seconds: f64, what: &str) -> (f64, String) {
+    let seconds = seconds.max(1e-6);
+    (
+        bytes as f64 / seconds,
+        format!(
+            "measured: {what}, {} in {:.1} ms",
+            format_bytes(bytes),
+            seconds * 1e3
+        ),
+    )
+}
+
+/// Measures what reading `source`, encoding into `target` (an array of `target_meta`, written
+/// in units of `write_grid`) and passing through `scratch` cost, holding at most `memory`
+/// bytes. Rates that cannot be measured keep `fallback`'s.
+pub fn measure(
+    source: &dyn ChunkedArray,
+    target: &dyn DatasetTarget,
+    target_meta: &ArrayMeta,
+    write_grid: &ChunkGrid,
+    scratch: Option<&ScratchProbe>,
+    memory: u64,
+    fallback: CostModel,
+) -> Rates {
+    let started = Instant::now();
+    let mut rates = measure_rates(
+        source,
+        target,
+        target_meta,
+        write_grid,
+        scratch,
+        memory,
+        fallback,
+    );
+    rates.seconds = started.elapsed().as_secs_f64();
+    rates
+}
+
+fn measure_rates(
+    source: &dyn ChunkedArray,
+    target: &dyn DatasetTarget,
+    target_meta: &ArrayMeta,
+    write_grid: &ChunkGrid,
+    scratch: Option<&ScratchProbe>,
+    memory: u64,
+    fallback: CostModel,
+) -> Rates {
+    let mut rates = Rates::fixed(fallback, "not measured");
+    rates.cost.cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let grid = &source.meta().grid;
+    let chunk_bytes = source.meta().max_chunk_bytes();
+    let n = grid.num_chunks();
+    if n == 0 || chunk_bytes == 0 {
+        return Rates::fixed(rates.cost, "the array is empty");
+    }
+    // The source: a few chunks spread over the array, the first one untimed.
+    let mut sample = Vec::new();
+    if chunk_bytes.saturating_add(source.read_overhead()) > memory {
+        rates.source = "fixed (a source chunk and its buffers do not fit the task memory)".into();
+    } else {
+        let picks = spread(n, SOURCE_CHUNKS + 1);
+        let (mut bytes, mut seconds, mut timed) = (0u64, 0.0f64, 0u64);
+        let mut buffer = Vec::new();
+        for (i, &c) in picks.iter().enumerate() {
+            let region = grid.chunk_region_linear(c);
+            let len = region.num_elements() * source.meta().item_size() as u64;
+            buffer.resize(len as usize, 0u8);
+            let started = Instant::now();
+            if let Err(e) = source.read_region(&region, &mut buffer) {
+                tracing::debug!("source rate not measured: {e}");
+                break;
+            }
+            let took = started.elapsed().as_secs_f64();
+            if i == 0 {
+                sample = buffer.clone();
+                if picks.len() > 1 {
+                    continue;
+                }
+            }
+            (bytes, seconds, timed) = (bytes + len, seconds + took, timed + 1);
+            if seconds > SOURCE_SECONDS {
+                break;
+            }
+        }
+        drop(buffer);
+        if timed > 0 {
+            let what = format!("{timed} chunks read and decoded");
+            (rates.cost.source_bytes_per_second, rates.source) = rate(bytes, seconds, &what);
+        } else {
+            rates.source = "fixed (the source could not be read)".into();
+        }
+    }
+    // The target: its first write unit, filled with the source's values, encoded.
+    let mut encoded_ratio = None;
+    let unit = write_grid.chunk_region_linear(0);
+    let unit_bytes = unit.num_elements() * target_meta.item_size() as u64;
+    if sample.is_empty() {
+        rates.target = "fixed (no source values to encode)".into();
+    } else if unit_bytes > SAMPLE_BYTES.min(memory.saturating_sub(chunk_bytes) / 2) {
+        rates.target = format!(
+            "fixed (a target unit of {} is more than the {} a sample may take)",
+            format_bytes(unit_bytes),
+            format_bytes(SAMPLE_BYTES.min(memory.saturating_sub(chunk_bytes) / 2))
+        );
+    } else {
+        let data = tiled(&sample, unit_bytes as usize);
+        match target.encode_sample(target_meta, &unit, &data, TARGET_SECONDS) {
+            None => {
+                rates.target = "fixed (this format's codec is not timed apart from writing)".into()
+            }
+            Some(Err(e)) => rates.target = format!("fixed (the sample did not encode: {e})"),
+            Some(Ok(s)) => {
+                let what = format!(
+                    "a {} unit encoded {}x to {}",
+                    format_bytes(unit_bytes),
+                    s.times,
+                    format_bytes(s.encoded)
+                );
+                (rates.cost.target_bytes_per_second, rates.target) =
+                    rate(unit_bytes * s.times, s.seconds, &what);
+                encoded_ratio = Some(s.encoded as f64 / unit_bytes.max(1) as f64);
+            }
+        }
+    }
+    // Scratch: one piece written and read back the way the run would, where it would.
+    match scratch {
+        None => rates.scratch = "fixed (scratch is not on a local disk)".into(),
+        Some(_) if sample.is_empty() => rates.scratch = "fixed (no source values to write)".into(),
+        Some(_) if memory.saturating_sub(chunk_bytes) / 2 < direct_io::MIN_BYTES => {
+            rates.scratch = "fixed (no memory left for a sample piece)".into()
+        }
+        Some(probe) => {
+            // No more than the array itself would put there (a small array, a small piece).
+            let bytes = SAMPLE_BYTES
+                .min(memory.saturating_sub(chunk_bytes) / 2)
+                .min(source.meta().num_bytes().max(direct_io::MIN_BYTES));
+            match scratch_round_trip(probe, &tiled(&sample, bytes as usize)) {
+                Ok((write, read)) => {
+                    let what = format!(
+                        "a piece written in {:.1} ms and read in {:.1} ms{}{}",
+                        write * 1e3,
+                        read * 1e3,
+                        if probe.direct { ", direct I/O" } else { "" },
+                        match probe.codec {
+                            crate::scratch::ScratchCodec::None => "",
+                            _ => ", lz4",
+                        }
+                    );
+                    (rates.cost.scratch_bytes_per_second, rates.scratch) =
+                        rate(2 * bytes, write + read, &what);
+                    // The target's encoded bytes go to a disk too (through the page cache):
+                    // at the write rate measured here, charged to the target.
+                    if let Some(ratio) = encoded_ratio {
+                        let per_byte =
+                            1.0 / rates.cost.target_bytes_per_second + ratio * write / bytes as f64;
+                        rates.cost.target_bytes_per_second = 1.0 / per_byte;
+                        rates.target.push_str(&format!(
+                            ", plus writing {:.0}% of the bytes at the scratch write rate",
+                            ratio * 100.0
+                        ));
+                    }
+                }
+                Err(e) => rates.scratch = format!("fixed (the probe failed: {e})"),
+            }
+        }
+    }
+    rates
+}
+
+/// Up to `k` chunk indices spread evenly over `0..n`, starting at 0.
+fn spread(n: u64, k: u64) -> Vec<u64> {
+    let k = k.min(n).max(1);
+    let mut picks: Vec<u64> = (0..k).map(|i| i * n / k).collect();
+    picks.dedup();
+    picks
+}
+
+/// `len` bytes made of `sample` repeated.
+fn tiled(sample: &[u8], len: usize) -> Vec<u8> {
+    sample.iter().copied().cycle().take(len).collect()
+}
+
+/// The nearest existing folder at or above `path`.
+fn existing_folder(path: &Path) -> Option<PathBuf> {
+    let mut p = Some(path);
+    while let Some(dir) = p {
+        if dir.is_dir() {
+            return Some(dir.to_path_buf());
+        }
+        p = dir.parent().filter(|d| !d.as_os_str().is_empty());
+    }
+    std::env::current_dir().ok().filter(|_| path.is_relative())
+}
+
+/// Writes `data` to a new temporary file beside where scratch goes and reads it back, as the
+/// run would (direct I/O when it uses it); removes the file. Seconds to write and to read.
+fn scratch_round_trip(probe: &ScratchProbe, data: &[u8]) -> std::io::Result<(f64, f64)> {
+    use std::os::unix::fs::FileExt;
+    let dir = existing_folder(&probe.location)
+        .ok_or_else(|| std::io::Error::other("no folder to write in"))?;
+    // Only a file this process created is removed: `create_new` proves it.
+    let path = dir.join(format!(
+        ".rechunk-rate-probe.{}.{}.tmp",
+        std::process::id(),
+        PROBE_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .open(&path)?;
+    let result = (|| {
+        use crate::scratch::{decode_piece, encode_piece_into, raw_piece_trailer, ScratchCodec};
+        let align = probe.direct.then(|| direct_io::probe(&dir)).flatten();
+        let started = Instant::now();
+        // Pieces carry a checksum, computed on the way out and checked on the way in; lz4
+        // pieces are compressed too.
+        let mut encoded = Vec::new();
+        let stored: &[u8] = match probe.codec {
+            ScratchCodec::None => {
+                std::hint::black_box(raw_piece_trailer("probe", &[data]));
+                data
+            }
+            codec => {
+                encode_piece_into("probe", data, codec, &mut encoded);
+                &encoded
+            }
+        };
+        match align {
+            Some(align) => direct_io::write_new(&path, &[stored], align)?,
+            None => file.write_all_at(stored, 0)?,
+        }
+        let write = started.elapsed();
+        let mut back = vec![0u8; stored.len()];
+        let started = Instant::now();
+        match align {
+            Some(align) => {
+                direct_io::read_into(&path, &file, stored.len() as u64, &mut [&mut back], align)?
+            }
+            None => file.read_exact_at(&mut back, 0)?,
+        }
+        match probe.codec {
+            ScratchCodec::None => {
+                std::hint::black_box(raw_piece_trailer("probe", &[&back]));
+            }
+            _ => {
+                let mut raw = vec![0u8; data.len()];
+                decode_piece("probe", &back, &mut raw).map_err(std::io::Error::other)?;
+            }
+        }
+        let read = started.elapsed();
+        Ok::<(Duration, Duration), std::io::Error>((write, read))
+    })();
+    let _ = std::fs::remove_file(&path);
+    let (write, read) = result?;
+    Ok((write.as_secs_f64(), read.as_secs_f64()))
+}
+
+static PROBE_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_picks_distinct_chunks_from_the_start() {
+        assert_eq!(spread(1000, 4), vec![0, 250, 500, 750]);
+        assert_eq!(spread(2, 7), vec![0, 1]);
+        assert_eq!(spread(1, 7), vec![0]);
+    }
+
+    #[test]
+    fn the_scratch_probe_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = ScratchProbe {
+            location: dir.path().join("out.zarr.rechunk-scratch"),
+            direct: true,
+            codec: crate::scratch::ScratchCodec::None,
+        };
+        let (w, r) = scratch_round_trip(&probe, &vec![7u8; 2 << 20]).unwrap();
+        assert!(w > 0.0 && r > 0.0);
+        let lz4 = ScratchProbe {
+            codec: crate::scratch::ScratchCodec::Lz4,
+            ..probe
+        };
+        scratch_round_trip(&lz4, &vec![7u8; 2 << 20]).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
