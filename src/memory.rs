@@ -61,11 +61,14 @@ pub fn tune_allocator() {
 }
 
 /// Memory the process needs besides task buffers: what it holds now (binary, libraries, the
-/// opened source), what the allocator may keep of freed memory (see [`tune_allocator`]),
+/// opened source; freed heap handed back first), what the allocator may keep of freed memory (see [`tune_allocator`]),
 /// headroom for thread stacks, small per-chunk buffers of codecs and metadata, and each
 /// thread's direct-I/O transfer buffer for the scratch.
 pub fn reserve(threads: usize) -> u64 {
     let per_thread = (2 << 20) + rechunker_core::scratch::DIRECT_IO_BUFFER_BYTES as u64;
+    // Freed but resident heap is not needed: without this the figure drifts with whatever was
+    // freed last (a Python caller's heap, the rate probes of an earlier plan).
+    rechunker_core::pages::release_freed_heap();
     current_rss().unwrap_or(32 << 20)
         + ALLOCATOR_RETENTION
         + (16 << 20)

@@ -107,6 +107,17 @@ impl Drop for PageBuffer {
     }
 }
 
+/// Hands the pages of freed heap memory back to the kernel (glibc's `malloc_trim`). Buffers
+/// below the mmap threshold stay resident after `free` in holes of the heap that trimming its
+/// top does not reach; call this where what the process holds is measured or must shrink.
+pub fn release_freed_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; no live allocation moves.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
