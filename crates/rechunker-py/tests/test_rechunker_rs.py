@@ -23,7 +23,10 @@ import rechunker_rs
 def budget(source, target_chunks, data_mib: float, **kw) -> int:
     """max_mem leaving about `data_mib` MiB for data after what this process holds (the
     Python interpreter and its libraries count against max_mem, as in the CLI)."""
-    probe = rechunker_rs.rechunk(source, target_chunks, "8GB", "/nonexistent/probe.zarr", **kw)
+    # Planned twice: the first plan's one-time allocations (its rate probes' thread pool, lazy
+    # imports) are then part of what the second one measures, as they are of the real plan's.
+    for _ in range(2):
+        probe = rechunker_rs.rechunk(source, target_chunks, "8GB", "/nonexistent/probe.zarr", **kw)
     return json.loads(probe.to_json())["memory_reserve"] + int(data_mib * 2**20)
 
 
