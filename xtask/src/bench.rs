@@ -170,6 +170,32 @@ impl Bench {
         Ok(())
     }
 
+    /// The Zarr v2 input of the zarr cases, `tas(time, 721, 1440)` in time slices with `codec`
+    /// (`cname` names it in the file name), written from the raw source once and kept.
+    fn zarr_v2_input(&self, time: u64, codec: &str, cname: &str) -> Result<PathBuf> {
+        let input = self.dir.join(format!("tas-{time}-v2-blosc-{cname}.zarr"));
+        if !input.join(".zmetadata").exists() {
+            let raw = self.raw_tas(time)?;
+            util::step(&format!("writing the Zarr v2 input ({codec}, time slices)"));
+            self.measure_rechunk(
+                "input",
+                &[
+                    s(&raw),
+                    s(&input),
+                    "--chunks",
+                    "time=1",
+                    "--zarr-format",
+                    "2",
+                    "--codec",
+                    codec,
+                    "--overwrite",
+                    "-q",
+                ],
+            )?;
+        }
+        Ok(input)
+    }
+
     /// The synthetic source in the raw format, generated once and kept in target/bench.
     fn raw_tas(&self, time: u64) -> Result<PathBuf> {
         let src = self.dir.join(format!("tas-v2-{time}x721x1440.raw"));
@@ -517,26 +543,7 @@ impl Bench {
         let python = util::python_venv(".venv-bench", "xtask/bench-requirements.txt")?;
         let peers = util::root().join("xtask/peers");
         let lz4 = cname == "lz4";
-        let input = self.dir.join(format!("tas-{time}-v2-blosc-{cname}.zarr"));
-        if !input.join(".zmetadata").exists() {
-            let raw = self.raw_tas(time)?;
-            util::step(&format!("writing the Zarr v2 input ({codec}, time slices)"));
-            self.measure_rechunk(
-                "input",
-                &[
-                    s(&raw),
-                    s(&input),
-                    "--chunks",
-                    "time=1",
-                    "--zarr-format",
-                    "2",
-                    "--codec",
-                    codec,
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
-        }
+        let input = self.zarr_v2_input(time, codec, cname)?;
         let size = dir_size(&input);
         let raw_bytes = time * 721 * 1440 * 4;
         let chunks = format!("time={time},lat=24,lon=24");
@@ -1589,40 +1596,10 @@ impl Bench {
             "installing {} into .venv-bench-py",
             wheel.display()
         ));
-        util::run(
-            Command::new(&python)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args(["--force-reinstall", "--no-deps"])
-                .arg(&wheel),
-        )?;
+        util::pip_install(&python, &["--force-reinstall", "--no-deps", s(&wheel)])?;
         let time = if self.quick { 100 } else { 1000 };
         let codec = "blosc:lz4:5:shuffle";
-        let raw = self.raw_tas(time)?;
-        let input = self.dir.join(format!("tas-{time}-v2-blosc-lz4.zarr"));
-        if !input.join(".zmetadata").exists() {
-            util::step(&format!("writing the Zarr v2 input ({codec}, time slices)"));
-            self.measure_rechunk(
-                "input",
-                &[
-                    s(&raw),
-                    s(&input),
-                    "--chunks",
-                    "time=1",
-                    "--zarr-format",
-                    "2",
-                    "--codec",
-                    codec,
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
-        }
+        let input = self.zarr_v2_input(time, codec, "lz4")?;
         let out = self.dir.join("python-out.zarr");
         let chunks = format!("time={time},lat=24,lon=24");
         let case = format!("lz4 T={time}");

@@ -71,17 +71,10 @@ pub fn test() -> Result<()> {
         "Python package: installing {} into {VENV}",
         wheel.display()
     ));
-    util::run(
-        Command::new(venv_bin("python"))
-            .args([
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-            ])
-            .args(["--force-reinstall", "--no-deps"])
-            .arg(&wheel),
+    let wheel_arg = wheel.to_string_lossy();
+    util::pip_install(
+        &venv_bin("python"),
+        &["--force-reinstall", "--no-deps", &wheel_arg],
     )?;
     step("Python package: running pytest (crates/rechunker-py/tests/test_rechunker_rs.py)");
     // rechunker 0.5 runs beside us in the zarr-python 2 venv, for the side-by-side cases.

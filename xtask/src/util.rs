@@ -129,18 +129,23 @@ pub fn python_venv(dir: &str, requirements: &str) -> Result<PathBuf> {
     run(Command::new(&system_python).args(["-m", "venv", "--clear"]).arg(&venv)).with_context(|| {
         format!("cannot create a venv with {system_python}; install python3 and python3-venv (apt-get install python3-venv)")
     })?;
-    run(Command::new(&python)
+    let requirements_path = root.join(requirements);
+    pip_install(&python, &["-r", &requirements_path.to_string_lossy()])?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
+
+/// `python -m pip install --quiet ARGS`.
+pub fn pip_install(python: &Path, args: &[&str]) -> Result<()> {
+    run(Command::new(python)
         .args([
             "-m",
             "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "-r",
         ])
-        .arg(root.join(requirements)))?;
-    std::fs::write(&stamp, wanted)?;
-    Ok(python)
+        .args(args))
 }
 
 /// Installs the Debian `packages` that are missing (with sudo unless root).
