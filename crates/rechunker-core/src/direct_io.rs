@@ -124,15 +124,33 @@ fn alignment_of(_: &File) -> Alignment {
     Alignment::PAGE
 }
 
+/// Numbers the probe files of this process, so that concurrent probes never pick one name.
+static PROBE_SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// What direct I/O needs in `dir`, or `None` where it does not work (tmpfs, some FUSE mounts):
 /// a page of data is written and read back directly to find out.
 pub fn probe(dir: &Path) -> Option<Alignment> {
-    let path = dir.join(format!(".direct-io-test-{}", std::process::id()));
+    let path = dir.join(format!(
+        ".direct-io-test-{}.{}",
+        std::process::id(),
+        PROBE_SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    // A new file or none: a file of that name that is already there is not ours to write over
+    // or remove, so the probe then reports "no direct I/O" and leaves it alone.
+    let file = match open_direct(
+        OpenOptions::new().write(true).create_new(true).read(true),
+        &path,
+    ) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return None,
+        Err(_) => {
+            // Some file systems refuse O_DIRECT only after creating the file (tmpfs before
+            // Linux 6.6): with O_EXCL, a file there now is one this open made.
+            let _ = std::fs::remove_file(&path);
+            return None;
+        }
+    };
     let works = (|| -> io::Result<Alignment> {
-        let file = open_direct(
-            OpenOptions::new().write(true).create(true).read(true),
-            &path,
-        )?;
         with_buffer(|buf| {
             buf[..PAGE].fill(0x5a);
             file.write_all_at(&buf[..PAGE], 0)?;
@@ -263,6 +281,42 @@ mod tests {
         }
         parts.push(buf);
         parts
+    }
+
+    #[test]
+    fn the_probe_leaves_files_it_did_not_create_and_removes_its_own() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        // Files with the names the probes of this process pick next (other tests may probe
+        // at the same time: plant well ahead).
+        let next = PROBE_SEQUENCE.load(std::sync::atomic::Ordering::Relaxed);
+        let mut planted = Vec::new();
+        for k in next..next + 256 {
+            let path = dir
+                .path()
+                .join(format!(".direct-io-test-{}.{k}", std::process::id()));
+            std::fs::write(&path, b"user data").unwrap();
+            planted.push(path);
+        }
+        for _ in 0..4 {
+            probe(dir.path());
+        }
+        for path in &planted {
+            assert_eq!(
+                std::fs::read(path).unwrap(),
+                b"user data",
+                "{}",
+                path.display()
+            );
+        }
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names.len(),
+            planted.len(),
+            "the probe left a file: {names:?}"
+        );
     }
 
     #[test]
