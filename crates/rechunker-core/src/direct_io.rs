@@ -150,18 +150,16 @@ pub fn probe(dir: &Path) -> Option<Alignment> {
             return None;
         }
     };
-    let works = (|| -> io::Result<Alignment> {
-        with_buffer(|buf| {
-            buf[..PAGE].fill(0x5a);
-            file.write_all_at(&buf[..PAGE], 0)?;
-            buf[..PAGE].fill(0);
-            file.read_exact_at(&mut buf[..PAGE], 0)?;
-            if buf[..PAGE].iter().any(|&b| b != 0x5a) {
-                return Err(io::ErrorKind::InvalidData.into());
-            }
-            Ok(alignment_of(&file))
-        })
-    })();
+    let works = with_buffer(|buf| -> io::Result<Alignment> {
+        buf[..PAGE].fill(0x5a);
+        file.write_all_at(&buf[..PAGE], 0)?;
+        buf[..PAGE].fill(0);
+        file.read_exact_at(&mut buf[..PAGE], 0)?;
+        if buf[..PAGE].iter().any(|&b| b != 0x5a) {
+            return Err(io::ErrorKind::InvalidData.into());
+        }
+        Ok(alignment_of(&file))
+    });
     let _ = std::fs::remove_file(&path);
     works.ok()
 }
@@ -317,6 +315,13 @@ mod tests {
             planted.len(),
             "the probe left a file: {names:?}"
         );
+        // Where it may create its file, it finds direct I/O and removes the file again.
+        let clean = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        assert!(
+            probe(clean.path()).is_some(),
+            "direct I/O on the project's disk"
+        );
+        assert_eq!(std::fs::read_dir(clean.path()).unwrap().count(), 0);
     }
 
     #[test]
