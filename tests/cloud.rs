@@ -235,3 +235,26 @@ fn a_store_that_keeps_throttling_fails_the_run_with_one_clear_error() {
     let took = start.elapsed();
     assert!(took < Duration::from_secs(30), "took {took:?}: {err}");
 }
+
+#[test]
+fn an_endpoint_variable_that_is_not_a_url_is_one_clear_error() {
+    // No server is needed: the variable is checked before any request.
+    for value in ["", "localhost:9000", "http://"] {
+        let out = rechunk_env(
+            &["inspect", "s3://data/in/tas.zarr"],
+            &[
+                ("AWS_ENDPOINT_URL", value),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_REGION", "us-east-1"),
+            ],
+        );
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{value:?}: {err}");
+        assert!(!err.contains("panicked"), "{value:?}: {err}");
+        assert!(
+            err.contains("AWS_ENDPOINT_URL") && err.contains("is not the URL of an S3 server"),
+            "{value:?}: {err}"
+        );
+    }
+}

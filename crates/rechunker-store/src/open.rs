@@ -35,11 +35,36 @@ fn anonymous() -> bool {
     ANONYMOUS.load(std::sync::atomic::Ordering::SeqCst)
 }
 
+/// The variables that name another S3 server, as the AWS CLI reads them.
+const ENDPOINT_VARS: [&str; 3] = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"];
+
 /// As the AWS CLI does: `AWS_ENDPOINT_URL(_S3)` points at another S3 server.
 fn s3_endpoint() -> Option<String> {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+    ENDPOINT_VARS
         .iter()
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+/// Refuses an endpoint variable that is set but not an `http(s)://` URL (an empty one
+/// included): the S3 client would otherwise fail deep inside a request.
+fn check_endpoint_vars(uri: &str) -> Result<()> {
+    for var in ENDPOINT_VARS {
+        let Ok(value) = std::env::var(var) else {
+            continue;
+        };
+        let lower = value.to_ascii_lowercase();
+        let host = lower
+            .strip_prefix("http://")
+            .or_else(|| lower.strip_prefix("https://"))
+            .unwrap_or("");
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(StoreError::location(
+                uri,
+                format!("{var}={value:?} is not the URL of an S3 server; set it like http://127.0.0.1:9000 or https://s3.example.org, or unset it for AWS"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Opens the object store `uri` names (`s3://`, `gs://`, `az://`, `http(s)://`). Nothing is
@@ -59,6 +84,7 @@ pub fn open_object(uri: &str) -> Result<ObjectLocation> {
                 ))
             }
             Location::S3 { bucket, prefix } => {
+                check_endpoint_vars(uri)?;
                 let mut builder = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_retry(retry_config())
