@@ -252,8 +252,9 @@ fn scratch_owner(copy: &Path) -> String {
     copy.display().to_string()
 }
 
-/// Removes what the copy wrote to the scratch folder, through the marker its run left there: a folder put there since, or one with files rechunk did not
-/// write, is left alone (with a warning), never deleted.
+/// Removes what the copy wrote to the scratch folder, through the marker its run left there:
+/// a folder or link put there since, or one with files rechunk did not write, is left alone
+/// (with a warning), never deleted.
 fn release_scratch(scratch: &Path, copy: &Path) -> Result<()> {
     match std::fs::symlink_metadata(scratch) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

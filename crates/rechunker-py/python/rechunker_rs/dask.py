@@ -52,6 +52,10 @@ def run_plan_file(
     stages = _native.plan_file_stages(path)
     for stage in range(stages):
         started = time.perf_counter()
+        if progress is not None:
+            # Read before the tasks start, so "already done" means done by an earlier run.
+            before = _stage_info(path, stage, stages)
+            progress("stage_started", before)
         futures = [
             client.submit(
                 _native.run_stage, path, stage, i, shards, pure=False, retries=retries
@@ -59,7 +63,7 @@ def run_plan_file(
             for i in range(shards)
         ]
         if progress is not None:
-            _follow_stage(path, stage, stages, futures, progress)
+            _follow_stage(path, stage, stages, futures, progress, before["already_done"])
         done = client.gather(futures)
         reports.extend(done)
         if progress is not None:
@@ -88,11 +92,11 @@ def _stage_info(path: str, stage: int, stages: int) -> dict[str, Any]:
     }
 
 
-def _follow_stage(path: str, stage: int, stages: int, futures: list[Any], progress: ProgressCallback) -> None:
-    """Reports the stage's tasks as the journal records them, until its futures are done."""
-    info = _stage_info(path, stage, stages)
-    progress("stage_started", info)
-    reported = info["already_done"]
+def _follow_stage(
+    path: str, stage: int, stages: int, futures: list[Any], progress: ProgressCallback, reported: int
+) -> None:
+    """Reports the stage's tasks as the journal records them (beyond the ``reported`` done
+    when it started), until its futures are done."""
     while True:
         finished = all(f.done() for f in futures)
         done = _stage_info(path, stage, stages)["already_done"]
