@@ -1296,26 +1296,7 @@ impl Bench {
     /// four `--io-concurrency` levels, then rechunker + dask via s3fs beside ours at 30 ms.
     fn cloud(&mut self) -> Result<String> {
         let time = 100;
-        let raw = self.raw_tas(time)?;
-        let input = self.dir.join(format!("tas-{time}-v2-blosc-lz4.zarr"));
-        if !input.join(".zmetadata").exists() {
-            util::step("writing the Zarr v2 input (blosc lz4, time slices)");
-            self.measure_rechunk(
-                "input",
-                &[
-                    s(&raw),
-                    s(&input),
-                    "--chunks",
-                    "time=1",
-                    "--zarr-format",
-                    "2",
-                    "--codec",
-                    "blosc:lz4:5:shuffle",
-                    "--overwrite",
-                    "-q",
-                ],
-            )?;
-        }
+        let input = self.zarr_v2_input(time, "blosc:lz4:5:shuffle", "lz4")?;
         let moto = Moto::start()?;
         moto.create_bucket("bench")?;
         let proxy = rechunker_proxy::Proxy::start(&moto.endpoint)?;

@@ -223,6 +223,17 @@ pub(crate) struct ArrayDocs {
     pub attrs: Option<Value>,
 }
 
+impl ArrayDocs {
+    /// The v2 `.zattrs` as a map (empty for v3).
+    pub fn v2_attrs(&self) -> serde_json::Map<String, Value> {
+        self.attrs
+            .as_ref()
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// Builds the metadata of an array with `meta`'s shape, dtype, dims, attributes and fill value,
 /// chunks of `chunk` elements and, when `shard` is given (v3 only), shards of that shape.
 pub(crate) fn array_docs(

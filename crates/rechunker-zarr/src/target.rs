@@ -335,12 +335,7 @@ impl ZarrTarget {
     ) -> Result<EncodeSample> {
         let layout = self.layout(meta)?;
         let (format, docs) = self.docs(meta, &layout)?;
-        let v2_attrs: Map<String, Value> = docs
-            .attrs
-            .as_ref()
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let v2_attrs = docs.v2_attrs();
         let memory = Arc::new(zarrs_storage::store::MemoryStore::new());
         let storage: Storage = memory.clone();
         let meta_key = match format {
@@ -385,12 +380,7 @@ impl ZarrTarget {
     pub fn array(&self, meta: &ArrayMeta) -> Result<ZarrArray> {
         let layout = self.layout(meta)?;
         let (format, docs) = self.docs(meta, &layout)?;
-        let v2_attrs: Map<String, Value> = docs
-            .attrs
-            .as_ref()
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+        let v2_attrs = docs.v2_attrs();
         let lone = meta.encoding.as_ref().is_some_and(|e| e.lone);
         let name = meta.name.trim_matches('/');
         if name.is_empty() {
