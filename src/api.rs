@@ -51,7 +51,7 @@ use rechunker_core::autochunk::AccessPattern;
 use rechunker_core::executor::Executor;
 use rechunker_core::job::{self, DatasetPlan, JobOptions, RunReport};
 use rechunker_core::planner::CostModel;
-use rechunker_core::rates::ScratchProbe;
+use rechunker_core::rates::{RemoteProbe, ScratchProbe};
 use rechunker_core::scratch::{Fetched, ScratchCodec, ScratchIo, ScratchStore};
 use rechunker_core::units::{format_bytes, format_seconds};
 use rechunker_core::{ChunkSpec, DatasetTarget, SelectedSource, VariableSelection};
@@ -332,6 +332,26 @@ impl Rechunk {
         }
     }
 
+    /// The object stores this run talks to, for the planner to time their requests (reads of
+    /// a key that is not there: nothing is written).
+    fn remote_probe(&self, scratch_at: &str) -> RemoteProbe {
+        let store = |location: &str| {
+            formats::is_object_store(location)
+                .then(|| formats::open_scratch(location, ScratchIo::Cached))
+                .and_then(|opened| {
+                    opened
+                        .map_err(|e| tracing::debug!("{location}: not timed: {e}"))
+                        .ok()
+                })
+        };
+        RemoteProbe {
+            source: formats::is_object_store(&self.src),
+            scratch: store(scratch_at),
+            target: store(&self.dst),
+            io_window: rechunker_store::io_window() as u64,
+        }
+    }
+
     /// Plans the run without touching the target or the scratch.
     pub fn plan(&self) -> Result<Plan> {
         let source = open_source(
@@ -358,6 +378,7 @@ impl Rechunk {
                 direct: self.scratch_io == ScratchIo::Direct,
                 codec: self.scratch_codec_or_default(),
             }),
+            remote: self.remote_probe(&scratch_at),
         };
         let plan = job::plan_dataset_measured(
             source.dataset.as_ref(),
@@ -632,7 +653,7 @@ pub(crate) fn executor(
 ) -> Result<Executor> {
     let mut options = job::executor_options(plan, codec);
     options.fail_task = fault::fail_task();
-    let executor = Executor::new(options, scratch, progress)?;
+    let executor = Executor::new(options, scratch, progress)?.with_owner_marker(job::OWNER_KEY);
     Ok(match fault::task_delay() {
         Some(delay) => executor.with_task_delay(delay),
         None => executor,
@@ -1029,6 +1050,17 @@ pub fn describe(plan: &DatasetPlan) -> String {
                     e.rates.scratch,
                     c.seconds_per_op * 1e3
                 );
+                if c.source_wait + c.scratch_wait + c.target_wait > 0.0 {
+                    let _ = writeln!(
+                        out,
+                        "    waits per request: source {:.1} ms, scratch {:.1} ms, target {:.1} ms; {} requests in flight per thread overlap them, except {:.1} ms each the store serves one at a time",
+                        c.source_wait * 1e3,
+                        c.scratch_wait * 1e3,
+                        c.target_wait * 1e3,
+                        c.io_window.max(1),
+                        c.store_serial * 1e3
+                    );
+                }
                 let _ = writeln!(out, "    plans weighed:");
                 for (i, c) in e.candidates.iter().enumerate() {
                     let _ = writeln!(

@@ -258,3 +258,56 @@ fn an_endpoint_variable_that_is_not_a_url_is_one_clear_error() {
         );
     }
 }
+
+/// `rechunk plan` on a store 30 ms away: it times the store's requests (reads of a missing
+/// key, so it writes nothing), records the waits in the plan, and a small array that fits in
+/// memory is planned in one stage from memory, not through scratch on the slow store.
+#[test]
+fn plan_times_the_store_and_keeps_a_small_array_off_remote_scratch() {
+    let cloud = Cloud::start();
+    cloud.proxy.set_latency(Duration::from_millis(30));
+    let listings = || {
+        (
+            cloud.s3.get("/data?list-type=2"),
+            cloud.s3.get("/work?list-type=2"),
+        )
+    };
+    let before = listings();
+    let out = cloud.rechunk(
+        &[
+            "plan",
+            "s3://data/in/tas.zarr",
+            "s3://data/planned.zarr",
+            "--scratch",
+            "s3://work/planned",
+            "--chunks",
+            "time=-1,lat=10,lon=10",
+            "--max-mem",
+            "200MiB",
+            "--json",
+        ],
+        true,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let array = &plan["arrays"][0];
+    let cost = &array["estimate"]["rates"]["cost"];
+    for wait in ["source_wait", "scratch_wait", "target_wait"] {
+        let seconds = cost[wait].as_f64().unwrap_or_default();
+        assert!(
+            (0.025..1.0).contains(&seconds),
+            "{wait} = {seconds} s, expected about the proxy's 30 ms: {cost}"
+        );
+    }
+    assert!(
+        cost["io_window"].as_u64().unwrap_or_default() >= 1,
+        "{cost}"
+    );
+    assert_eq!(
+        array["plan"]["stages"].as_array().map(Vec::len),
+        Some(1),
+        "a 5.5 MiB array under --max-mem 200MiB runs from memory: {}",
+        array["estimate"]
+    );
+    assert_eq!(before, listings(), "planning wrote to the store");
+}

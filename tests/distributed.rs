@@ -425,6 +425,21 @@ fn processes_share_s3_scratch_and_target() {
 
 #[test]
 fn a_restarted_s3_server_fails_the_run_cleanly_and_a_rerun_completes() {
+    // A short retry budget: the run gives up while the server is away.
+    restarted_s3_server(&["--retry-timeout", "1s"]);
+}
+
+#[test]
+fn a_run_that_rides_out_a_restart_into_an_empty_store_fails_cleanly() {
+    // The default budget rides out the restart and writes on into the emptied store, where the
+    // scratch's marker and journal are gone: the next task finds that out, takes back what it
+    // wrote there and fails the run, so the rerun finds no unmarked pieces to refuse.
+    restarted_s3_server(&[]);
+}
+
+/// An S3 server that restarts empty mid-run: the run fails with one clear error, and a rerun
+/// with --overwrite starts over and completes.
+fn restarted_s3_server(retry: &[&str]) {
     let s3 = python::S3Server::start(&["data", "work"]);
     let port = s3.port();
     let env: Vec<(&str, String)> = s3.env();
@@ -436,11 +451,8 @@ fn a_restarted_s3_server_fails_the_run_cleanly_and_a_rerun_completes() {
     args.extend(CHUNKS);
     let mut slow = env.clone();
     slow.push(("RECHUNKER_TASK_DELAY_MS", "300"));
-    // A short retry budget, so the run gives up while the server is away. With the default
-    // (120 s) it rides out the restart and writes on into the emptied store, where its marker
-    // is gone; the rerun then refuses that scratch (it cannot prove the pieces are its own).
     let mut first = args.clone();
-    first.extend(["--retry-timeout", "1s"]);
+    first.extend(retry);
     let worker = spawn(&first, &slow);
     std::thread::sleep(Duration::from_millis(1500));
     drop(s3); // the server goes away mid-run (moto keeps no state) ...

@@ -195,6 +195,7 @@ pub struct Executor {
     fail_task: Option<(usize, u64)>,
     shard: Shard,
     task_delay: Option<std::time::Duration>,
+    owner_marker: Option<&'static str>,
 }
 
 impl Executor {
@@ -222,6 +223,7 @@ impl Executor {
             fail_task: options.fail_task,
             shard: Shard { index: 0, count: 1 },
             task_delay: None,
+            owner_marker: None,
         })
     }
 
@@ -235,6 +237,15 @@ impl Executor {
     /// entry, so that fault tests can kill a worker mid-stage at a predictable moment.
     pub fn with_task_delay(mut self, delay: std::time::Duration) -> Self {
         self.task_delay = Some(delay);
+        self
+    }
+
+    /// Checks after each task that the scratch still holds `key` (its ownership marker, see
+    /// [`crate::job::claim_scratch`]). An object store that was emptied or restarted mid-run
+    /// loses the marker; a task whose writes landed there takes them back and fails, so no
+    /// unmarked pieces stay behind that a rerun would have to refuse as someone else's files.
+    pub fn with_owner_marker(mut self, key: &'static str) -> Self {
+        self.owner_marker = Some(key);
         self
     }
 
@@ -401,8 +412,9 @@ impl Executor {
         if let Some(delay) = self.task_delay {
             std::thread::sleep(delay);
         }
-        self.scratch
-            .put(&format!("{}{task}", Self::journal_prefix(job, stage)), b"")?;
+        let journal_key = format!("{}{task}", Self::journal_prefix(job, stage));
+        self.scratch.put(&journal_key, b"")?;
+        self.check_owner_marker(job, stage, region, &journal_key)?;
         // A piece is the overlap of one block of each of two consecutive stages, so it has
         // exactly one reader: once that task is journaled its input pieces are dead. Freeing
         // them now keeps the scratch (and the page cache) from holding a whole boundary.
@@ -415,6 +427,43 @@ impl Executor {
             self.scratch.delete_many(&keys)?;
         }
         Ok(len as u64)
+    }
+
+    /// Fails, after deleting what the task just wrote to the scratch, if the scratch lost its
+    /// ownership marker. Checked after the journal entry, so whatever reached a store that
+    /// restarted empty before that point is taken back.
+    fn check_owner_marker(
+        &self,
+        job: &ArrayJob<'_>,
+        stage: usize,
+        region: &Region,
+        journal_key: &str,
+    ) -> Result<()> {
+        let Some(marker) = self.owner_marker else {
+            return Ok(());
+        };
+        if self.scratch.get(marker)?.is_some() {
+            return Ok(());
+        }
+        let mut written = vec![journal_key.to_string()];
+        if let Endpoint::Pieces(boundary) = job.plan.output(stage) {
+            written.extend(
+                job.plan
+                    .pieces_in(boundary, region)
+                    .iter()
+                    .map(|p| Self::piece_key(job, boundary, p)),
+            );
+        }
+        let cleanup = match self.scratch.delete_many(&written) {
+            Ok(()) => "the pieces this task wrote there were removed".to_string(),
+            Err(e) => format!("removing the pieces this task wrote there failed: {e}"),
+        };
+        Err(Error::scratch(
+            self.scratch.location(),
+            format!(
+                "its `{marker}` disappeared during the run (was the store emptied or restarted?), so the journal of finished tasks is gone; {cleanup}; rerun with --overwrite to start over"
+            ),
+        ))
     }
 
     fn move_block(

@@ -8,7 +8,8 @@ use crate::executor::{self, ArrayJob, Executor, ExecutorOptions, StageReport};
 use crate::grid::ChunkGrid;
 use crate::meta::{ArrayMeta, DatasetMeta};
 use crate::planner::{self, CostModel, Plan, PlanError, PlanRequest};
-use crate::rates::{self, Rates, ScratchProbe};
+pub use crate::rates::Measure;
+use crate::rates::{self, Rates};
 use crate::scratch::{ScratchCodec, ScratchStore};
 use crate::spec::ChunkSpec;
 use crate::units::format_bytes;
@@ -408,7 +409,7 @@ fn plan_array(
             target,
             &target_meta,
             &write_grid,
-            m.scratch.as_ref(),
+            m,
             pool,
             options.cost,
         ),
@@ -529,13 +530,6 @@ fn why_chosen(weighed: &[Candidate], request: &PlanRequest, pool: u64) -> String
         ));
     }
     why
-}
-
-/// How to time the data before planning (see [`rates::measure`]).
-#[derive(Clone, Debug, Default)]
-pub struct Measure {
-    /// Where scratch would go, when it is a local folder.
-    pub scratch: Option<ScratchProbe>,
 }
 
 /// Plans every array of `source` for writing to `target`.

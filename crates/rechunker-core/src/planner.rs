@@ -49,7 +49,8 @@ pub fn piece_overhead(piece_bytes: u64) -> u64 {
 
 /// Prices a plan in seconds so candidates can be compared: bytes cost throughput (decoding the
 /// source, encoding the target and passing through scratch each at their own rate, per thread),
-/// every object read or written costs a fixed latency.
+/// every object read or written costs a fixed overhead, and on object stores each request also
+/// waits for the store, a wait the run overlaps `io_window` requests at a time.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CostModel {
     /// Uncompressed bytes per second one thread reads and decodes from the source.
@@ -64,6 +65,32 @@ pub struct CostModel {
     /// rates were measured, unit tests) counts every thread as a core.
     #[serde(default)]
     pub cores: u64,
+    /// Seconds one source chunk read waits for storage beyond the CPU it takes (the request
+    /// latency of an object store), measured.
+    #[serde(default)]
+    pub source_wait: f64,
+    /// Seconds one scratch piece written or read waits for its store (0 on a local disk, whose
+    /// measured rate includes it).
+    #[serde(default)]
+    pub scratch_wait: f64,
+    /// Seconds one target object written waits for its store.
+    #[serde(default)]
+    pub target_wait: f64,
+    /// Requests one thread keeps in flight to a store, so waits overlap; 0 counts as 1.
+    #[serde(default)]
+    pub io_window: u64,
+    /// Seconds of each request to an object store that the store serves one at a time (a burst
+    /// of requests takes that much longer per request than one): no window overlaps it. 0 for
+    /// stores that scale out (S3); a server on this machine (moto) also takes it from our cores.
+    #[serde(default)]
+    pub store_serial: f64,
+}
+
+impl CostModel {
+    /// Seconds a thread spends on `wait`, with its window of requests in flight.
+    fn overlapped(&self, wait: f64) -> f64 {
+        wait / self.io_window.max(1) as f64
+    }
 }
 
 impl Default for CostModel {
@@ -76,6 +103,11 @@ impl Default for CostModel {
             scratch_bytes_per_second: 1500e6,
             seconds_per_op: 2e-4,
             cores: 0,
+            source_wait: 0.0,
+            scratch_wait: 0.0,
+            target_wait: 0.0,
+            io_window: 1,
+            store_serial: 0.0,
         }
     }
 }
@@ -409,22 +441,38 @@ impl Plan {
             .enumerate()
             .map(|(k, s)| {
                 let bytes = s.bytes as f64;
-                let read = if k == 0 {
-                    cost.source_bytes_per_second
+                let (read, read_wait) = if k == 0 {
+                    (cost.source_bytes_per_second, cost.source_wait)
                 } else {
-                    cost.scratch_bytes_per_second
+                    (cost.scratch_bytes_per_second, cost.scratch_wait)
                 };
-                let write = if k == last {
-                    cost.target_bytes_per_second
+                let (write, write_wait) = if k == last {
+                    (cost.target_bytes_per_second, cost.target_wait)
                 } else {
-                    cost.scratch_bytes_per_second
+                    (cost.scratch_bytes_per_second, cost.scratch_wait)
                 };
                 let per_block = |n: u64| n.div_ceil(s.tasks.max(1)).max(1);
+                let remote = |wait: f64, requests: u64| {
+                    if wait > 0.0 {
+                        requests as f64
+                    } else {
+                        0.0
+                    }
+                };
+                let requests = remote(read_wait, s.reads)
+                    + remote(write_wait, s.writes)
+                    + remote(cost.scratch_wait, 2 * s.tasks);
                 StageWork {
                     read: bytes / read + (s.reads + s.tasks) as f64 * cost.seconds_per_op,
                     write: bytes / write + s.writes as f64 * cost.seconds_per_op,
                     read_units: per_block(s.reads),
                     write_units: per_block(s.writes),
+                    // Each task also journals itself and checks the scratch's marker: two
+                    // requests it waits for in turn, outside any window.
+                    wait: cost
+                        .overlapped(s.reads as f64 * read_wait + s.writes as f64 * write_wait)
+                        + 2.0 * s.tasks as f64 * cost.scratch_wait,
+                    serial: requests * cost.store_serial,
                 }
             })
             .collect()
@@ -432,7 +480,10 @@ impl Plan {
 
     /// Estimated work in seconds of one thread under `cost`.
     pub fn cost(&self, cost: &CostModel) -> f64 {
-        self.stage_work(cost).iter().map(|w| w.read + w.write).sum()
+        self.stage_work(cost)
+            .iter()
+            .map(|w| w.read + w.write + w.wait)
+            .sum()
     }
 
     /// Estimated wall seconds with up to `parallelism` tasks at once, each spreading its chunks
@@ -457,7 +508,14 @@ impl Plan {
                         cores => cores * lanes / running * OVERSUBSCRIBED,
                     }
                 };
-                w.read / threads(w.read_units) + w.write / threads(w.write_units)
+                // Waiting takes no core: every running thread waits on its own window. What
+                // the store serves one at a time adds up whatever the threads (on a server
+                // sharing this machine it also takes cores from the codecs).
+                let waiting = (tasks * self.task_threads.max(1)) as f64;
+                w.read / threads(w.read_units)
+                    + w.write / threads(w.write_units)
+                    + w.wait / waiting
+                    + w.serial
             })
             .sum()
     }
@@ -469,6 +527,11 @@ struct StageWork {
     write: f64,
     read_units: u64,
     write_units: u64,
+    /// Seconds of this stage's requests spent waiting for stores, with each thread's window
+    /// overlapping them.
+    wait: f64,
+    /// Seconds the stores serve this stage's requests one at a time, whatever the threads.
+    serial: f64,
 }
 
 /// Lowest common multiple, or `None` on overflow.

@@ -13,9 +13,11 @@ use crate::direct_io;
 use crate::grid::ChunkGrid;
 use crate::meta::ArrayMeta;
 use crate::planner::CostModel;
+use crate::scratch::ScratchStore;
 use crate::units::format_bytes;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Time spent reading source chunks, after the first (which warms up the adapter).
@@ -38,6 +40,29 @@ pub struct ScratchProbe {
     /// How the run encodes pieces: lz4 pieces are compressed on the way out and
     /// decompressed on the way in, and never go straight from the block to the disk.
     pub codec: crate::scratch::ScratchCodec,
+}
+
+/// The object stores a run talks to, whose request waits the planner weighs: reads and writes
+/// there overlap `io_window` requests per thread, so a wait costs a thread only a share of it.
+#[derive(Clone, Default)]
+pub struct RemoteProbe {
+    /// The source is on an object store: its timed reads are split into CPU and waiting.
+    pub source: bool,
+    /// The scratch store, when it is on an object store.
+    pub scratch: Option<Arc<dyn ScratchStore>>,
+    /// A store at the target's location, when it is on an object store (only read from).
+    pub target: Option<Arc<dyn ScratchStore>>,
+    /// Requests one thread keeps in flight (`rechunker_store::io_window`).
+    pub io_window: u64,
+}
+
+/// How to time the data before planning (see [`measure`]).
+#[derive(Clone, Default)]
+pub struct Measure {
+    /// Where scratch would go, when it is a local folder.
+    pub scratch: Option<ScratchProbe>,
+    /// The object stores involved, whose request waits are timed.
+    pub remote: RemoteProbe,
 }
 
 /// The rates a plan was made with, and how each was found.
@@ -81,14 +106,14 @@ fn rate(bytes: u64, seconds: f64, what: &str) -> (f64, String) {
 }
 
 /// Measures what reading `source`, encoding into `target` (an array of `target_meta`, written
-/// in units of `write_grid`) and passing through `scratch` cost, holding at most `memory`
+/// in units of `write_grid`) and passing through scratch cost, holding at most `memory`
 /// bytes. Rates that cannot be measured keep `fallback`'s.
 pub fn measure(
     source: &dyn ChunkedArray,
     target: &dyn DatasetTarget,
     target_meta: &ArrayMeta,
     write_grid: &ChunkGrid,
-    scratch: Option<&ScratchProbe>,
+    probes: &Measure,
     memory: u64,
     fallback: CostModel,
 ) -> Rates {
@@ -98,7 +123,7 @@ pub fn measure(
         target,
         target_meta,
         write_grid,
-        scratch,
+        probes,
         memory,
         fallback,
     );
@@ -115,12 +140,14 @@ fn measure_rates(
     target: &dyn DatasetTarget,
     target_meta: &ArrayMeta,
     write_grid: &ChunkGrid,
-    scratch: Option<&ScratchProbe>,
+    probes: &Measure,
     memory: u64,
     fallback: CostModel,
 ) -> Rates {
+    let (scratch, remote) = (probes.scratch.as_ref(), &probes.remote);
     let mut rates = Rates::fixed(fallback, "not measured");
     rates.cost.cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    rates.cost.io_window = remote.io_window.max(1);
     let grid = &source.meta().grid;
     let chunk_bytes = source.meta().max_chunk_bytes();
     let n = grid.num_chunks();
@@ -133,31 +160,43 @@ fn measure_rates(
         rates.source = "fixed (a source chunk and its buffers do not fit the task memory)".into();
     } else {
         let picks = spread(n, SOURCE_CHUNKS + 1);
-        let (mut bytes, mut seconds, mut timed) = (0u64, 0.0f64, 0u64);
+        let (mut bytes, mut seconds, mut cpu, mut timed) = (0u64, 0.0f64, 0.0f64, 0u64);
         let mut buffer = Vec::new();
         for (i, &c) in picks.iter().enumerate() {
             let region = grid.chunk_region_linear(c);
             let len = region.num_elements() * source.meta().item_size() as u64;
             buffer.resize(len as usize, 0u8);
-            let started = Instant::now();
+            let (started, cpu_started) = (Instant::now(), thread_cpu_seconds());
             if let Err(e) = source.read_region(&region, &mut buffer) {
                 tracing::debug!("source rate not measured: {e}");
                 break;
             }
             let took = started.elapsed().as_secs_f64();
+            let took_cpu = (thread_cpu_seconds() - cpu_started).clamp(0.0, took);
             if i == 0 {
                 sample = buffer.clone();
                 if picks.len() > 1 {
                     continue;
                 }
             }
-            (bytes, seconds, timed) = (bytes + len, seconds + took, timed + 1);
+            (bytes, seconds, cpu, timed) = (bytes + len, seconds + took, cpu + took_cpu, timed + 1);
             if seconds > SOURCE_SECONDS {
                 break;
             }
         }
         drop(buffer);
-        if timed > 0 {
+        if timed > 0 && remote.source && cpu > 0.0 {
+            // A remote read waits for the store most of its time; the run overlaps those waits
+            // (reads ahead), so they are priced apart from the CPU the reads take.
+            let wait = (seconds - cpu).max(0.0) / timed as f64;
+            let what = format!(
+                "{timed} chunks read and decoded, {:.1} ms of CPU and {:.1} ms waiting for the store each",
+                cpu * 1e3 / timed as f64,
+                wait * 1e3
+            );
+            (rates.cost.source_bytes_per_second, rates.source) = rate(bytes, cpu, &what);
+            rates.cost.source_wait = wait;
+        } else if timed > 0 {
             let what = format!("{timed} chunks read and decoded");
             (rates.cost.source_bytes_per_second, rates.source) = rate(bytes, seconds, &what);
         } else {
@@ -196,9 +235,40 @@ fn measure_rates(
             }
         }
     }
+    // The target's store, when remote: what one request waits there.
+    if let Some(store) = &remote.target {
+        match request_cost(store.as_ref(), remote.io_window) {
+            Ok(c) => {
+                rates.cost.target_wait = c.wait;
+                rates.cost.store_serial = rates.cost.store_serial.max(c.serial);
+                rates.target.push_str(&format!(
+                    "; {:.1} ms per request to {}, {:.1} ms of it served one at a time",
+                    c.wait * 1e3,
+                    store.location(),
+                    c.serial * 1e3
+                ));
+            }
+            Err(e) => tracing::debug!("target latency not measured: {e}"),
+        }
+    }
     // Scratch: one piece written and read back the way the run would, where it would.
     match scratch {
-        None => rates.scratch = "fixed (scratch is not on a local disk)".into(),
+        None => match &remote.scratch {
+            Some(store) => match request_cost(store.as_ref(), remote.io_window) {
+                Ok(c) => {
+                    rates.cost.scratch_wait = c.wait;
+                    rates.cost.store_serial = rates.cost.store_serial.max(c.serial);
+                    rates.scratch = format!(
+                        "fixed for the bytes, plus a measured {:.1} ms per request to {}, {:.1} ms of it served one at a time",
+                        c.wait * 1e3,
+                        store.location(),
+                        c.serial * 1e3
+                    );
+                }
+                Err(e) => rates.scratch = format!("fixed (its store did not answer: {e})"),
+            },
+            None => rates.scratch = "fixed (scratch is not on a local disk)".into(),
+        },
         Some(_) if sample.is_empty() => rates.scratch = "fixed (no source values to write)".into(),
         Some(_) if memory.saturating_sub(chunk_bytes) / 2 < direct_io::MIN_BYTES => {
             rates.scratch = "fixed (no memory left for a sample piece)".into()
@@ -239,6 +309,72 @@ fn measure_rates(
         }
     }
     rates
+}
+
+/// Requests timed to find a store's latency, after one that opens the connection.
+const LATENCY_REQUESTS: usize = 3;
+/// A key no run writes: asking for it measures a request without reading or writing data.
+const LATENCY_PROBE_KEY: &str = ".rechunk-latency-probe";
+
+/// Most requests sent at once to find what a store serves one at a time.
+const BURST_REQUESTS: u64 = 8;
+
+/// What one request to a store costs.
+#[derive(Clone, Copy, Debug)]
+struct RequestCost {
+    /// Seconds one request waits, alone.
+    wait: f64,
+    /// Seconds of it the store serves one request at a time: a burst of `n` requests sent
+    /// together takes `(n - 1) * serial` longer than one.
+    serial: f64,
+}
+
+/// What one request to `store` costs: the median of a few reads of a key that is not there,
+/// after one that opens the connection, then a burst of such reads at once (up to a thread's
+/// window). Reads only, so `rechunk plan` writes nothing.
+fn request_cost(store: &dyn ScratchStore, window: u64) -> crate::Result<RequestCost> {
+    store.get(LATENCY_PROBE_KEY)?;
+    let timed = || -> crate::Result<f64> {
+        let started = Instant::now();
+        store.get(LATENCY_PROBE_KEY)?;
+        Ok(started.elapsed().as_secs_f64())
+    };
+    let mut waits = (0..LATENCY_REQUESTS)
+        .map(|_| timed())
+        .collect::<crate::Result<Vec<f64>>>()?;
+    waits.sort_by(f64::total_cmp);
+    let wait = waits[waits.len() / 2];
+    let burst = window.clamp(2, BURST_REQUESTS);
+    let mut together = f64::INFINITY;
+    // The quicker of two bursts: a stray delay (a thread scheduled late) only ever adds.
+    for _ in 0..2 {
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            let requests: Vec<_> = (0..burst).map(|_| scope.spawn(timed)).collect();
+            requests
+                .into_iter()
+                .try_for_each(|r| r.join().unwrap_or(Ok(0.0)).map(drop))
+        })?;
+        together = together.min(started.elapsed().as_secs_f64());
+    }
+    Ok(RequestCost {
+        wait,
+        serial: ((together - wait) / (burst - 1) as f64).clamp(0.0, wait),
+    })
+}
+
+/// CPU seconds this thread has used (user and system).
+fn thread_cpu_seconds() -> f64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid timespec for the call to fill; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if rc != 0 {
+        return 0.0;
+    }
+    now.tv_sec as f64 + now.tv_nsec as f64 * 1e-9
 }
 
 /// Up to `k` chunk indices spread evenly over `0..n`, starting at 0.
