@@ -730,6 +730,10 @@ impl ScratchStore for Cancellable {
     fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> rechunker_core::Result<bool> {
         self.inner.get_into(key, buf)
     }
+    fn put_vec(&self, key: &str, data: &mut Vec<u8>) -> rechunker_core::Result<()> {
+        self.check()?;
+        self.inner.put_vec(key, data)
+    }
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> rechunker_core::Result<()> {
         self.check()?;
         self.inner.put_parts(key, parts)

@@ -606,7 +606,7 @@ impl Executor {
             );
             encode_piece_into(&key, raw, self.codec, encoded);
         }
-        self.scratch.put(&key, encoded)
+        self.scratch.put_vec(&key, encoded)
     }
 
     /// Where `piece` lies in `block` as contiguous runs, when pieces are stored uncompressed and

@@ -175,7 +175,9 @@ fn measure_rates(
             let took_cpu = (thread_cpu_seconds() - cpu_started).clamp(0.0, took);
             if i == 0 {
                 sample = buffer.clone();
-                if picks.len() > 1 {
+                // The first read warms the adapter up. On an object store the metadata reads
+                // already did, and every chunk read is bytes through the store: time it too.
+                if picks.len() > 1 && !remote.source {
                     continue;
                 }
             }
@@ -293,8 +295,9 @@ fn measure_rates(
                     (rates.cost.scratch_bytes_per_second, rates.scratch) =
                         rate(2 * bytes, write + read, &what);
                     // The target's encoded bytes go to a disk too (through the page cache):
-                    // at the write rate measured here, charged to the target.
-                    if let Some(ratio) = encoded_ratio {
+                    // at the write rate measured here, charged to the target. A target on an
+                    // object store pays its requests instead (timed above).
+                    if let Some(ratio) = encoded_ratio.filter(|_| remote.target.is_none()) {
                         let per_byte =
                             1.0 / rates.cost.target_bytes_per_second + ratio * write / bytes as f64;
                         rates.cost.target_bytes_per_second = 1.0 / per_byte;

@@ -43,6 +43,14 @@ pub trait ScratchStore: Send + Sync {
         }
     }
 
+    /// Stores `data` like [`put`](Self::put). A store that would copy the bytes into a
+    /// request of its own (an object store) takes the buffer instead, leaving `data` empty, so
+    /// no third copy of a piece exists beside its gathered and encoded ones; a local store
+    /// writes from it and leaves it for reuse.
+    fn put_vec(&self, key: &str, data: &mut Vec<u8>) -> Result<()> {
+        self.put(key, data)
+    }
+
     /// Stores the concatenation of `parts` under `key`, like [`put`](Self::put). Local stores
     /// write the parts vectored, so a piece cut from a block needs no gathering copy.
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> Result<()> {

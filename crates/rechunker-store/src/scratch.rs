@@ -90,6 +90,19 @@ impl ObjectScratch {
         )
         .map_err(|e| self.error("cannot list", e))
     }
+
+    /// The object under `key` as the response holds it, or `None` if there is none.
+    fn fetch(&self, key: &str) -> rechunker_core::Result<Option<bytes::Bytes>> {
+        let path = self.path(key)?;
+        let read = self.wait(async {
+            match self.store.get(&path).await {
+                Ok(found) => found.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        });
+        read.map_err(|e| self.error(&format!("cannot read `{key}`"), e))
+    }
 }
 
 impl ScratchStore for ObjectScratch {
@@ -99,6 +112,13 @@ impl ScratchStore for ObjectScratch {
 
     fn put(&self, key: &str, data: &[u8]) -> rechunker_core::Result<()> {
         self.put_parts(key, &[data])
+    }
+
+    fn put_vec(&self, key: &str, data: &mut Vec<u8>) -> rechunker_core::Result<()> {
+        // The request owns its body: hand it the buffer rather than a copy of it.
+        let payload = PutPayload::from(bytes::Bytes::from(std::mem::take(data)));
+        self.put_payload(&self.path(key)?, payload, PutMode::Overwrite)
+            .map_err(|e| self.error(&format!("cannot write `{key}`"), e))
     }
 
     fn put_parts(&self, key: &str, parts: &[&[u8]]) -> rechunker_core::Result<()> {
@@ -126,16 +146,19 @@ impl ScratchStore for ObjectScratch {
     }
 
     fn get(&self, key: &str) -> rechunker_core::Result<Option<Vec<u8>>> {
-        let path = self.path(key)?;
-        let read = self.wait(async {
-            match self.store.get(&path).await {
-                Ok(found) => found.bytes().await.map(Some),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
+        Ok(self.fetch(key)?.map(|b| b.to_vec()))
+    }
+
+    fn get_into(&self, key: &str, buf: &mut Vec<u8>) -> rechunker_core::Result<bool> {
+        // Straight from the response into the caller's buffer: one copy, not two.
+        match self.fetch(key)? {
+            Some(bytes) => {
+                buf.clear();
+                buf.extend_from_slice(&bytes);
+                Ok(true)
             }
-        });
-        read.map(|bytes| bytes.map(|b| b.to_vec()))
-            .map_err(|e| self.error(&format!("cannot read `{key}`"), e))
+            None => Ok(false),
+        }
     }
 
     fn list(&self, prefix: &str) -> rechunker_core::Result<Vec<String>> {
