@@ -51,7 +51,7 @@ use rechunker_core::autochunk::AccessPattern;
 use rechunker_core::executor::Executor;
 use rechunker_core::job::{self, DatasetPlan, JobOptions, RunReport};
 use rechunker_core::planner::CostModel;
-use rechunker_core::rates::{RemoteProbe, ScratchProbe};
+use rechunker_core::rates::{self, RemoteProbe, RequestCost, ScratchProbe, TimedStore};
 use rechunker_core::scratch::{Fetched, ScratchCodec, ScratchIo, ScratchStore};
 use rechunker_core::units::{format_bytes, format_seconds};
 use rechunker_core::{ChunkSpec, DatasetTarget, SelectedSource, VariableSelection};
@@ -332,22 +332,52 @@ impl Rechunk {
         }
     }
 
-    /// The object stores this run talks to, for the planner to time their requests (reads of
-    /// a key that is not there: nothing is written).
+    /// The object stores this run talks to, with what one request to each costs (reads of a
+    /// key that is not there: nothing is written). Each bucket is timed once, buckets at the
+    /// same time. Unless `--io-concurrency` says, the requests in flight are sized from the
+    /// slowest, before the adapters count their windows' buffers.
     fn remote_probe(&self, scratch_at: &str) -> RemoteProbe {
-        let store = |location: &str| {
-            formats::is_object_store(location)
-                .then(|| formats::open_scratch(location, ScratchIo::Cached))
-                .and_then(|opened| {
-                    opened
-                        .map_err(|e| tracing::debug!("{location}: not timed: {e}"))
-                        .ok()
-                })
+        let locations = [self.src.as_str(), scratch_at, self.dst.as_str()];
+        let bucket = |location: &str| match ownership::Place::of(location) {
+            Ok(ownership::Place::Remote { root, .. }) => Some(root),
+            _ => None,
         };
+        let mut buckets: Vec<String> = locations.iter().filter_map(|l| bucket(l)).collect();
+        buckets.sort();
+        buckets.dedup();
+        let costs: Vec<Result<RequestCost, String>> = std::thread::scope(|scope| {
+            let timing: Vec<_> = buckets
+                .iter()
+                .map(|root| {
+                    scope.spawn(move || {
+                        let store = formats::open_scratch(root, ScratchIo::Cached)
+                            .map_err(|e| format!("{e:#}"))?;
+                        rates::request_cost(store.as_ref()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            timing
+                .into_iter()
+                .map(|t| t.join().unwrap_or_else(|_| Err("the timing failed".into())))
+                .collect()
+        });
+        let timed = |location: &str| {
+            let root = bucket(location)?;
+            let at = buckets.iter().position(|b| *b == root)?;
+            Some(TimedStore {
+                location: location.to_string(),
+                cost: costs[at].clone(),
+            })
+        };
+        let (source, scratch, target) = (timed(&self.src), timed(scratch_at), timed(&self.dst));
+        let slowest = costs.iter().flatten().map(|c| c.wait).reduce(f64::max);
+        if let Some(wait) = slowest {
+            rechunker_store::size_io_concurrency_for(wait);
+        }
         RemoteProbe {
-            source: formats::is_object_store(&self.src),
-            scratch: store(scratch_at),
-            target: store(&self.dst),
+            source: source.is_some(),
+            scratch,
+            target,
             io_window: rechunker_store::io_window() as u64,
         }
     }

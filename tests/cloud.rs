@@ -261,7 +261,8 @@ fn an_endpoint_variable_that_is_not_a_url_is_one_clear_error() {
 
 /// `rechunk plan` on a store 30 ms away: it times the store's requests (reads of a missing
 /// key, so it writes nothing), records the waits in the plan, and a small array that fits in
-/// memory is planned in one stage from memory, not through scratch on the slow store.
+/// memory is planned in one stage from memory, not through scratch on the slow store; at
+/// 100 ms it keeps more requests in flight.
 #[test]
 fn plan_times_the_store_and_keeps_a_small_array_off_remote_scratch() {
     let cloud = Cloud::start();
@@ -273,24 +274,27 @@ fn plan_times_the_store_and_keeps_a_small_array_off_remote_scratch() {
         )
     };
     let before = listings();
-    let out = cloud.rechunk(
-        &[
-            "plan",
-            "s3://data/in/tas.zarr",
-            "s3://data/planned.zarr",
-            "--scratch",
-            "s3://work/planned",
-            "--chunks",
-            "time=-1,lat=10,lon=10",
-            "--max-mem",
-            "200MiB",
-            "--json",
-        ],
-        true,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let array = &plan["arrays"][0];
+    let plan = || {
+        let out = cloud.rechunk(
+            &[
+                "plan",
+                "s3://data/in/tas.zarr",
+                "s3://data/planned.zarr",
+                "--scratch",
+                "s3://work/planned",
+                "--chunks",
+                "time=-1,lat=10,lon=10",
+                "--max-mem",
+                "200MiB",
+                "--json",
+            ],
+            true,
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let plan_30ms = plan();
+    let array = &plan_30ms["arrays"][0];
     let cost = &array["estimate"]["rates"]["cost"];
     for wait in ["source_wait", "scratch_wait", "target_wait"] {
         let seconds = cost[wait].as_f64().unwrap_or_default();
@@ -308,6 +312,20 @@ fn plan_times_the_store_and_keeps_a_small_array_off_remote_scratch() {
         Some(1),
         "a 5.5 MiB array under --max-mem 200MiB runs from memory: {}",
         array["estimate"]
+    );
+    // Requests in flight grow with latency (Little's law), unless --io-concurrency says.
+    let window = |plan: &serde_json::Value| {
+        plan["arrays"][0]["estimate"]["rates"]["cost"]["io_window"]
+            .as_u64()
+            .unwrap_or_default()
+    };
+    cloud.proxy.set_latency(Duration::from_millis(100));
+    let plan_100ms = plan();
+    assert!(
+        window(&plan_100ms) >= 2 * window(&plan_30ms),
+        "windows at 30 and 100 ms: {} and {}",
+        window(&plan_30ms),
+        window(&plan_100ms)
     );
     assert_eq!(before, listings(), "planning wrote to the store");
 }

@@ -37,9 +37,9 @@ struct Cli {
     /// timeouts and dropped connections are ridden out for this long (e.g. 120s, 10m).
     #[arg(long, global = true, value_parser = parse_duration, default_value = "120s")]
     retry_timeout: std::time::Duration,
-    /// Requests to object stores in flight at once, for the whole process (default 16):
-    /// chunks are stored while the next ones are encoded. Each one in flight holds an encoded
-    /// chunk, counted in --max-mem.
+    /// Requests to object stores in flight at once, for the whole process (default: sized
+    /// from the latency measured when planning, 16 to 128): chunks are stored while the next
+    /// ones are encoded. Each one in flight holds an encoded chunk, counted in --max-mem.
     #[arg(long, global = true, value_parser = parse_requests)]
     io_concurrency: Option<usize>,
     /// Send requests to s3://, gs:// and az:// unsigned, as to a public bucket (no

@@ -17,7 +17,6 @@ use crate::scratch::ScratchStore;
 use crate::units::format_bytes;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Time spent reading source chunks, after the first (which warms up the adapter).
@@ -42,22 +41,30 @@ pub struct ScratchProbe {
     pub codec: crate::scratch::ScratchCodec,
 }
 
+/// A store on an object store that the run talks to, and what one request there costs
+/// (measured by [`request_cost`]), or why it could not be measured.
+#[derive(Clone, Debug)]
+pub struct TimedStore {
+    pub location: String,
+    pub cost: std::result::Result<RequestCost, String>,
+}
+
 /// The object stores a run talks to, whose request waits the planner weighs: reads and writes
 /// there overlap `io_window` requests per thread, so a wait costs a thread only a share of it.
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RemoteProbe {
     /// The source is on an object store: its timed reads are split into CPU and waiting.
     pub source: bool,
-    /// The scratch store, when it is on an object store.
-    pub scratch: Option<Arc<dyn ScratchStore>>,
-    /// A store at the target's location, when it is on an object store (only read from).
-    pub target: Option<Arc<dyn ScratchStore>>,
+    /// The scratch, when it is on an object store.
+    pub scratch: Option<TimedStore>,
+    /// The target, when it is on an object store.
+    pub target: Option<TimedStore>,
     /// Requests one thread keeps in flight (`rechunker_store::io_window`).
     pub io_window: u64,
 }
 
 /// How to time the data before planning (see [`measure`]).
-#[derive(Clone, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Measure {
     /// Where scratch would go, when it is a local folder.
     pub scratch: Option<ScratchProbe>,
@@ -239,14 +246,14 @@ fn measure_rates(
     }
     // The target's store, when remote: what one request waits there.
     if let Some(store) = &remote.target {
-        match request_cost(store.as_ref(), remote.io_window) {
+        match &store.cost {
             Ok(c) => {
                 rates.cost.target_wait = c.wait;
                 rates.cost.store_serial = rates.cost.store_serial.max(c.serial);
                 rates.target.push_str(&format!(
                     "; {:.1} ms per request to {}, {:.1} ms of it served one at a time",
                     c.wait * 1e3,
-                    store.location(),
+                    store.location,
                     c.serial * 1e3
                 ));
             }
@@ -256,14 +263,14 @@ fn measure_rates(
     // Scratch: one piece written and read back the way the run would, where it would.
     match scratch {
         None => match &remote.scratch {
-            Some(store) => match request_cost(store.as_ref(), remote.io_window) {
+            Some(store) => match &store.cost {
                 Ok(c) => {
                     rates.cost.scratch_wait = c.wait;
                     rates.cost.store_serial = rates.cost.store_serial.max(c.serial);
                     rates.scratch = format!(
                         "fixed for the bytes, plus a measured {:.1} ms per request to {}, {:.1} ms of it served one at a time",
                         c.wait * 1e3,
-                        store.location(),
+                        store.location,
                         c.serial * 1e3
                     );
                 }
@@ -314,55 +321,51 @@ fn measure_rates(
     rates
 }
 
-/// Requests timed to find a store's latency, after one that opens the connection.
-const LATENCY_REQUESTS: usize = 3;
 /// A key no run writes: asking for it measures a request without reading or writing data.
 const LATENCY_PROBE_KEY: &str = ".rechunk-latency-probe";
 
-/// Most requests sent at once to find what a store serves one at a time.
+/// Requests sent at once to find what a store serves one at a time.
 const BURST_REQUESTS: u64 = 8;
 
-/// What one request to a store costs.
-#[derive(Clone, Copy, Debug)]
-struct RequestCost {
+/// What one request to an object store costs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RequestCost {
     /// Seconds one request waits, alone.
-    wait: f64,
+    pub wait: f64,
     /// Seconds of it the store serves one request at a time: a burst of `n` requests sent
     /// together takes `(n - 1) * serial` longer than one.
-    serial: f64,
+    pub serial: f64,
 }
 
-/// What one request to `store` costs: the median of a few reads of a key that is not there,
-/// after one that opens the connection, then a burst of such reads at once (up to a thread's
-/// window). Reads only, so `rechunk plan` writes nothing.
-fn request_cost(store: &dyn ScratchStore, window: u64) -> crate::Result<RequestCost> {
+/// What one request to `store` costs: after one read that opens the connection, two bursts of
+/// reads at once of a key that is not there. The quickest single read is the wait of one
+/// request alone; the quicker burst tells what the store serves one at a time. Three round
+/// trips in all (planning on a store 100 ms away pays them), reads only, so `rechunk plan`
+/// writes nothing.
+pub fn request_cost(store: &dyn ScratchStore) -> crate::Result<RequestCost> {
     store.get(LATENCY_PROBE_KEY)?;
     let timed = || -> crate::Result<f64> {
         let started = Instant::now();
         store.get(LATENCY_PROBE_KEY)?;
         Ok(started.elapsed().as_secs_f64())
     };
-    let mut waits = (0..LATENCY_REQUESTS)
-        .map(|_| timed())
-        .collect::<crate::Result<Vec<f64>>>()?;
-    waits.sort_by(f64::total_cmp);
-    let wait = waits[waits.len() / 2];
-    let burst = window.clamp(2, BURST_REQUESTS);
-    let mut together = f64::INFINITY;
-    // The quicker of two bursts: a stray delay (a thread scheduled late) only ever adds.
+    let (mut wait, mut together) = (f64::INFINITY, f64::INFINITY);
+    // A stray delay (a thread scheduled late) only ever adds, so the minima are the measure.
     for _ in 0..2 {
         let started = Instant::now();
-        std::thread::scope(|scope| {
-            let requests: Vec<_> = (0..burst).map(|_| scope.spawn(timed)).collect();
+        let each = std::thread::scope(|scope| {
+            let requests: Vec<_> = (0..BURST_REQUESTS).map(|_| scope.spawn(timed)).collect();
             requests
                 .into_iter()
-                .try_for_each(|r| r.join().unwrap_or(Ok(0.0)).map(drop))
+                .map(|r| r.join().unwrap_or(Ok(f64::INFINITY)))
+                .collect::<crate::Result<Vec<f64>>>()
         })?;
         together = together.min(started.elapsed().as_secs_f64());
+        wait = each.into_iter().fold(wait, f64::min);
     }
     Ok(RequestCost {
         wait,
-        serial: ((together - wait) / (burst - 1) as f64).clamp(0.0, wait),
+        serial: ((together - wait) / (BURST_REQUESTS - 1) as f64).clamp(0.0, wait),
     })
 }
 

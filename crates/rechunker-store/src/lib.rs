@@ -17,7 +17,10 @@ mod runtime;
 mod scratch;
 
 pub use error::StoreError;
-pub use io::{io_concurrency, io_window, set_io_concurrency, DEFAULT_IO_CONCURRENCY};
+pub use io::{
+    io_concurrency, io_window, set_io_concurrency, size_io_concurrency_for, DEFAULT_IO_CONCURRENCY,
+    MAX_AUTO_IO_CONCURRENCY,
+};
 pub use location::{is_object_store, is_uri, Location};
 pub use object_store;
 pub use open::{open_object, set_anonymous, ObjectLocation};
