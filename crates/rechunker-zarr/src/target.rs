@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use zarrs::storage::StoreKey;
 
+/// Metadata documents read, written or removed at once (see `ZarrTarget::each_at_once`).
+const METADATA_AT_ONCE: usize = 16;
+
 /// A Zarr group (or lone array) being written. Arrays are created (or reopened, when a run
 /// resumes) by [`DatasetTarget::create_array`]; [`DatasetTarget::finalize`] writes the group
 /// metadata and then the consolidated metadata, last, so that no reader sees a half-written
@@ -237,14 +240,51 @@ impl ZarrTarget {
         get_json(&self.storage, &self.uri, key)
     }
 
+    /// `op` on every item at once, [`METADATA_AT_ONCE`] at a time: on an object store each
+    /// metadata read, write or removal is a round trip, and a dataset of many variables would
+    /// otherwise pay them one after another. Results in the order of `items`.
+    fn each_at_once<I: Sync, T: Send>(
+        &self,
+        items: &[I],
+        op: impl Fn(&I) -> Result<T> + Sync,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::with_capacity(items.len());
+        for batch in items.chunks(METADATA_AT_ONCE) {
+            let results: Vec<Result<T>> = std::thread::scope(|scope| {
+                let running: Vec<_> = batch.iter().map(|item| scope.spawn(|| op(item))).collect();
+                running
+                    .into_iter()
+                    .map(|r| r.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            });
+            for r in results {
+                out.push(r?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// [`get`](Self::get) of every key at once.
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Value>>> {
+        self.each_at_once(keys, |k| self.get(k))
+    }
+
+    /// [`set`](Self::set) of every document at once.
+    fn set_many(&self, docs: &[(String, Value)]) -> Result<()> {
+        self.each_at_once(docs, |(k, v)| self.set(k, v)).map(drop)
+    }
+
     /// Before the first array is written, removes the root group metadata an earlier run may
     /// have left, so the target does not look complete while it is rewritten. Refuses to write
     /// into a lone array.
     fn prepare_root(&self) -> Result<()> {
         self.once_for_root(|| {
-            let is_array = self.get(".zarray")?.is_some()
-                || self
-                    .get("zarr.json")?
+            let [v2_array, v3_node] = self
+                .get_many(&[".zarray".into(), "zarr.json".into()])?
+                .try_into()
+                .unwrap_or_default();
+            let is_array = v2_array.is_some()
+                || v3_node
                     .is_some_and(|d| d.get("node_type").and_then(Value::as_str) == Some("array"));
             if is_array {
                 return Err(ZarrError::Exists {
@@ -254,9 +294,9 @@ impl ZarrTarget {
                 });
             }
             tracing::debug!(uri = %self.uri, "removing old root group metadata before writing");
-            for key in ["zarr.json", ".zmetadata", ".zgroup", ".zattrs"] {
-                self.erase(key)?;
-            }
+            self.each_at_once(&["zarr.json", ".zmetadata", ".zgroup", ".zattrs"], |k| {
+                self.erase(k)
+            })?;
             Ok(())
         })
     }
@@ -487,17 +527,23 @@ impl ZarrTarget {
         // Consolidated nodes in sorted key order: zarr-python 3 groups a node's children by
         // consecutive keys of one depth, so the children of each group must come together.
         let mut nodes = BTreeMap::new();
-        for group in Self::groups(meta) {
-            let doc = json!({"zarr_format": 3, "node_type": "group", "attributes": {}});
-            self.set(&join(&group, "zarr.json"), &doc)?;
+        let doc = json!({"zarr_format": 3, "node_type": "group", "attributes": {}});
+        let groups: Vec<(String, Value)> = Self::groups(meta)
+            .into_iter()
+            .map(|g| (join(&g, "zarr.json"), doc.clone()))
+            .collect();
+        self.set_many(&groups)?;
+        for (group, (_, doc)) in Self::groups(meta).into_iter().zip(groups) {
             nodes.insert(group, doc);
         }
-        for a in &meta.arrays {
-            let name = a.name.trim_matches('/');
-            let key = join(name, "zarr.json");
-            let doc = self
-                .get(&key)?
-                .ok_or_else(|| self.missing_array(name, key))?;
+        let names: Vec<&str> = meta
+            .arrays
+            .iter()
+            .map(|a| a.name.trim_matches('/'))
+            .collect();
+        let keys: Vec<String> = names.iter().map(|n| join(n, "zarr.json")).collect();
+        for ((name, key), doc) in names.iter().zip(&keys).zip(self.get_many(&keys)?) {
+            let doc = doc.ok_or_else(|| self.missing_array(name, key.clone()))?;
             nodes.insert(name.to_string(), doc);
         }
         let root = json!({
@@ -517,33 +563,42 @@ impl ZarrTarget {
         // Sorted keys, for the same reason as in `finalize_v3`.
         let mut entries = BTreeMap::new();
         let group = json!({"zarr_format": 2});
-        for g in Self::groups(meta) {
-            let key = join(&g, ".zgroup");
-            self.set(&key, &group)?;
-            entries.insert(key, group.clone());
-        }
-        for a in &meta.arrays {
-            let name = a.name.trim_matches('/');
-            let key = join(name, ".zarray");
-            let doc = self
-                .get(&key)?
-                .ok_or_else(|| self.missing_array(name, key.clone()))?;
-            entries.insert(key, doc);
-            let attrs_key = join(name, ".zattrs");
-            if let Some(attrs) = self.get(&attrs_key)? {
-                entries.insert(attrs_key, attrs);
+        // The arrays' documents as written (by this process or the workers of a distributed
+        // run), read all at once.
+        let names: Vec<&str> = meta
+            .arrays
+            .iter()
+            .map(|a| a.name.trim_matches('/'))
+            .collect();
+        let keys: Vec<String> = names
+            .iter()
+            .flat_map(|n| [join(n, ".zarray"), join(n, ".zattrs")])
+            .collect();
+        let docs = self.get_many(&keys)?;
+        for ((name, keys), docs) in names.iter().zip(keys.chunks(2)).zip(docs.chunks(2)) {
+            let array = docs[0]
+                .clone()
+                .ok_or_else(|| self.missing_array(name, keys[0].clone()))?;
+            entries.insert(keys[0].clone(), array);
+            if let Some(attrs) = docs[1].clone() {
+                entries.insert(keys[1].clone(), attrs);
             }
         }
+        // Every group document at once, then the consolidated metadata last: only it makes the
+        // target look complete.
+        let mut groups: Vec<(String, Value)> = Self::groups(meta)
+            .into_iter()
+            .map(|g| (join(&g, ".zgroup"), group.clone()))
+            .chain([(".zgroup".to_string(), group.clone())])
+            .collect();
         let attrs = meta::group_attributes_json(&meta.attrs);
         if attrs.is_empty() {
             self.erase(".zattrs")?;
         } else {
-            let attrs = Value::Object(attrs);
-            self.set(".zattrs", &attrs)?;
-            entries.insert(".zattrs".into(), attrs);
+            groups.push((".zattrs".into(), Value::Object(attrs)));
         }
-        self.set(".zgroup", &group)?;
-        entries.insert(".zgroup".into(), group);
+        self.set_many(&groups)?;
+        entries.extend(groups);
         self.set(
             ".zmetadata",
             &json!({"zarr_consolidated_format": 1, "metadata": Map::from_iter(entries)}),
