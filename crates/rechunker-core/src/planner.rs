@@ -517,9 +517,23 @@ impl Plan {
                     + w.wait / waiting
                     + w.serial
             })
-            .sum()
+            .sum::<f64>()
+            + self.round_trips(cost)
+    }
+
+    /// Seconds of the requests a run makes one after another, outside any window: on an
+    /// object store, claiming the scratch and recording the plan, creating the array, then
+    /// finalizing and releasing the scratch ([`RUN_ROUND_TRIPS`]), and per stage listing the
+    /// journal and checking it complete.
+    fn round_trips(&self, cost: &CostModel) -> f64 {
+        RUN_ROUND_TRIPS * cost.scratch_wait.max(cost.target_wait)
+            + 2.0 * self.stages.len() as f64 * cost.scratch_wait
     }
 }
+
+/// Requests a run on object stores makes one after another besides its stages, counted on a
+/// Zarr v2 S3 -> S3 run of one array (moto's log): about 20.
+const RUN_ROUND_TRIPS: f64 = 20.0;
 
 /// One stage's work for one thread, see [`Plan::stage_work`].
 struct StageWork {
