@@ -2,31 +2,16 @@
 //! under the run) fails the run, and the task that found out takes back what it wrote there:
 //! no unmarked pieces stay behind that a rerun would have to refuse as someone else's files.
 
+mod common;
+
+use common::{files, float_meta, two_stage};
 use rechunker_core::executor::{ArrayJob, Executor, ExecutorOptions, Progress};
-use rechunker_core::grid::ChunkGrid;
 use rechunker_core::job;
 use rechunker_core::mem::MemArray;
-use rechunker_core::meta::ArrayMeta;
-use rechunker_core::planner::{self, CostModel, PlanRequest};
 use rechunker_core::scratch::{LocalScratch, ScratchCodec};
-use rechunker_core::DataType;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Empties the scratch folder after the `after`-th finished task, as a store that restarts
 /// without its data would.
@@ -53,31 +38,9 @@ impl Progress for EmptyTheStore {
 
 #[test]
 fn a_scratch_emptied_mid_stage_fails_the_run_and_keeps_nothing_unmarked() {
-    let shape = [16, 12, 20];
-    let plan = planner::plan(&PlanRequest {
-        item_size: 4,
-        source: ChunkGrid::regular(&shape, &[1, 12, 20]),
-        target: ChunkGrid::regular(&shape, &[16, 4, 4]),
-        task_budget: 6 << 10,
-        source_read_overhead: 0,
-        target_write_overhead: 0,
-        min_io: 0,
-        parallelism: 2,
-        task_threads: 1,
-        cost: CostModel::default(),
-    })
-    .unwrap();
-    assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());
+    let plan = two_stage(&[16, 12, 20], &[1, 12, 20], &[16, 4, 4], 6 << 10);
     assert!(plan.num_tasks(0) > 3, "{:#?}", plan.summary());
-    let meta = |grid: &ChunkGrid| {
-        ArrayMeta::regular(
-            "v",
-            &["t", "y", "x"],
-            DataType::Float32,
-            &grid.shape(),
-            &grid.nominal_chunk_shape(),
-        )
-    };
+    let meta = float_meta;
     let data: Vec<u8> = (0..plan.array_bytes()).map(|i| (i % 251) as u8).collect();
     let source = MemArray::new(meta(&plan.source), Some(data));
     let target = MemArray::new(meta(&plan.target), None);

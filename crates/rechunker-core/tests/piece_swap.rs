@@ -1,14 +1,14 @@
 //! A scratch piece's checksum covers its key: two pieces of one size swapped on disk (or one
 //! copied over another) are lost pieces, recomputed, not data read into the wrong place.
 
+mod common;
+
+use common::{files, float_meta, two_stage};
 use rechunker_core::executor::{ArrayJob, Executor, ExecutorOptions, NoProgress};
-use rechunker_core::grid::ChunkGrid;
 use rechunker_core::mem::MemArray;
-use rechunker_core::meta::ArrayMeta;
-use rechunker_core::planner::{self, CostModel, Plan, PlanRequest};
+use rechunker_core::planner::Plan;
 use rechunker_core::scratch::{LocalScratch, ScratchCodec};
-use rechunker_core::{DataType, Error};
-use std::path::{Path, PathBuf};
+use rechunker_core::Error;
 use std::sync::Arc;
 
 fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
@@ -23,51 +23,10 @@ fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out.sort();
-    out
-}
-
-/// A two-stage plan of float32 `shape` from `source` chunks to `target` chunks.
-fn two_stage(shape: &[u64], source: &[u64], target: &[u64], budget: u64) -> Plan {
-    let plan = planner::plan(&PlanRequest {
-        item_size: 4,
-        source: ChunkGrid::regular(shape, source),
-        target: ChunkGrid::regular(shape, target),
-        task_budget: budget,
-        source_read_overhead: 0,
-        target_write_overhead: 0,
-        min_io: 0,
-        parallelism: 2,
-        task_threads: 1,
-        cost: CostModel::default(),
-    })
-    .unwrap();
-    assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());
-    plan
-}
-
 /// Runs stage 0, swaps two different pieces of the same size, and runs stage 1: the swap is
 /// found as lost pieces (checksum), their producers rerun, and the copy ends exact.
 fn swapped_pieces_are_lost_not_used(plan: &Plan, codec: ScratchCodec) {
-    let meta = |grid: &ChunkGrid| {
-        ArrayMeta::regular(
-            "v",
-            &["t", "y", "x"],
-            DataType::Float32,
-            &grid.shape(),
-            &grid.nominal_chunk_shape(),
-        )
-    };
+    let meta = float_meta;
     let data = random_bytes(plan.array_bytes() as usize, 5);
     let source = MemArray::new(meta(&plan.source), Some(data.clone()));
     let target = MemArray::new(meta(&plan.target), None);

@@ -1,0 +1,52 @@
+//! Helpers shared by the executor tests that run two-stage plans through a local scratch.
+
+use rechunker_core::grid::ChunkGrid;
+use rechunker_core::meta::ArrayMeta;
+use rechunker_core::planner::{self, CostModel, Plan, PlanRequest};
+use rechunker_core::DataType;
+use std::path::{Path, PathBuf};
+
+/// Every file below `dir`, sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A two-stage plan of float32 `shape` from `source` chunks to `target` chunks.
+pub fn two_stage(shape: &[u64], source: &[u64], target: &[u64], budget: u64) -> Plan {
+    let plan = planner::plan(&PlanRequest {
+        item_size: 4,
+        source: ChunkGrid::regular(shape, source),
+        target: ChunkGrid::regular(shape, target),
+        task_budget: budget,
+        source_read_overhead: 0,
+        target_write_overhead: 0,
+        min_io: 0,
+        parallelism: 2,
+        task_threads: 1,
+        cost: CostModel::default(),
+    })
+    .unwrap();
+    assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());
+    plan
+}
+
+/// A float32 array `v(t, y, x)` laid out as `grid`.
+pub fn float_meta(grid: &ChunkGrid) -> ArrayMeta {
+    ArrayMeta::regular(
+        "v",
+        &["t", "y", "x"],
+        DataType::Float32,
+        &grid.shape(),
+        &grid.nominal_chunk_shape(),
+    )
+}
