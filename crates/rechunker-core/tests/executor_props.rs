@@ -4,6 +4,9 @@
 //! with an injected failure and check that a resumed run redoes no journaled task, and that the
 //! memory budget bounds how many tasks run at once.
 
+mod common;
+
+use common::{files, random_bytes};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{TestCaseError, TestRunner};
@@ -37,19 +40,6 @@ fn meta(dtype: DataType, grid: ChunkGrid) -> ArrayMeta {
         encoding: None,
         unlimited_dims: Vec::new(),
     }
-}
-
-/// Deterministic pseudo-random bytes (xorshift), so a failing case is reproduced from its seed.
-fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
-    seed |= 1;
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
 }
 
 /// A source that records every region read from it and how many reads overlapped in time.
@@ -802,7 +792,7 @@ fn raw_pieces_round_trip(plan: &Plan) {
             .run_stage(&job, 1)
             .unwrap();
         assert!(target.data() == data, "{first:?} then {second:?}");
-        let leftovers: Vec<_> = walkdir(&dir.path().join("arrays/0/pieces"));
+        let leftovers: Vec<_> = files(&dir.path().join("arrays/0/pieces"));
         assert!(
             leftovers.is_empty(),
             "pieces outlived their reader: {leftovers:?}"
@@ -815,7 +805,7 @@ fn raw_pieces_round_trip(plan: &Plan) {
     let run =
         |stage| executor(dir.path(), 1, ScratchCodec::None, memory, None).run_stage(&job, stage);
     run(0).unwrap();
-    let piece = walkdir(&dir.path().join("arrays/0/pieces"))
+    let piece = files(&dir.path().join("arrays/0/pieces"))
         .into_iter()
         .max()
         .unwrap();
@@ -831,20 +821,6 @@ fn raw_pieces_round_trip(plan: &Plan) {
     run(0).unwrap();
     run(1).unwrap();
     assert!(target.data() == data);
-}
-
-/// Files below `dir`, recursively.
-fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walkdir(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 /// A plan of one task still uses every thread it was given: the task's source chunks are read

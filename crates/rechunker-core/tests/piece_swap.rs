@@ -3,25 +3,13 @@
 
 mod common;
 
-use common::{files, float_meta, two_stage};
+use common::{files, float_meta, random_bytes, two_stage};
 use rechunker_core::executor::{ArrayJob, Executor, ExecutorOptions, NoProgress};
 use rechunker_core::mem::MemArray;
 use rechunker_core::planner::Plan;
 use rechunker_core::scratch::{LocalScratch, ScratchCodec};
 use rechunker_core::Error;
 use std::sync::Arc;
-
-fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
-    seed |= 1;
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
-}
 
 /// Runs stage 0, swaps two different pieces of the same size, and runs stage 1: the swap is
 /// found as lost pieces (checksum), their producers rerun, and the copy ends exact.

@@ -2,6 +2,9 @@
 //! what is wrong, never a panic, and a plan made for other data is refused against the source.
 //! The fuzz test mutates a real plan's JSON and runs every plan the checks let through.
 
+mod common;
+
+use common::random_bytes;
 use proptest::prelude::*;
 use rechunker_core::array::{ChunkedArray, ChunkedArrayMut, DatasetSource, DatasetTarget};
 use rechunker_core::executor::{Executor, ExecutorOptions, NoProgress, Shard};
@@ -16,19 +19,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-
-/// Deterministic pseudo-random bytes (xorshift).
-fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
-    seed |= 1;
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed >> 24) as u8
-        })
-        .collect()
-}
 
 /// An in-memory dataset.
 struct MemDataset {

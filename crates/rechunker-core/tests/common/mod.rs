@@ -1,4 +1,7 @@
-//! Helpers shared by the executor tests that run two-stage plans through a local scratch.
+//! Helpers shared by the executor tests that run plans through a local scratch.
+
+// Each test crate uses some of these.
+#![allow(dead_code)]
 
 use rechunker_core::grid::ChunkGrid;
 use rechunker_core::meta::ArrayMeta;
@@ -49,4 +52,17 @@ pub fn float_meta(grid: &ChunkGrid) -> ArrayMeta {
         &grid.shape(),
         &grid.nominal_chunk_shape(),
     )
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so a failing case is reproduced from its seed.
+pub fn random_bytes(len: usize, mut seed: u64) -> Vec<u8> {
+    seed |= 1;
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 24) as u8
+        })
+        .collect()
 }
