@@ -1,6 +1,7 @@
 //! A scratch that loses its ownership marker mid-run (an object store emptied or restarted
 //! under the run) fails the run, and the task that found out takes back what it wrote there:
-//! no unmarked pieces stay behind that a rerun would have to refuse as someone else's files.
+//! no unmarked pieces stay behind that a rerun would have to refuse as someone else's files,
+//! and files someone else put there stay.
 
 mod common;
 
@@ -32,9 +33,22 @@ impl Progress for EmptyTheStore {
                     std::fs::remove_file(path).unwrap();
                 }
             }
+            // Someone else's files land there: they are not the task's to take back.
+            for planted in PLANTED {
+                let path = self.dir.join(planted);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(path, b"not rechunk's").unwrap();
+            }
         }
     }
 }
+
+/// Files put into the emptied scratch by someone else, beside the pieces and the journal too.
+const PLANTED: [&str; 3] = [
+    "notes.txt",
+    "arrays/0/pieces/0/0/notes.txt",
+    "arrays/0/journal/0/notes",
+];
 
 #[test]
 fn a_scratch_emptied_mid_stage_fails_the_run_and_keeps_nothing_unmarked() {
@@ -73,10 +87,12 @@ fn a_scratch_emptied_mid_stage_fails_the_run_and_keeps_nothing_unmarked() {
         err.contains(job::OWNER_KEY) && err.contains("--overwrite"),
         "{err}"
     );
+    let mut planted: Vec<PathBuf> = PLANTED.iter().map(|p| dir.path().join(p)).collect();
+    planted.sort();
     assert_eq!(
         files(dir.path()),
-        Vec::<PathBuf>::new(),
-        "the task that found the marker gone must take back what it wrote (folders, which \
-         object stores do not have, may stay)"
+        planted,
+        "the task that found the marker gone must take back what it wrote, and only that \
+         (folders, which object stores do not have, may stay)"
     );
 }
