@@ -376,6 +376,7 @@ impl ChunkedArrayMut for ZarrArray {
             .as_ref()
             .map(|(shape, _)| shape.iter().product::<u64>() * self.item() as u64);
         meta::write_overhead(self.chunk_bytes(), inner)
+            + crate::store::write_window_bytes(self.chunk_bytes(), self.remote)
     }
 }
 

@@ -200,18 +200,55 @@ impl ListableStorageTraits for ObjectStorage {
 
 /// A thread's writes in flight (see [`writes_behind`]): the key and the request of each, oldest
 /// first.
+#[derive(Default)]
 struct Behind {
-    window: usize,
-    pending: VecDeque<(
-        String,
-        tokio::task::JoinHandle<std::result::Result<(), StorageError>>,
-    )>,
+    pending: VecDeque<(String, WriteRequest)>,
     /// The first write that failed.
     failed: Option<(String, StorageError)>,
 }
 
+type WriteRequest = tokio::task::JoinHandle<std::result::Result<(), StorageError>>;
+
 thread_local! {
     static BEHIND: RefCell<Option<Behind>> = const { RefCell::new(None) };
+}
+
+/// Hands the write of `value` to `key` to this thread's writes in flight when [`writes_behind`]
+/// opened them: first waits for the oldest while `window` or more are in flight, then starts
+/// `spawn(value)`, and returns `None`. Returns the value back when no window is open: the
+/// caller writes it now. Fails with the first earlier write that failed.
+fn write_behind(
+    handle: &tokio::runtime::Handle,
+    key: &StoreKey,
+    window: usize,
+    value: Bytes,
+    spawn: impl FnOnce(Bytes) -> WriteRequest,
+) -> std::result::Result<Option<Bytes>, StorageError> {
+    BEHIND.with(|b| {
+        let mut b = b.borrow_mut();
+        let Some(behind) = b.as_mut() else {
+            return Ok(Some(value));
+        };
+        if let Some((k, e)) = &behind.failed {
+            return Err(StorageError::Other(format!(
+                "an earlier write (`{k}`) failed: {e}"
+            )));
+        }
+        while behind.pending.len() >= window.max(1) {
+            let Some((k, request)) = behind.pending.pop_front() else {
+                break;
+            };
+            if let Err((k, e)) = join(handle, k, request) {
+                let message = format!("writing `{k}` failed: {e}");
+                behind.failed = Some((k, e));
+                return Err(StorageError::Other(message));
+            }
+        }
+        behind
+            .pending
+            .push_back((key.as_str().to_string(), spawn(value)));
+        Ok(None)
+    })
 }
 
 /// Waits for `request`, a write of `key`.
@@ -227,21 +264,15 @@ fn join(
     }
 }
 
-/// Runs `f` with this thread's whole-object writes to object stores issued in the background,
-/// [`rechunker_store::io_window`] at a time, so that the thread encodes the next chunk while
-/// the last ones travel; returns once every write has landed, with the key and error of the
-/// first that failed. Local stores write as usual. The caller reports its region written only
-/// after this returns, so the journal never runs ahead of the store.
+/// Runs `f` with this thread's whole-object writes issued in the background, so that the thread
+/// encodes the next chunk while the last ones travel: [`rechunker_store::io_window`] at a time
+/// to object stores, [`LOCAL_WRITES_IN_FLIGHT`] to local directories. Returns once every write
+/// has landed, with the key and error of the first that failed. The caller reports its region
+/// written only after this returns, so the journal never runs ahead of the store.
 pub(crate) fn writes_behind<T>(
     f: impl FnOnce() -> T,
 ) -> (T, std::result::Result<(), (String, StorageError)>) {
-    let outer = BEHIND.with(|b| {
-        b.borrow_mut().replace(Behind {
-            window: rechunker_store::io_window(),
-            pending: VecDeque::new(),
-            failed: None,
-        })
-    });
+    let outer = BEHIND.with(|b| b.borrow_mut().replace(Behind::default()));
     let out = f();
     let mine = BEHIND.with(|b| std::mem::replace(&mut *b.borrow_mut(), outer));
     let mut result = Ok(());
@@ -266,39 +297,16 @@ pub(crate) fn writes_behind<T>(
 impl WritableStorageTraits for ObjectStorage {
     fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
         // One PUT: the object appears whole or not at all.
-        if BEHIND.with(|b| b.borrow().is_none()) {
-            return self.sync.set(key, value);
+        let window = rechunker_store::io_window();
+        let now = write_behind(&self.handle, key, window, value, |value| {
+            let (store, key) = (self.store.clone(), key.clone());
+            self.handle
+                .spawn(async move { store.set(&key, value).await })
+        })?;
+        match now {
+            Some(value) => self.sync.set(key, value),
+            None => Ok(()),
         }
-        BEHIND.with(|b| {
-            let mut b = b.borrow_mut();
-            let Some(behind) = b.as_mut() else {
-                return Err(StorageError::Other("no write window".into()));
-            };
-            if let Some((k, e)) = &behind.failed {
-                return Err(StorageError::Other(format!(
-                    "an earlier write (`{k}`) failed: {e}"
-                )));
-            }
-            while behind.pending.len() >= behind.window {
-                let Some((k, request)) = behind.pending.pop_front() else {
-                    break;
-                };
-                if let Err((k, e)) = join(&self.handle, k, request) {
-                    let message = format!("writing `{k}` failed: {e}");
-                    behind.failed = Some((k, e));
-                    return Err(StorageError::Other(message));
-                }
-            }
-            let store = self.store.clone();
-            let owned = key.clone();
-            let request = self
-                .handle
-                .spawn(async move { store.set(&owned, value).await });
-            behind
-                .pending
-                .push_back((key.as_str().to_string(), request));
-            Ok(())
-        })
     }
 
     fn set_partial_many(
@@ -382,6 +390,51 @@ impl LocalStore {
     }
 }
 
+/// Writes to a local store a thread keeps in flight inside [`writes_behind`]: enough for the
+/// thread to encode the next chunk while the disk takes the last. Each holds an encoded chunk
+/// and a direct-I/O transfer buffer, counted in the budget ([`write_window_bytes`]).
+pub(crate) const LOCAL_WRITES_IN_FLIGHT: usize = 2;
+
+/// The memory a thread's writes in flight hold when it writes units (chunks or shards) of
+/// `unit_bytes` decoded: encoded units, and on local stores the transfer buffer of each write.
+pub(crate) fn write_window_bytes(unit_bytes: u64, remote: bool) -> u64 {
+    let encoded = crate::meta::encoded_bound(unit_bytes);
+    if remote {
+        rechunker_store::io_window() as u64 * encoded
+    } else {
+        LOCAL_WRITES_IN_FLIGHT as u64 * (encoded + direct_io::BUFFER_BYTES as u64)
+    }
+}
+
+/// Writes `value` as the file `path`, whole or not at all: to a temporary file beside it, then
+/// renamed; past the page cache when `direct` says how.
+fn write_atomically(
+    path: &Path,
+    value: &[u8],
+    direct: Option<direct_io::Alignment>,
+) -> std::result::Result<(), StorageError> {
+    let parent = path.parent().ok_or_else(|| {
+        StorageError::Other(format!("`{}` has no parent directory", path.display()))
+    })?;
+    std::fs::create_dir_all(parent)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let n = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
+    let tmp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
+    let written = match direct {
+        Some(align) => direct_io::write_new(&tmp, &[value], align),
+        None => std::fs::write(&tmp, value),
+    }
+    .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
 /// Numbers this process's temporary files: one counter for every [`LocalStore`], so two stores
 /// open on one directory never pick the same temporary name.
 static TEMP_SEQUENCE: AtomicU64 = AtomicU64::new(0);
@@ -432,26 +485,17 @@ impl ListableStorageTraits for LocalStore {
 impl WritableStorageTraits for LocalStore {
     fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
         let path = self.inner.key_to_fspath(key);
-        let parent = path
-            .parent()
-            .ok_or_else(|| StorageError::Other(format!("key `{key}` has no parent directory")))?;
-        std::fs::create_dir_all(parent)?;
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let n = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
-        let tmp = parent.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        let written = match self.direct_io_for(value.len()) {
-            Some(align) => direct_io::write_new(&tmp, &[&value], align),
-            None => std::fs::write(&tmp, &value),
+        let direct = self.direct_io_for(value.len());
+        let Ok(handle) = rechunker_store::runtime_handle("") else {
+            return write_atomically(&path, &value, direct);
+        };
+        let now = write_behind(&handle, key, LOCAL_WRITES_IN_FLIGHT, value, |value| {
+            handle.spawn_blocking(move || write_atomically(&path, &value, direct))
+        })?;
+        match now {
+            Some(value) => write_atomically(&self.inner.key_to_fspath(key), &value, direct),
+            None => Ok(()),
         }
-        .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e.into());
-        }
-        Ok(())
     }
 
     fn set_partial_many(
@@ -512,6 +556,51 @@ mod tests {
             store.direct_io.get().copied().flatten().is_some(),
             "direct I/O should work on {} (an ext4 or xfs disk)",
             dir.path().display()
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("c"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "temporary files left: {left:?}");
+    }
+
+    #[test]
+    fn writes_behind_land_before_it_returns_and_a_failed_one_is_named() {
+        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let store = local_store(dir.path());
+        let values: Vec<Bytes> = (0..6u8)
+            .map(|n| Bytes::from(vec![n; (1 << 20) + 4096 * n as usize]))
+            .collect();
+        let (sent, landed) = writes_behind(|| {
+            values.iter().enumerate().try_for_each(|(n, v)| {
+                store.set(&StoreKey::new(format!("c/{n}")).unwrap(), v.clone())
+            })
+        });
+        sent.unwrap();
+        landed.unwrap();
+        for (n, v) in values.iter().enumerate() {
+            let key = StoreKey::new(format!("c/{n}")).unwrap();
+            assert_eq!(store.get(&key).unwrap().unwrap(), *v, "chunk {n}");
+        }
+
+        // `d` is a file, so no chunk can be written below it: the write fails in the
+        // background and is reported by key once the window closes, whichever call sees it.
+        std::fs::write(dir.path().join("d"), b"not a directory").unwrap();
+        let (sent, landed) = writes_behind(|| {
+            store.set(&StoreKey::new("c/ok").unwrap(), values[0].clone())?;
+            store.set(&StoreKey::new("d/0").unwrap(), values[1].clone())?;
+            store.set(&StoreKey::new("c/after").unwrap(), values[2].clone())
+        });
+        let failed = match (sent, landed) {
+            (Err(e), _) => e.to_string(),
+            (Ok(()), Err((key, _))) => key,
+            (Ok(()), Ok(())) => panic!("the write below a file was reported as landed"),
+        };
+        assert!(failed.contains("d/0"), "{failed}");
+        assert_eq!(
+            std::fs::read(dir.path().join("d")).unwrap(),
+            b"not a directory"
         );
         let left: Vec<_> = std::fs::read_dir(dir.path().join("c"))
             .unwrap()

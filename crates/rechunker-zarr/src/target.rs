@@ -640,13 +640,12 @@ impl DatasetTarget for ZarrTarget {
                     .docs(meta, &layout)
                     .ok()
                     .map_or(0, |(format, docs)| meta::extra_encode_stages(&docs, format));
-                // On object stores a thread keeps a window of encoded chunks (or shards) in
-                // flight while it encodes the next (see `store::writes_behind`).
-                let in_flight = if self.local_root.is_none() {
-                    rechunker_store::io_window() as u64 * meta::encoded_bound(bytes(layout.unit()))
-                } else {
-                    0
-                };
+                // A thread keeps a window of encoded chunks (or shards) in flight while it
+                // encodes the next (see `store::writes_behind`).
+                let in_flight = crate::store::write_window_bytes(
+                    bytes(layout.unit()),
+                    self.local_root.is_none(),
+                );
                 meta::write_overhead(
                     bytes(layout.unit()),
                     layout.shard.as_ref().map(|_| bytes(&layout.chunk)),
