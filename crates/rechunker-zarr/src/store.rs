@@ -396,13 +396,20 @@ impl LocalStore {
 pub(crate) const LOCAL_WRITES_IN_FLIGHT: usize = 2;
 
 /// The memory a thread's writes in flight hold when it writes units (chunks or shards) of
-/// `unit_bytes` decoded: encoded units, and on local stores the transfer buffer of each write.
+/// `unit_bytes` decoded: encoded units, and on local stores the transfer buffer of each large
+/// write.
 pub(crate) fn write_window_bytes(unit_bytes: u64, remote: bool) -> u64 {
     let encoded = crate::meta::encoded_bound(unit_bytes);
     if remote {
         rechunker_store::io_window() as u64 * encoded
     } else {
-        LOCAL_WRITES_IN_FLIGHT as u64 * (encoded + direct_io::BUFFER_BYTES as u64)
+        // Only values of direct_io::MIN_BYTES and more pass through a transfer buffer.
+        let transfer = if encoded >= direct_io::MIN_BYTES {
+            direct_io::BUFFER_BYTES as u64
+        } else {
+            0
+        };
+        LOCAL_WRITES_IN_FLIGHT as u64 * (encoded + transfer)
     }
 }
 
