@@ -283,7 +283,14 @@ impl Rechunk {
         Ok(JobOptions {
             chunks: chunks.with_auto(self.target_chunk_size, self.access),
             max_mem: self.max_mem,
-            memory_reserve: memory::reserve(threads),
+            // Source chunks fetched from an object store while planning stay for the run's
+            // own read of them (see `ChunkedArray::read_sample`).
+            memory_reserve: memory::reserve(threads)
+                + if formats::is_object_store(&self.src) {
+                    rechunker_core::rates::KEPT_SAMPLE_BYTES
+                } else {
+                    0
+                },
             threads,
             min_io: self.min_io,
             cost: CostModel::default(),

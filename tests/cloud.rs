@@ -116,6 +116,19 @@ impl Cloud {
             .collect()
     }
 
+    /// Bytes of every object under `s3://data/{prefix}`.
+    fn bytes_under(&self, prefix: &str) -> u64 {
+        let listing = self
+            .s3
+            .get(&format!("/data?list-type=2&prefix={prefix}&max-keys=1000"));
+        assert!(!listing.contains("<IsTruncated>true"), "{listing}");
+        listing
+            .split("<Size>")
+            .skip(1)
+            .filter_map(|r| r.split("</Size>").next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// A clean run: its objects, and how many requests it took.
     fn clean(&self) -> (BTreeMap<String, String>, u64) {
         self.proxy.reset_stats();
@@ -330,4 +343,64 @@ fn plan_times_the_store_and_keeps_a_small_array_off_remote_scratch() {
         window(&plan_100ms)
     );
     assert_eq!(before, listings(), "planning wrote to the store");
+}
+
+/// Planning reads a few source chunks to time them, and keeps them: the run reads those from
+/// memory, so planning and running together download each source object once. The chunks
+/// (156 KiB each, of random values) dwarf what else a run reads (metadata, journal, answers
+/// to the probes of missing keys), so a single chunk fetched twice shows.
+#[test]
+fn a_run_downloads_each_source_chunk_once_although_planning_read_some() {
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("wide.raw");
+    write_raw(
+        &raw,
+        &[meta(
+            "tas",
+            &["time", "lat", "lon"],
+            DataType::Float32,
+            &[40, 200, 200],
+            &[1, 200, 200],
+        )],
+    );
+    let out = cloud.rechunk(
+        &[
+            raw.to_str().unwrap(),
+            "s3://data/in/wide.zarr",
+            "--chunks",
+            "time=1",
+            "-q",
+        ],
+        false,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let source = cloud.bytes_under("in/wide.zarr/");
+    let chunk = source / 40;
+    cloud.proxy.reset_stats();
+    let out = cloud.rechunk(
+        &[
+            "s3://data/in/wide.zarr",
+            "s3://data/wide-once.zarr",
+            "--scratch",
+            "s3://work/wide-once",
+            "--chunks",
+            "time=-1,lat=50,lon=50",
+            "--max-mem",
+            "100MiB",
+            "-q",
+        ],
+        true,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let down = cloud.proxy.stats().bytes_down;
+    assert!(
+        down >= source - 1024 && down < source + chunk,
+        "{down} bytes downloaded by plan and run, for a source of {source} bytes in chunks of about {chunk}: {}", stderr(&out)
+    );
+    let out = cloud.rechunk(
+        &["verify", raw.to_str().unwrap(), "s3://data/wide-once.zarr"],
+        false,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
 }

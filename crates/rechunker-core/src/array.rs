@@ -38,6 +38,14 @@ pub trait ChunkedArray: Send + Sync {
         }
     }
 
+    /// Reads `region` like [`ChunkedArray::read_region`], for the planner's rate probe. An
+    /// adapter that fetches chunks from an object store may keep the encoded bytes it fetched,
+    /// [`crate::rates::KEPT_SAMPLE_BYTES`] at most, for the run's own first read of the same
+    /// chunks, so that planning adds no second transfer of them.
+    fn read_sample(&self, region: &Region, out: &mut [u8]) -> Result<()> {
+        self.read_region(region, out)
+    }
+
     /// Bytes this array allocates beyond `out` while reading a region (encoded chunk and decode
     /// buffers). The planner reserves them, so the whole process stays within its budget.
     fn read_overhead(&self) -> u64 {

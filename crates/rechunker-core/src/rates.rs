@@ -25,6 +25,10 @@ const SOURCE_SECONDS: f64 = 0.05;
 const SOURCE_CHUNKS: u64 = 6;
 /// Time spent encoding target samples; at least one is encoded.
 const TARGET_SECONDS: f64 = 0.04;
+/// Encoded source chunks an adapter may keep from the probe's reads for the run (see
+/// [`crate::ChunkedArray::read_sample`]); counted in the process's own memory when the source
+/// is on an object store.
+pub const KEPT_SAMPLE_BYTES: u64 = 8 << 20;
 /// Largest sample encoded or scratch piece written.
 const SAMPLE_BYTES: u64 = 16 << 20;
 
@@ -174,7 +178,7 @@ fn measure_rates(
             let len = region.num_elements() * source.meta().item_size() as u64;
             buffer.resize(len as usize, 0u8);
             let (started, cpu_started) = (Instant::now(), thread_cpu_seconds());
-            if let Err(e) = source.read_region(&region, &mut buffer) {
+            if let Err(e) = source.read_sample(&region, &mut buffer) {
                 tracing::debug!("source rate not measured: {e}");
                 break;
             }

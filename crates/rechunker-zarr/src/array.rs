@@ -342,6 +342,13 @@ impl ChunkedArray for ZarrArray {
         Ok(self.read(region, out, threads)?)
     }
 
+    fn read_sample(&self, region: &Region, out: &mut [u8]) -> rechunker_core::Result<()> {
+        if !self.remote {
+            return self.read_region(region, out);
+        }
+        Ok(crate::store::keeping_reads(|| self.read(region, out, 1))?)
+    }
+
     fn read_overhead(&self) -> u64 {
         // On object stores a thread holds a window of fetched, still encoded chunks.
         let ahead = if self.remote && !self.sharded {

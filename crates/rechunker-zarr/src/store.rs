@@ -4,13 +4,14 @@
 
 use crate::error::{Result, ZarrError};
 use rechunker_core::direct_io;
+use rechunker_core::rates::KEPT_SAMPLE_BYTES;
 use rechunker_store::object_store::ObjectStore;
 use rechunker_store::{Location, StoreError};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use zarrs::storage::byte_range::ByteRangeIterator;
 use zarrs::storage::storage_adapter::async_to_sync::{
     AsyncToSyncBlockOn, AsyncToSyncStorageAdapter,
@@ -66,6 +67,7 @@ pub(crate) fn open_store(uri: &str) -> Result<OpenedStore> {
         sync: AsyncToSyncStorageAdapter::new(store.clone(), TokioBlockOn(handle.clone())),
         store,
         handle,
+        kept: Mutex::default(),
     };
     Ok(OpenedStore {
         storage: Arc::new(adapter),
@@ -83,6 +85,54 @@ struct ObjectStorage {
     sync: AsyncToSyncStorageAdapter<AsyncStore, TokioBlockOn>,
     store: Arc<AsyncStore>,
     handle: tokio::runtime::Handle,
+    /// Objects fetched while [`keeping_reads`], until read once more.
+    kept: Mutex<Kept>,
+}
+
+/// Objects the planner's rate probe fetched, kept for the run's first read of each (so that
+/// planning adds no bytes through the store), [`KEPT_SAMPLE_BYTES`] at most.
+#[derive(Default)]
+struct Kept {
+    bytes: u64,
+    values: HashMap<String, Bytes>,
+}
+
+thread_local! {
+    static KEEPING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread's whole-object reads from object stores kept for one more read
+/// (see [`ObjectStorage::kept`]).
+pub(crate) fn keeping_reads<T>(f: impl FnOnce() -> T) -> T {
+    let outer = KEEPING.replace(true);
+    let out = f();
+    KEEPING.set(outer);
+    out
+}
+
+impl ObjectStorage {
+    /// Keeps `value`, just fetched as `key`, for one more read while there is room.
+    fn keep(&self, key: &str, value: &Bytes) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let len = value.len() as u64;
+        if kept.bytes + len <= KEPT_SAMPLE_BYTES && !kept.values.contains_key(key) {
+            kept.bytes += len;
+            kept.values.insert(key.to_string(), value.clone());
+        }
+    }
+
+    /// The kept value of `key`, given up.
+    fn take_kept(&self, key: &str) -> Option<Bytes> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let value = kept.values.remove(key)?;
+        kept.bytes -= value.len() as u64;
+        Some(value)
+    }
+
+    fn is_kept(&self, key: &str) -> bool {
+        let kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        kept.values.contains_key(key)
+    }
 }
 
 type Fetch = tokio::task::JoinHandle<std::result::Result<MaybeBytes, StorageError>>;
@@ -134,6 +184,10 @@ impl ObjectStorage {
                 let Some(next) = ahead.keys.pop_front() else {
                     break;
                 };
+                // A kept object is read from memory: no fetch.
+                if self.is_kept(&next) {
+                    continue;
+                }
                 let Ok(store_key) = StoreKey::new(next.clone()) else {
                     continue;
                 };
@@ -151,13 +205,29 @@ impl ObjectStorage {
 
 impl ReadableStorageTraits for ObjectStorage {
     fn get(&self, key: &StoreKey) -> std::result::Result<MaybeBytes, StorageError> {
-        match self.fetched(key) {
+        if let Some(value) = self.take_kept(key.as_str()) {
+            // Read: off this thread's list of reads ahead, if it is there.
+            AHEAD.with(|a| {
+                if let Some(ahead) = a.borrow_mut().as_mut() {
+                    ahead.keys.retain(|k| k != key.as_str());
+                    if let Some(fetch) = ahead.pending.remove(key.as_str()) {
+                        fetch.abort();
+                    }
+                }
+            });
+            return Ok(Some(value));
+        }
+        let got = match self.fetched(key) {
             Some(fetch) => self
                 .handle
                 .block_on(fetch)
                 .unwrap_or_else(|e| Err(StorageError::Other(format!("the read was lost: {e}")))),
             None => self.handle.block_on(self.store.get(key)),
+        };
+        if let (Ok(Some(value)), true) = (&got, KEEPING.get()) {
+            self.keep(key.as_str(), value);
         }
+        got
     }
 
     fn get_partial_many<'a>(
