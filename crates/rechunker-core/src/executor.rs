@@ -590,7 +590,7 @@ impl Executor {
             return self.scratch.put_parts(&key, &parts);
         }
         if piece == block {
-            encode_piece_into(&key, data, self.codec, encoded);
+            encode_piece_into(&key, data, self.codec, item, encoded);
         } else {
             raw.clear();
             resize_exact(raw, buffer_len(&piece.shape, item).unwrap_or(0));
@@ -604,7 +604,7 @@ impl Executor {
                 &piece.shape,
                 item,
             );
-            encode_piece_into(&key, raw, self.codec, encoded);
+            encode_piece_into(&key, raw, self.codec, item, encoded);
         }
         self.scratch.put_vec(&key, encoded)
     }

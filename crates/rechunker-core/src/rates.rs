@@ -291,7 +291,11 @@ fn measure_rates(
             let bytes = SAMPLE_BYTES
                 .min(memory.saturating_sub(chunk_bytes) / 2)
                 .min(source.meta().num_bytes().max(direct_io::MIN_BYTES));
-            match scratch_round_trip(probe, &tiled(&sample, bytes as usize)) {
+            match scratch_round_trip(
+                probe,
+                &tiled(&sample, bytes as usize),
+                source.meta().item_size(),
+            ) {
                 Ok((write, read)) => {
                     let what = format!(
                         "a piece written in {:.1} ms and read in {:.1} ms{}{}",
@@ -414,7 +418,11 @@ fn existing_folder(path: &Path) -> Option<PathBuf> {
 
 /// Writes `data` to a new temporary file beside where scratch goes and reads it back, as the
 /// run would (direct I/O when it uses it); removes the file. Seconds to write and to read.
-fn scratch_round_trip(probe: &ScratchProbe, data: &[u8]) -> std::io::Result<(f64, f64)> {
+fn scratch_round_trip(
+    probe: &ScratchProbe,
+    data: &[u8],
+    item: usize,
+) -> std::io::Result<(f64, f64)> {
     use std::os::unix::fs::FileExt;
     let dir = existing_folder(&probe.location)
         .ok_or_else(|| std::io::Error::other("no folder to write in"))?;
@@ -442,7 +450,7 @@ fn scratch_round_trip(probe: &ScratchProbe, data: &[u8]) -> std::io::Result<(f64
                 data
             }
             codec => {
-                encode_piece_into("probe", data, codec, &mut encoded);
+                encode_piece_into("probe", data, codec, item, &mut encoded);
                 &encoded
             }
         };
@@ -497,13 +505,13 @@ mod tests {
             direct: true,
             codec: crate::scratch::ScratchCodec::None,
         };
-        let (w, r) = scratch_round_trip(&probe, &vec![7u8; 2 << 20]).unwrap();
+        let (w, r) = scratch_round_trip(&probe, &vec![7u8; 2 << 20], 4).unwrap();
         assert!(w > 0.0 && r > 0.0);
         let lz4 = ScratchProbe {
             codec: crate::scratch::ScratchCodec::Lz4,
             ..probe
         };
-        scratch_round_trip(&lz4, &vec![7u8; 2 << 20]).unwrap();
+        scratch_round_trip(&lz4, &vec![7u8; 2 << 20], 4).unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
