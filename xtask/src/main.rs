@@ -9,6 +9,7 @@
 //!   `test-python`: only the Python package's step of `test`.
 //! - `setup`: only the installation step.
 
+mod azurite;
 mod bench;
 mod demo;
 mod python;
@@ -62,13 +63,15 @@ const APT_PACKAGES: &[&str] = &[
 
 /// Installs what the build and tests need beyond cargo: Debian packages, a Python venv with the
 /// reference readers (zarr-python 3, xarray, netCDF4, h5py, tiledb-py) and the S3 test server
-/// (moto), the Python package's build and test venv (`.venv-py`), zarr-python 2 in a venv of its own (it cannot share one with zarr 3), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), and a one-node
-/// SLURM on localhost for the distributed tests.
+/// (moto), the Python package's build and test venv (`.venv-py`), zarr-python 2 in a venv of its own (it cannot share one with zarr 3), libtiledb (from the tiledb PyPI wheel: no TileDB package exists here), Azurite
+/// (the Azure Blob Storage emulator, from npm) and a one-node SLURM on localhost for the
+/// distributed tests.
 fn setup() -> Result<()> {
     build_prerequisites()?;
     util::python_venv(".venv", "tests/python/requirements.txt")?;
     util::python_venv(".venv-zarr2", "tests/python/requirements-zarr2.txt")?;
     util::python_venv(python::VENV, python::REQUIREMENTS)?;
+    azurite::install()?;
     slurm::ensure_running()?;
     Ok(())
 }
