@@ -404,3 +404,47 @@ fn a_run_downloads_each_source_chunk_once_although_planning_read_some() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A shard of 35 MiB goes to S3 as a multipart upload (its ETag counts the parts), and reads
+/// back identical.
+#[test]
+fn a_large_shard_is_uploaded_in_parts_and_reads_back_identical() {
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("big.raw");
+    write_raw(
+        &raw,
+        &[meta(
+            "tas",
+            &["time", "lat", "lon"],
+            DataType::Float32,
+            &[40, 480, 480],
+            &[1, 480, 480],
+        )],
+    );
+    let raw = raw.to_str().unwrap();
+    let out = cloud.rechunk(
+        &[
+            raw,
+            "s3://data/sharded.zarr",
+            "--chunks",
+            "time=40,lat=48,lon=48",
+            "--shards",
+            "time=40,lat=480,lon=480",
+            "-q",
+        ],
+        true,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects = cloud.objects("sharded.zarr");
+    let etag = objects
+        .get("/tas/c/0/0/0")
+        .unwrap_or_else(|| panic!("no shard: {objects:?}"));
+    assert!(
+        etag.replace("&quot;", "").trim_matches('"').ends_with("-3"),
+        "the 35 MiB shard should be a 3-part upload, ETag {etag}"
+    );
+    let out = cloud.rechunk(&["verify", raw, "s3://data/sharded.zarr"], false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("identical"), "{}", stdout(&out));
+}

@@ -62,10 +62,11 @@ pub(crate) fn open_store(uri: &str) -> Result<OpenedStore> {
     }
     let object = rechunker_store::open_object(uri).map_err(store_error)?;
     let handle = rechunker_store::runtime_handle(uri).map_err(store_error)?;
-    let store = Arc::new(AsyncObjectStore::new(object.store));
+    let store = Arc::new(AsyncObjectStore::new(object.store.clone()));
     let adapter = ObjectStorage {
         sync: AsyncToSyncStorageAdapter::new(store.clone(), TokioBlockOn(handle.clone())),
         store,
+        object: object.store,
         handle,
         kept: Mutex::default(),
     };
@@ -84,6 +85,8 @@ type AsyncStore = AsyncObjectStore<Arc<dyn ObjectStore>>;
 struct ObjectStorage {
     sync: AsyncToSyncStorageAdapter<AsyncStore, TokioBlockOn>,
     store: Arc<AsyncStore>,
+    /// The object store under `store`, for multipart uploads.
+    object: Arc<dyn ObjectStore>,
     handle: tokio::runtime::Handle,
     /// Objects fetched while [`keeping_reads`], until read once more.
     kept: Mutex<Kept>,
@@ -364,16 +367,70 @@ pub(crate) fn writes_behind<T>(
     (out, result)
 }
 
+/// Objects of this size and more (large shards) are uploaded in parts sent side by side.
+const MULTIPART_MIN_BYTES: usize = 32 << 20;
+/// Bytes per part of a multipart upload (S3 wants at least 5 MiB in every part but the last).
+const MULTIPART_PART_BYTES: usize = 16 << 20;
+
+/// Uploads `value` as the object `key` of `object` in parts of [`MULTIPART_PART_BYTES`], all
+/// in flight at once, so that one large object is not bound to one connection's throughput.
+/// The parts are slices of `value` (no copies). The object appears whole when the upload
+/// completes; an upload that fails is aborted, leaving nothing.
+async fn put_in_parts(
+    object: Arc<dyn ObjectStore>,
+    key: StoreKey,
+    value: Bytes,
+) -> std::result::Result<(), StorageError> {
+    use rechunker_store::object_store::{path::Path as ObjectPath, ObjectStoreExt, PutPayload};
+    let failed = |e: rechunker_store::object_store::Error| StorageError::Other(e.to_string());
+    let path = ObjectPath::from(key.as_str());
+    let mut upload = object.put_multipart(&path).await.map_err(failed)?;
+    let parts: Vec<_> = (0..value.len())
+        .step_by(MULTIPART_PART_BYTES)
+        .map(|at| {
+            let end = (at + MULTIPART_PART_BYTES).min(value.len());
+            tokio::spawn(upload.put_part(PutPayload::from(value.slice(at..end))))
+        })
+        .collect();
+    let mut sent = Ok(());
+    for part in parts {
+        let result = match part.await {
+            Ok(result) => result.map_err(failed),
+            Err(e) => Err(StorageError::Other(format!(
+                "a part's upload was lost: {e}"
+            ))),
+        };
+        if sent.is_ok() {
+            sent = result;
+        }
+    }
+    match sent {
+        Ok(()) => upload.complete().await.map(|_| ()).map_err(failed),
+        Err(e) => {
+            let _ = upload.abort().await;
+            Err(e)
+        }
+    }
+}
+
 impl WritableStorageTraits for ObjectStorage {
     fn set(&self, key: &StoreKey, value: Bytes) -> std::result::Result<(), StorageError> {
-        // One PUT: the object appears whole or not at all.
+        // One PUT, or one multipart upload: the object appears whole or not at all.
         let window = rechunker_store::io_window();
         let now = write_behind(&self.handle, key, window, value, |value| {
-            let (store, key) = (self.store.clone(), key.clone());
-            self.handle
-                .spawn(async move { store.set(&key, value).await })
+            let (store, object, key) = (self.store.clone(), self.object.clone(), key.clone());
+            self.handle.spawn(async move {
+                if value.len() >= MULTIPART_MIN_BYTES {
+                    put_in_parts(object, key, value).await
+                } else {
+                    store.set(&key, value).await
+                }
+            })
         })?;
         match now {
+            Some(value) if value.len() >= MULTIPART_MIN_BYTES => self
+                .handle
+                .block_on(put_in_parts(self.object.clone(), key.clone(), value)),
             Some(value) => self.sync.set(key, value),
             None => Ok(()),
         }
