@@ -60,6 +60,60 @@ fn cores() -> usize {
         .unwrap_or(2)
 }
 
+/// Requests to object stores of this process awaiting their answers, held under
+/// [`io_concurrency`] by every store's HTTP client: the threads' windows together may ask for
+/// more (more tasks run than there are cores), the store never sees more.
+pub(crate) static IN_FLIGHT: Gate = Gate::new();
+
+/// A bound on tasks in flight whose limit may change while some wait.
+pub(crate) struct Gate {
+    in_flight: AtomicUsize,
+    freed: tokio::sync::Notify,
+}
+
+impl Gate {
+    const fn new() -> Gate {
+        Gate {
+            in_flight: AtomicUsize::new(0),
+            freed: tokio::sync::Notify::const_new(),
+        }
+    }
+
+    /// Waits until fewer than `limit()` are in, then counts one more until the returned
+    /// permit drops.
+    pub(crate) async fn enter(&self, limit: impl Fn() -> usize) -> Permit<'_> {
+        loop {
+            // Registered before looking, so a permit freed in between still wakes this task.
+            let mut freed = std::pin::pin!(self.freed.notified());
+            freed.as_mut().enable();
+            let n = self.in_flight.load(Ordering::SeqCst);
+            if n < limit().max(1) {
+                if self
+                    .in_flight
+                    .compare_exchange(n, n + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    return Permit { gate: self };
+                }
+                continue;
+            }
+            freed.await;
+        }
+    }
+}
+
+/// One task in a [`Gate`]; leaves it when dropped.
+pub(crate) struct Permit<'a> {
+    gate: &'a Gate,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        self.gate.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.gate.freed.notify_one();
+    }
+}
+
 /// The requests one thread keeps in flight: the process's share per core. Every buffer in
 /// such a window is counted in the memory budget by the adapter that fills it.
 pub fn io_window() -> usize {
@@ -83,5 +137,46 @@ mod tests {
         set_io_concurrency(3);
         assert_eq!(size_io_concurrency_for(0.1), 3);
         assert_eq!(io_concurrency(), 3);
+    }
+
+    /// 64 tasks that each hold their permit across many yields on two worker threads: never
+    /// more than the limit are in at once, and every one gets in.
+    #[test]
+    fn the_gate_holds_tasks_in_flight_under_its_limit() {
+        use std::sync::Arc;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let gate = Arc::new(Gate::new());
+        let (inside, most, done) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        runtime.block_on(async {
+            let tasks: Vec<_> = (0..64)
+                .map(|_| {
+                    let (gate, inside, most, done) =
+                        (gate.clone(), inside.clone(), most.clone(), done.clone());
+                    tokio::spawn(async move {
+                        let _permit = gate.enter(|| 4).await;
+                        let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        for _ in 0..50 {
+                            tokio::task::yield_now().await;
+                        }
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                        done.fetch_add(1, Ordering::SeqCst);
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+        });
+        assert_eq!(done.load(Ordering::SeqCst), 64);
+        let most = most.load(Ordering::SeqCst);
+        assert!((1..=4).contains(&most), "{most} in at once, limit 4");
     }
 }

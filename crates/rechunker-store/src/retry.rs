@@ -120,7 +120,11 @@ impl HttpService for Watched {
             .authority()
             .map(|a| a.as_str().to_string())
             .unwrap_or_default();
-        match self.inner.execute(request).await {
+        // Held until the answer's head arrives: --io-concurrency bounds the whole process.
+        let permit = crate::io::IN_FLIGHT.enter(crate::io::io_concurrency).await;
+        let answer = self.inner.execute(request).await;
+        drop(permit);
+        match answer {
             Ok(response) => {
                 answered().insert(endpoint);
                 let status = response.status();
