@@ -10,11 +10,8 @@ mod common;
 mod python;
 
 use common::*;
-use rechunker_core::DataType;
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Azurite's blob service on a free port of 127.0.0.1 with its data in a temporary folder,
 /// container `data` created; stopped on drop.
@@ -33,11 +30,7 @@ impl Azurite {
             "{} is missing: run `cargo xtask setup` (or `cargo xtask test`) to install Azurite",
             program.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = python::free_port();
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(&program)
             .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
@@ -53,14 +46,7 @@ impl Azurite {
             endpoint: format!("http://127.0.0.1:{port}"),
             _dir: dir,
         };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "Azurite did not start within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        python::wait_for_port(port, "Azurite");
         azurite.blobs(&["create", "data"]);
         azurite
     }
@@ -115,18 +101,7 @@ impl Drop for Azurite {
 /// A raw source of random float32 values (`tas`, 200 x 192 x 192 in (1, 192, 192) chunks), and the
 /// same written to `az://data/in.zarr`.
 fn source(azurite: &Azurite, dir: &std::path::Path) -> String {
-    let raw = dir.join("tas.raw");
-    write_raw(
-        &raw,
-        &[meta(
-            "tas",
-            &["time", "lat", "lon"],
-            DataType::Float32,
-            &[200, 192, 192],
-            &[1, 192, 192],
-        )],
-    );
-    let raw = raw.display().to_string();
+    let raw = write_tas(&dir.join("tas.raw"), &[200, 192, 192], &[1, 192, 192]);
     let out = azurite.rechunk(&[&raw, "az://data/in.zarr", "--chunks", "time=1", "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
     raw

@@ -11,7 +11,6 @@ mod python;
 
 use common::*;
 use python::S3Server;
-use rechunker_core::DataType;
 use rechunker_proxy::{Fault, Proxy};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -30,35 +29,21 @@ impl Cloud {
         let s3 = S3Server::start(&["data", "work"]);
         let proxy = Proxy::start(&s3.endpoint).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("tas.raw");
-        write_raw(
-            &raw,
-            &[meta(
-                "tas",
-                &["time", "lat", "lon"],
-                DataType::Float32,
-                &[400, 60, 60],
-                &[1, 60, 60],
-            )],
-        );
+        let raw = write_tas(&dir.path().join("tas.raw"), &[400, 60, 60], &[1, 60, 60]);
         let cloud = Cloud {
             s3,
             proxy,
-            raw: raw.display().to_string(),
+            raw,
             _dir: dir,
         };
-        let out = cloud.rechunk(
-            &[
-                &cloud.raw,
-                "s3://data/in/tas.zarr",
-                "--chunks",
-                "time=1",
-                "-q",
-            ],
-            false,
-        );
-        assert!(out.status.success(), "{}", stderr(&out));
+        cloud.upload(&cloud.raw, "s3://data/in/tas.zarr");
         cloud
+    }
+
+    /// Writes the raw file `raw` to `uri` as Zarr in time slices, through moto directly.
+    fn upload(&self, raw: &str, uri: &str) {
+        let out = self.rechunk(&[raw, uri, "--chunks", "time=1", "-q"], false);
+        assert!(out.status.success(), "{}", stderr(&out));
     }
 
     /// Runs `rechunk` with the S3 endpoint moto's own, or the proxy's.
@@ -353,28 +338,12 @@ fn plan_times_the_store_and_keeps_a_small_array_off_remote_scratch() {
 fn a_run_downloads_each_source_chunk_once_although_planning_read_some() {
     let cloud = Cloud::start();
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("wide.raw");
-    write_raw(
-        &raw,
-        &[meta(
-            "tas",
-            &["time", "lat", "lon"],
-            DataType::Float32,
-            &[40, 200, 200],
-            &[1, 200, 200],
-        )],
+    let raw = write_tas(
+        &dir.path().join("wide.raw"),
+        &[40, 200, 200],
+        &[1, 200, 200],
     );
-    let out = cloud.rechunk(
-        &[
-            raw.to_str().unwrap(),
-            "s3://data/in/wide.zarr",
-            "--chunks",
-            "time=1",
-            "-q",
-        ],
-        false,
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    cloud.upload(&raw, "s3://data/in/wide.zarr");
     let source = cloud.bytes_under("in/wide.zarr/");
     let chunk = source / 40;
     cloud.proxy.reset_stats();
@@ -398,10 +367,7 @@ fn a_run_downloads_each_source_chunk_once_although_planning_read_some() {
         down >= source - 1024 && down < source + chunk,
         "{down} bytes downloaded by plan and run, for a source of {source} bytes in chunks of about {chunk}: {}", stderr(&out)
     );
-    let out = cloud.rechunk(
-        &["verify", raw.to_str().unwrap(), "s3://data/wide-once.zarr"],
-        false,
-    );
+    let out = cloud.rechunk(&["verify", &raw, "s3://data/wide-once.zarr"], false);
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -411,21 +377,10 @@ fn a_run_downloads_each_source_chunk_once_although_planning_read_some() {
 fn a_large_shard_is_uploaded_in_parts_and_reads_back_identical() {
     let cloud = Cloud::start();
     let dir = tempfile::tempdir().unwrap();
-    let raw = dir.path().join("big.raw");
-    write_raw(
-        &raw,
-        &[meta(
-            "tas",
-            &["time", "lat", "lon"],
-            DataType::Float32,
-            &[40, 480, 480],
-            &[1, 480, 480],
-        )],
-    );
-    let raw = raw.to_str().unwrap();
+    let raw = write_tas(&dir.path().join("big.raw"), &[40, 480, 480], &[1, 480, 480]);
     let out = cloud.rechunk(
         &[
-            raw,
+            &raw,
             "s3://data/sharded.zarr",
             "--chunks",
             "time=40,lat=48,lon=48",
@@ -444,7 +399,7 @@ fn a_large_shard_is_uploaded_in_parts_and_reads_back_identical() {
         etag.replace("&quot;", "").trim_matches('"').ends_with("-3"),
         "the 35 MiB shard should be a 3-part upload, ETag {etag}"
     );
-    let out = cloud.rechunk(&["verify", raw, "s3://data/sharded.zarr"], false);
+    let out = cloud.rechunk(&["verify", &raw, "s3://data/sharded.zarr"], false);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("identical"), "{}", stdout(&out));
 }

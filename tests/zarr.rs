@@ -9,7 +9,6 @@ mod python;
 
 use common::*;
 use python::{check, S3Server};
-use rechunker_core::DataType;
 use std::path::{Path, PathBuf};
 
 fn fixture_zarr(name: &str) -> String {
@@ -183,18 +182,11 @@ fn s3_holds_source_scratch_and_target() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let dir = tempfile::tempdir().unwrap();
     // 64 MB of float32 in time slices: more than a 100 MiB process has for data: two stages.
-    let raw = dir.path().join("tas.raw");
-    write_raw(
-        &raw,
-        &[meta(
-            "tas",
-            &["time", "lat", "lon"],
-            DataType::Float32,
-            &[1600, 100, 100],
-            &[1, 100, 100],
-        )],
+    let raw = write_tas(
+        &dir.path().join("tas.raw"),
+        &[1600, 100, 100],
+        &[1, 100, 100],
     );
-    let raw = raw.display().to_string();
     let run = |args: &[&str]| {
         let out = rechunk_env(args, &env);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

@@ -59,6 +59,22 @@ pub fn write_raw(path: &Path, arrays: &[ArrayMeta]) {
         .unwrap();
 }
 
+/// Writes a raw file holding one float32 array `tas(time, lat, lon)` of random values, of
+/// `shape` in `chunks`; returns its path as a string.
+pub fn write_tas(path: &Path, shape: &[u64], chunks: &[u64]) -> String {
+    write_raw(
+        path,
+        &[meta(
+            "tas",
+            &["time", "lat", "lon"],
+            DataType::Float32,
+            shape,
+            chunks,
+        )],
+    );
+    path.display().to_string()
+}
+
 pub fn rechunk(args: &[&str]) -> Output {
     rechunk_env(args, &[])
 }

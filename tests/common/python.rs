@@ -41,6 +41,27 @@ pub fn check(script: &str, args: &[&str]) {
     );
 }
 
+/// Waits until a server (`what`) listens on `port` of 127.0.0.1; fails after 30 s.
+pub fn wait_for_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{what} did not start within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A free port of 127.0.0.1 (the OS picks it; a server started right after gets it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A moto S3 server on 127.0.0.1, stopped on drop.
 pub struct S3Server {
     child: Child,
@@ -50,12 +71,7 @@ pub struct S3Server {
 impl S3Server {
     /// Starts moto on a free port and creates `buckets`.
     pub fn start(buckets: &[&str]) -> S3Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        S3Server::start_on(port, buckets)
+        S3Server::start_on(free_port(), buckets)
     }
 
     /// Starts moto on `port` (e.g. again after a stop: moto keeps nothing) with `buckets`.
@@ -71,14 +87,7 @@ impl S3Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "moto did not start within 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        wait_for_port(port, "moto");
         for b in buckets {
             server.request("PUT", &format!("/{b}"));
         }

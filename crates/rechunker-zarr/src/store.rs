@@ -658,6 +658,15 @@ impl WritableStorageTraits for LocalStore {
 mod tests {
     use super::*;
 
+    /// Names of the temporary (dot) files in `dir`.
+    fn temporary_files(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
     /// A store in `dir`.
     fn local_store(dir: &Path) -> LocalStore {
         LocalStore {
@@ -691,11 +700,7 @@ mod tests {
             "direct I/O should work on {} (an ext4 or xfs disk)",
             dir.path().display()
         );
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("c"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with('.'))
-            .collect();
+        let left = temporary_files(&dir.path().join("c"));
         assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 
@@ -736,11 +741,7 @@ mod tests {
             std::fs::read(dir.path().join("d")).unwrap(),
             b"not a directory"
         );
-        let left: Vec<_> = std::fs::read_dir(dir.path().join("c"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .filter(|n| n.starts_with('.'))
-            .collect();
+        let left = temporary_files(&dir.path().join("c"));
         assert!(left.is_empty(), "temporary files left: {left:?}");
     }
 }
