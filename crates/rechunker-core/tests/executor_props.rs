@@ -645,18 +645,7 @@ fn interrupt_and_resume(
 
 /// The two-stage plan for `source` to `target` with a budget of 1.5 times the least workable.
 fn squeezed_plan(item_size: u64, source: ChunkGrid, target: ChunkGrid) -> Plan {
-    let mut req = PlanRequest {
-        item_size,
-        source,
-        target,
-        task_budget: 0,
-        source_read_overhead: 0,
-        target_write_overhead: 0,
-        min_io: 0,
-        parallelism: 2,
-        task_threads: 1,
-        cost: CostModel::default(),
-    };
+    let mut req = common::request(item_size, source, target, 0);
     req.task_budget = planner::minimum_task_budget(&req) * 3 / 2;
     let plan = planner::plan(&req).unwrap();
     assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());

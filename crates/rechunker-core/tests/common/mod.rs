@@ -24,12 +24,13 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A two-stage plan of float32 `shape` from `source` chunks to `target` chunks.
-pub fn two_stage(shape: &[u64], source: &[u64], target: &[u64], budget: u64) -> Plan {
-    let plan = planner::plan(&PlanRequest {
-        item_size: 4,
-        source: ChunkGrid::regular(shape, source),
-        target: ChunkGrid::regular(shape, target),
+/// A request to copy `source` chunks to `target` chunks, `budget` bytes a task, two tasks at
+/// once on a thread each, adapters with no overheads and the default costs.
+pub fn request(item_size: u64, source: ChunkGrid, target: ChunkGrid, budget: u64) -> PlanRequest {
+    PlanRequest {
+        item_size,
+        source,
+        target,
         task_budget: budget,
         source_read_overhead: 0,
         target_write_overhead: 0,
@@ -37,7 +38,17 @@ pub fn two_stage(shape: &[u64], source: &[u64], target: &[u64], budget: u64) -> 
         parallelism: 2,
         task_threads: 1,
         cost: CostModel::default(),
-    })
+    }
+}
+
+/// A two-stage plan of float32 `shape` from `source` chunks to `target` chunks.
+pub fn two_stage(shape: &[u64], source: &[u64], target: &[u64], budget: u64) -> Plan {
+    let plan = planner::plan(&request(
+        4,
+        ChunkGrid::regular(shape, source),
+        ChunkGrid::regular(shape, target),
+        budget,
+    ))
     .unwrap();
     assert_eq!(plan.stages.len(), 2, "{:#?}", plan.summary());
     plan
