@@ -728,18 +728,12 @@ fn long_run_plan() -> Plan {
 /// I/O, aligned where the file system allows and with odd tails.
 fn big_piece_plan() -> Plan {
     let shape = [16u64, 256, 1031];
-    let req = PlanRequest {
-        item_size: 4,
-        source: ChunkGrid::regular(&shape, &[1, 256, 1031]),
-        target: ChunkGrid::regular(&shape, &[16, 128, 1031]),
-        task_budget: 40 << 20,
-        source_read_overhead: 0,
-        target_write_overhead: 0,
-        min_io: 0,
-        parallelism: 2,
-        task_threads: 1,
-        cost: CostModel::default(),
-    };
+    let req = common::request(
+        4,
+        ChunkGrid::regular(&shape, &[1, 256, 1031]),
+        ChunkGrid::regular(&shape, &[16, 128, 1031]),
+        40 << 20,
+    );
     let plan = planner::plan(&req).unwrap();
     let pieces = plan.summary()[0].max_piece_bytes.unwrap_or(0);
     assert!(

@@ -623,11 +623,12 @@ impl WritableStorageTraits for LocalStore {
         let Ok(handle) = rechunker_store::runtime_handle("") else {
             return write_atomically(&path, &value, direct);
         };
+        let behind = path.clone();
         let now = write_behind(&handle, key, LOCAL_WRITES_IN_FLIGHT, value, |value| {
-            handle.spawn_blocking(move || write_atomically(&path, &value, direct))
+            handle.spawn_blocking(move || write_atomically(&behind, &value, direct))
         })?;
         match now {
-            Some(value) => write_atomically(&self.inner.key_to_fspath(key), &value, direct),
+            Some(value) => write_atomically(&path, &value, direct),
             None => Ok(()),
         }
     }
