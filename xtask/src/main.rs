@@ -89,8 +89,40 @@ pub(crate) fn build_prerequisites() -> Result<()> {
 /// in normal builds, so the suite turns them on.
 const FAULT_INJECTION: &str = "rechunker/fault-injection";
 
+/// Says up front when the disk may fill before the suite ends, instead of letting a late test
+/// fail with "No space left on device".
+fn warn_if_disk_is_short() {
+    let temp = std::env::temp_dir();
+    for (what, path) in [
+        ("the build folder", util::root()),
+        ("the temporary folder", temp),
+    ] {
+        if let Some(free) = util::free_bytes(&path) {
+            let gib = |bytes: u64| bytes as f64 / f64::from(1u32 << 30);
+            eprintln!("{:.1} GiB free for {what} ({})", gib(free), path.display());
+            if free < TEST_DISK_NEED {
+                eprintln!(
+                    "warning: a clean test run needs about {:.0} GiB of disk; free some space \
+                     or point CARGO_TARGET_DIR/TMPDIR elsewhere if it fails with \
+                     \"No space left on device\"",
+                    gib(TEST_DISK_NEED)
+                );
+            }
+        }
+    }
+}
+
+/// What a clean `cargo xtask test` adds to the disk at its peak: the dev and clippy builds, the
+/// wheel and its fresh venv, and the tests' temporary data (measured on a clean clone).
+const TEST_DISK_NEED: u64 = 12 << 30;
+
 fn test(rest: &[String]) -> Result<()> {
     setup()?;
+    warn_if_disk_is_short();
+    if std::env::var_os("CI").is_some() {
+        // A clean clone builds once: incremental state would only take disk space.
+        std::env::set_var("CARGO_INCREMENTAL", "0");
+    }
     util::step("checking formatting (cargo fmt --check)");
     util::cargo(&["fmt", "--all", "--", "--check"])?;
     util::step("linting (cargo clippy -D warnings)");
