@@ -48,11 +48,21 @@ impl Cloud {
 
     /// Runs `rechunk` with the S3 endpoint moto's own, or the proxy's.
     fn rechunk(&self, args: &[&str], through_proxy: bool) -> std::process::Output {
+        self.rechunk_logging(args, through_proxy, "rechunker_store=warn")
+    }
+
+    /// Runs `rechunk` like [`Cloud::rechunk`], logging what `filter` (`RECHUNK_LOG`) lets by.
+    fn rechunk_logging(
+        &self,
+        args: &[&str],
+        through_proxy: bool,
+        filter: &str,
+    ) -> std::process::Output {
         let mut env = self.s3.env();
         if through_proxy {
             env[0].1 = self.proxy.endpoint().to_string();
         }
-        env.push(("RECHUNK_LOG", "rechunker_store=warn".into()));
+        env.push(("RECHUNK_LOG", filter.into()));
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         rechunk_env(args, &env)
     }
@@ -370,6 +380,61 @@ fn a_run_downloads_each_source_chunk_once_although_planning_read_some() {
     let out = cloud.rechunk(&["verify", &raw, "s3://data/wide-once.zarr"], false);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// While a task writes, the runner that will run the next one already fetches its first
+/// source chunks; whichever thread reads them takes them, so every chunk still crosses the
+/// network once. The run goes to a local target in several tasks (the common "download and
+/// rechunk" case).
+#[test]
+fn the_next_tasks_first_chunks_are_fetched_while_a_task_writes_and_only_once() {
+    let cloud = Cloud::start();
+    let dir = tempfile::tempdir().unwrap();
+    let raw = write_tas(
+        &dir.path().join("long.raw"),
+        &[64, 400, 400],
+        &[1, 400, 400],
+    );
+    cloud.upload(&raw, "s3://data/in/long.zarr");
+    let source = cloud.bytes_under("in/long.zarr/");
+    let chunk = source / 64;
+    cloud.proxy.reset_stats();
+    let target = dir.path().join("long.zarr");
+    let out = cloud.rechunk_logging(
+        &[
+            "s3://data/in/long.zarr",
+            target.to_str().unwrap(),
+            "--chunks",
+            "time=-1,lat=50,lon=50",
+            "--max-mem",
+            PREFETCH_RUN_MEM,
+            "-j",
+            "2",
+        ],
+        true,
+        "rechunker_zarr=debug,rechunker_store=warn",
+    );
+    let log = stderr(&out);
+    assert!(out.status.success(), "{log}");
+    let prefetches: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("prefetching the next task's first chunks"))
+        .collect();
+    assert!(
+        prefetches.len() >= 2 && prefetches.iter().all(|l| !l.contains("started=0")),
+        "every task but the last two should prefetch: {log}"
+    );
+    let down = cloud.proxy.stats().bytes_down;
+    assert!(
+        down >= source - 1024 && down < source + chunk,
+        "{down} bytes downloaded for a source of {source} bytes in chunks of about {chunk}: {log}"
+    );
+    let out = cloud.rechunk(&["verify", &raw, target.to_str().unwrap()], false);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("identical"), "{}", stdout(&out));
+}
+
+/// Small enough that the 41 MB source above is read in several tasks (8 here).
+const PREFETCH_RUN_MEM: &str = "110MiB";
 
 /// A shard of 35 MiB goes to S3 as a multipart upload (its ETag counts the parts), and reads
 /// back identical.

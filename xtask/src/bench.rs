@@ -485,7 +485,7 @@ impl Bench {
         ];
         // Output (~9 GB) and lz4 scratch (~9.5 GB), with room to spare for others.
         let needed = 25u64 << 30;
-        let free = free_bytes(&self.dir);
+        let free = util::free_bytes(&self.dir).unwrap_or(0);
         if free < needed {
             let _ = std::fs::remove_dir_all(&input);
             bail!(
@@ -1449,23 +1449,19 @@ impl Bench {
         let python = util::python_venv(".venv-bench", "xtask/bench-requirements.txt")?;
         let peer = util::root().join("xtask/peers/rechunker_s3.py");
         proxy.set_latency(std::time::Duration::from_millis(30));
-        let mut best: Option<(usize, util::Measured, rechunker_proxy::Stats, f64)> = None;
-        for threads in [2usize, 8] {
-            util::step(&format!(
-                "cloud: 30 ms, rechunker + dask ({threads} threads) via s3fs"
-            ));
+        let run_peer = |dst: &str,
+                        tmp: &str,
+                        max_mem: &str,
+                        threads: usize|
+         -> Result<(util::Measured, rechunker_proxy::Stats, f64)> {
             proxy.reset_stats();
-            let (dst, tmp) = (
-                format!("s3://bench/peer-{threads}.zarr"),
-                format!("s3://bench/peer-tmp-{threads}.zarr"),
-            );
             let mut cmd = Command::new(&python);
             cmd.arg(&peer)
                 .args([
                     "s3://bench/src.zarr",
-                    &dst,
-                    &tmp,
-                    "1GB",
+                    dst,
+                    tmp,
+                    max_mem,
                     "100,24,24",
                     &threads.to_string(),
                 ])
@@ -1475,9 +1471,21 @@ impl Bench {
             let cpu = moto.cpu_seconds();
             let m = util::measure(&mut cmd)?;
             if !m.success {
-                bail!("cloud: the rechunker + s3fs peer failed ({threads} threads)");
+                bail!("cloud: the rechunker + s3fs peer failed ({threads} threads, to {dst})");
             }
-            let (stats, cpu) = (proxy.stats(), moto.cpu_seconds() - cpu);
+            Ok((m, proxy.stats(), moto.cpu_seconds() - cpu))
+        };
+        let mut best: Option<(usize, util::Measured, rechunker_proxy::Stats, f64)> = None;
+        for threads in [2usize, 8] {
+            util::step(&format!(
+                "cloud: 30 ms, rechunker + dask ({threads} threads) via s3fs"
+            ));
+            let (m, stats, cpu) = run_peer(
+                &format!("s3://bench/peer-{threads}.zarr"),
+                &format!("s3://bench/peer-tmp-{threads}.zarr"),
+                "1GB",
+                threads,
+            )?;
             if best
                 .as_ref()
                 .is_none_or(|(_, b, _, _)| m.seconds < b.seconds)
@@ -1518,23 +1526,92 @@ impl Bench {
                 ));
             }
         }
+        // Download and rechunk: the source on S3 behind 30 ms, target and scratch on the local
+        // disk, in a memory limit that takes several tasks, so each runner fetches its next
+        // task's first chunks while the current one writes.
+        util::step("cloud: 30 ms, S3 source to a local target, --max-mem 256MiB");
+        let local = self.dir.join("cloud-local.zarr");
+        let _ = std::fs::remove_dir_all(&local);
+        let args = [
+            "s3://bench/src.zarr",
+            s(&local),
+            "--chunks",
+            "time=100,lat=24,lon=24",
+            "--max-mem",
+            "256MiB",
+        ];
+        let estimate = self.estimate_with(&args, |c| aws(c, proxy.endpoint()))?;
+        proxy.reset_stats();
+        let mut cmd = self.rechunk(&args);
+        cmd.arg("-q");
+        aws(&mut cmd, proxy.endpoint());
+        let cpu = moto.cpu_seconds();
+        let ours = util::measure(&mut cmd)?;
+        if !ours.success {
+            bail!("cloud: rechunk {args:?} failed");
+        }
+        let (ours_stats, ours_cpu) = (proxy.stats(), moto.cpu_seconds() - cpu);
+        let _ = std::fs::remove_dir_all(&local);
+        if ours.peak_rss > 256 << 20 {
+            misses.push(format!(
+                "cloud 30 ms to a local target: peak RSS {} over --max-mem 256MiB",
+                format_bytes(ours.peak_rss)
+            ));
+        }
+        let ours = Ours {
+            m: ours,
+            estimate,
+            runs: 1,
+        };
+        let mut best: Option<(usize, util::Measured, rechunker_proxy::Stats, f64)> = None;
+        for threads in [2usize, 8] {
+            util::step(&format!(
+                "cloud: 30 ms to a local target, rechunker + dask ({threads} threads)"
+            ));
+            let (dst, tmp) = (
+                self.dir.join(format!("cloud-peer-{threads}.zarr")),
+                self.dir.join(format!("cloud-peer-tmp-{threads}.zarr")),
+            );
+            let result = run_peer(s(&dst), s(&tmp), "256MB", threads);
+            let _ = std::fs::remove_dir_all(&dst);
+            let _ = std::fs::remove_dir_all(&tmp);
+            let (m, stats, cpu) = result?;
+            if best
+                .as_ref()
+                .is_none_or(|(_, b, _, _)| m.seconds < b.seconds)
+            {
+                best = Some((threads, m, stats, cpu));
+            }
+        }
+        writeln!(out, "\nDownload and rechunk: the same source on S3 at 30 ms, target and scratch on the local disk, `--max-mem 256MiB` (several tasks: each runner fetches its next task's first chunks while the current one writes):\n")?;
+        writeln!(
+            out,
+            "| tool | wall | peak RSS | requests | bytes through S3 | moto CPU | `rechunk plan` |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---|")?;
+        writeln!(
+            out,
+            "| ours | {} | {} | {} | {} | {ours_cpu:.1} s | {} |",
+            format_seconds(ours.m.seconds),
+            format_bytes(ours.m.peak_rss),
+            ours_stats.requests,
+            format_bytes(ours_stats.bytes_up + ours_stats.bytes_down),
+            ours.estimate_note()
+        )?;
+        if let Some((threads, m, stats, cpu)) = best {
+            writeln!(
+                out,
+                "| rechunker + dask ({threads} threads) | {} | {} | {} | {} | {cpu:.1} s | |",
+                format_seconds(m.seconds),
+                format_bytes(m.peak_rss),
+                stats.requests,
+                format_bytes(stats.bytes_up + stats.bytes_down)
+            )?;
+            writeln!(out, "\nOurs is {:.2}x as fast.", m.seconds / ours.m.seconds)?;
+        }
         self.failures.extend(misses);
         Ok(out)
     }
-}
-
-/// Bytes free to us on the file system of `path`.
-fn free_bytes(path: &Path) -> u64 {
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
-        return 0;
-    };
-    // SAFETY: statvfs is plain data, for which all zeros is valid.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a live local statvfs writes.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return 0;
-    }
-    st.f_bavail as u64 * st.f_frsize as u64
 }
 
 /// One of our runs: its figures, the plan's estimate, and how many runs the figures are the

@@ -51,6 +51,23 @@ pub trait ChunkedArray: Send + Sync {
     fn read_overhead(&self) -> u64 {
         2 * self.meta().max_chunk_bytes()
     }
+
+    /// Bytes per thread that [`ChunkedArray::prefetch`] may hold until the read takes them; 0
+    /// when it does nothing. The planner counts them in a first-stage task's memory while it
+    /// writes, and the executor then picks each runner's next task before the current one
+    /// writes, so that its reads start early.
+    fn prefetch_overhead(&self) -> u64 {
+        0
+    }
+
+    /// Starts fetching the first chunks of `region`, which this process reads next with
+    /// [`ChunkedArray::read_region_parallel`] over `threads` threads, and returns at once; the
+    /// read takes them. An adapter whose reads wait on a store's round trips (object stores)
+    /// overlaps them with the current task's writes this way, holding at most `threads` times
+    /// [`ChunkedArray::prefetch_overhead`].
+    fn prefetch(&self, region: &Region, threads: usize) {
+        let _ = (region, threads);
+    }
 }
 
 /// An array that can also be written, one union of whole chunks at a time.

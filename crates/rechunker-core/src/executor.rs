@@ -319,36 +319,58 @@ impl Executor {
         // thread that waited for memory could deadlock: while it waits in a join it may steal
         // another task, which then waits for the memory its own task holds.
         let runners = (self.threads() as u64).min(tasks).max(1);
-        let runner = || loop {
-            if failed.load(Ordering::Relaxed) {
-                break;
-            }
+        let claim = || loop {
             let k = next.fetch_add(1, Ordering::Relaxed);
             if k >= tasks {
-                break;
+                return None;
             }
             let task = shard.task(k);
-            if done.contains(&task) {
-                continue;
+            if !done.contains(&task) {
+                return Some(task);
             }
-            let region = plan.task_region(stage, task);
-            match self.run_task(job, stage, task, &region, &buffers) {
-                Ok(n) => {
-                    run.fetch_add(1, Ordering::Relaxed);
-                    bytes.fetch_add(n, Ordering::Relaxed);
-                    self.progress.task_finished(n);
-                }
-                Err(e) => {
-                    failed.store(true, Ordering::Relaxed);
-                    let mut first = first_error.lock().unwrap_or_else(|p| p.into_inner());
-                    first.get_or_insert(Error::Task {
-                        variable: job.name.to_string(),
-                        stage,
-                        task,
-                        region,
-                        source: Box::new(e),
-                    });
+        };
+        // A source that prefetches gets each runner's next task as soon as the current one's
+        // reads are done, so that its first chunks arrive while the current task writes.
+        let prefetching = plan.input(stage) == Endpoint::Source && plan.source_prefetch > 0;
+        let runner = || {
+            let mut claimed = claim();
+            while let Some(task) = claimed.take() {
+                if failed.load(Ordering::Relaxed) {
                     break;
+                }
+                let region = plan.task_region(stage, task);
+                let mut after_read = || {
+                    if !prefetching {
+                        return;
+                    }
+                    claimed = claim();
+                    if let Some(upcoming) = claimed {
+                        let threads = (plan.task_threads as usize).clamp(1, self.threads());
+                        job.source
+                            .prefetch(&plan.task_region(stage, upcoming), threads);
+                    }
+                };
+                match self.run_task(job, stage, task, &region, &buffers, &mut after_read) {
+                    Ok(n) => {
+                        run.fetch_add(1, Ordering::Relaxed);
+                        bytes.fetch_add(n, Ordering::Relaxed);
+                        self.progress.task_finished(n);
+                    }
+                    Err(e) => {
+                        failed.store(true, Ordering::Relaxed);
+                        let mut first = first_error.lock().unwrap_or_else(|p| p.into_inner());
+                        first.get_or_insert(Error::Task {
+                            variable: job.name.to_string(),
+                            stage,
+                            task,
+                            region,
+                            source: Box::new(e),
+                        });
+                        break;
+                    }
+                }
+                if !prefetching {
+                    claimed = claim();
                 }
             }
         };
@@ -379,8 +401,8 @@ impl Executor {
         Ok(report)
     }
 
-    /// Reads one block from the stage's input and writes it to the stage's output; returns the
-    /// bytes moved.
+    /// Reads one block from the stage's input and writes it to the stage's output, calling
+    /// `after_read` in between; returns the bytes moved.
     fn run_task(
         &self,
         job: &ArrayJob<'_>,
@@ -388,6 +410,7 @@ impl Executor {
         task: u64,
         region: &Region,
         pool: &BufferPool,
+        after_read: &mut (dyn FnMut() + Send),
     ) -> Result<u64> {
         if self.fail_task == Some((stage, task)) {
             return Err(Error::Invalid(
@@ -402,7 +425,7 @@ impl Executor {
         let mut buffers = pool.take();
         let result = self
             .pool
-            .install(|| self.move_block(job, stage, region, len, &mut buffers));
+            .install(|| self.move_block(job, stage, region, len, &mut buffers, after_read));
         pool.give(buffers);
         // What codecs and stores allocated and freed during the task stays resident in holes
         // of the heap otherwise, beyond what the budget counts (runs with lz4 scratch peaked
@@ -473,6 +496,7 @@ impl Executor {
         region: &Region,
         len: usize,
         buffers: &mut TaskBuffers,
+        after_read: &mut (dyn FnMut() + Send),
     ) -> Result<()> {
         let plan = job.plan;
         // The planner counted each of the task's threads' chunk or piece buffers in its memory.
@@ -498,6 +522,7 @@ impl Executor {
             }
             Endpoint::Target => unreachable!("no stage reads the target"),
         }
+        after_read();
         match plan.output(stage) {
             Endpoint::Target => job.target.write_region_parallel(region, block, threads)?,
             Endpoint::Pieces(boundary) => {

@@ -423,6 +423,7 @@ fn plan_array(
         task_budget: pool / threads,
         source_read_overhead: read_overhead,
         target_write_overhead: target.write_overhead(&target_meta),
+        source_prefetch: source.prefetch_overhead(),
         min_io: options.min_io,
         parallelism: threads,
         task_threads: 1,

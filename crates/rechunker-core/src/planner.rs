@@ -124,6 +124,9 @@ pub struct PlanRequest {
     pub source_read_overhead: u64,
     /// Memory the target adapter needs beyond the block while writing.
     pub target_write_overhead: u64,
+    /// Bytes per task thread of the next task's chunks the source fetches while a first-stage
+    /// task writes ([`crate::ChunkedArray::prefetch_overhead`]); 0 when it fetches none.
+    pub source_prefetch: u64,
     /// Scratch pieces smaller than this are worth an extra stage to avoid, if the cost model agrees.
     pub min_io: u64,
     /// Tasks that will run at once; blocks stop growing before a stage has fewer tasks than this.
@@ -190,6 +193,11 @@ pub struct Plan {
     /// written before tasks had threads of their own ran each task on one.
     #[serde(default = "one_thread")]
     pub task_threads: u64,
+    /// What first-stage tasks count for the next task's chunks fetched while they write (see
+    /// [`PlanRequest::source_prefetch`]): 0 for one task, and in plans made before prefetching,
+    /// which then run without it.
+    #[serde(default)]
+    pub source_prefetch: u64,
 }
 
 fn one_thread() -> u64 {
@@ -649,7 +657,21 @@ fn stage_memory(req: &PlanRequest, blocks: &[ChunkGrid], k: usize) -> u64 {
     } else {
         piece_overhead(max_piece_elements(&blocks[k], &blocks[k + 1]) * req.item_size)
     };
+    // While a first-stage task writes, the next task's first chunks arrive.
+    let output = if k == 0 {
+        output + source_prefetch(req, blocks)
+    } else {
+        output
+    };
     block + req.task_threads.max(1).saturating_mul(input.max(output))
+}
+
+/// The source's prefetch, if its stage has a next task to prefetch for.
+fn source_prefetch(req: &PlanRequest, blocks: &[ChunkGrid]) -> u64 {
+    match blocks.first() {
+        Some(first) if first.num_chunks() > 1 => req.source_prefetch,
+        _ => 0,
+    }
 }
 
 fn fits(req: &PlanRequest, blocks: &[ChunkGrid]) -> bool {
@@ -679,8 +701,9 @@ fn into_plan(req: &PlanRequest, blocks: Vec<ChunkGrid>) -> Plan {
         source: req.source.clone(),
         target: req.target.clone(),
         task_budget: req.task_budget,
-        stages,
         task_threads: req.task_threads.max(1),
+        source_prefetch: source_prefetch(req, &blocks),
+        stages,
     }
 }
 
@@ -946,6 +969,7 @@ mod tests {
             item_size: item,
             source_read_overhead: 2 * source.max_chunk_elements() * item,
             target_write_overhead: 2 * target.max_chunk_elements() * item,
+            source_prefetch: 0,
             source,
             target,
             task_budget: budget,
@@ -1009,6 +1033,42 @@ mod tests {
             DimGrid::regular(12, 12)
         );
         assert_eq!(lcm(4, 6), Some(12));
+    }
+
+    /// A first-stage task holds the next task's prefetched chunks while it writes, so its
+    /// memory counts them beside the write's own buffers; a stage of one task has no next task.
+    #[test]
+    fn a_first_stage_counts_the_prefetch_only_with_a_next_task() {
+        let mut req = request(&[64, 400, 400], &[1, 400, 400], &[64, 50, 50], 4, 64 << 20);
+        let without = plan(&req).unwrap();
+        req.source_prefetch = 5 << 20;
+        let with = plan(&req).unwrap();
+        assert!(with.stages[0].blocks.num_chunks() > 1);
+        assert_eq!(with.source_prefetch, 5 << 20);
+        let write = if with.stages.len() == 1 {
+            req.target_write_overhead
+        } else {
+            piece_overhead(max_piece_elements(&with.stages[0].blocks, &with.stages[1].blocks) * 4)
+        };
+        let block = with.stages[0].blocks.max_chunk_elements() * 4;
+        let read = req.source_read_overhead;
+        assert_eq!(
+            with.stages[0].task_memory,
+            block + read.max(write + (5 << 20))
+        );
+        assert!(with.stages[0].task_memory <= req.task_budget);
+        assert!(without.stages[0].task_memory <= req.task_budget);
+        // One task from memory: nothing to prefetch for, nothing counted.
+        req.task_budget = 1 << 30;
+        req.parallelism = 1;
+        let one = plan(&req).unwrap();
+        assert_eq!(one.stages.len(), 1);
+        assert_eq!(one.stages[0].blocks.num_chunks(), 1);
+        assert_eq!(one.source_prefetch, 0);
+        assert_eq!(
+            one.stages[0].task_memory,
+            64 * 400 * 400 * 4 + req.source_read_overhead.max(req.target_write_overhead)
+        );
     }
 
     #[test]

@@ -327,6 +327,7 @@ fn sizes_past_64_bits_are_refused_not_wrapped() {
             task_memory: u64::MAX,
         }],
         task_threads: 1,
+        source_prefetch: 0,
     };
     let e = plan.check().unwrap_err();
     assert!(e.contains("16 EiB"), "{e}");
@@ -343,6 +344,7 @@ fn sizes_past_64_bits_are_refused_not_wrapped() {
             task_memory: 1,
         }],
         task_threads: 1,
+        source_prefetch: 0,
     };
     assert!(plan.check().unwrap_err().contains("16 EiB"));
 }

@@ -8,6 +8,7 @@ use crate::store::Storage;
 use rayon::prelude::*;
 use rechunker_core::layout::{buffer_len, copy_box, fill_elements};
 use rechunker_core::{ArrayMeta, ChunkedArray, ChunkedArrayMut, Region};
+use std::sync::Arc;
 use unsafe_cell_slice::UnsafeCellSlice;
 use zarrs::array::{
     Array, ArrayBytes, ArrayBytesDecodeIntoTarget, ArrayBytesFixedDisjointView, ArrayError,
@@ -59,6 +60,8 @@ pub struct ZarrArray {
     store_every_chunk: bool,
     /// On an object store: reads fetch a window of chunks ahead of the one being decoded.
     pub(crate) remote: bool,
+    /// A source's object store, through which the next task's first chunks are fetched early.
+    pub(crate) prefetcher: Option<Arc<crate::store::ObjectStorage>>,
 }
 
 impl std::fmt::Debug for ZarrArray {
@@ -107,6 +110,7 @@ impl ZarrArray {
             sharded,
             store_every_chunk,
             remote: false,
+            prefetcher: None,
         })
     }
 
@@ -347,6 +351,40 @@ impl ChunkedArray for ZarrArray {
             return self.read_region(region, out);
         }
         Ok(crate::store::keeping_reads(|| self.read(region, out, 1))?)
+    }
+
+    fn prefetch_overhead(&self) -> u64 {
+        match (&self.prefetcher, self.sharded) {
+            (Some(_), false) => {
+                rechunker_store::io_window() as u64 * meta::encoded_bound(self.chunk_bytes())
+            }
+            _ => 0,
+        }
+    }
+
+    fn prefetch(&self, region: &Region, threads: usize) {
+        let Some(prefetcher) = self.prefetcher.as_ref().filter(|_| !self.sharded) else {
+            return;
+        };
+        if self.in_bounds(region).is_err() {
+            return;
+        }
+        // The read splits the chunks into `threads` runs, each fetching a window of its next
+        // chunks: the first window of every run is what the read would ask for first.
+        let chunks = chunk_indices(self.meta.grid.chunks_overlapping(region));
+        let per_group = chunks.len().div_ceil(threads.max(1)).max(1);
+        let window = rechunker_store::io_window().max(1);
+        let keys = chunks
+            .chunks(per_group)
+            .flat_map(|run| run.iter().take(window))
+            .map(|c| self.key(c));
+        let started = prefetcher.prefetch(keys);
+        tracing::debug!(
+            variable = self.meta.name,
+            %region,
+            started,
+            "prefetching the next task's first chunks"
+        );
     }
 
     fn read_overhead(&self) -> u64 {

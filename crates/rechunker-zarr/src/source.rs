@@ -165,6 +165,7 @@ impl ZarrSource {
             match open_found(uri, &storage, f) {
                 Ok(mut array) => {
                     array.remote = store.local_root.is_none();
+                    array.prefetcher = store.objects.clone();
                     arrays.push(Arc::new(array))
                 }
                 Err(

@@ -37,6 +37,9 @@ pub(crate) struct OpenedStore {
     pub writable: bool,
     /// False for `http(s)://`: plain HTTP cannot list, so groups need consolidated metadata.
     pub listable: bool,
+    /// For object stores, the storage itself: arrays start fetches of the next task's chunks
+    /// through it (see [`ObjectStorage::prefetch`]).
+    pub objects: Option<Arc<ObjectStorage>>,
 }
 
 struct TokioBlockOn(tokio::runtime::Handle);
@@ -63,18 +66,20 @@ pub(crate) fn open_store(uri: &str) -> Result<OpenedStore> {
     let object = rechunker_store::open_object(uri).map_err(store_error)?;
     let handle = rechunker_store::runtime_handle(uri).map_err(store_error)?;
     let store = Arc::new(AsyncObjectStore::new(object.store.clone()));
-    let adapter = ObjectStorage {
+    let adapter = Arc::new(ObjectStorage {
         sync: AsyncToSyncStorageAdapter::new(store.clone(), TokioBlockOn(handle.clone())),
         store,
         object: object.store,
         handle,
         kept: Mutex::default(),
-    };
+        prefetched: Mutex::default(),
+    });
     Ok(OpenedStore {
-        storage: Arc::new(adapter),
+        storage: adapter.clone(),
         local_root: None,
         writable: object.writable,
         listable: object.listable,
+        objects: Some(adapter),
     })
 }
 
@@ -82,7 +87,7 @@ type AsyncStore = AsyncObjectStore<Arc<dyn ObjectStore>>;
 
 /// zarrs' async-to-sync adapter over an object store, except that whole-object reads are one
 /// GET (the adapter turns them into a HEAD and a ranged GET).
-struct ObjectStorage {
+pub(crate) struct ObjectStorage {
     sync: AsyncToSyncStorageAdapter<AsyncStore, TokioBlockOn>,
     store: Arc<AsyncStore>,
     /// The object store under `store`, for multipart uploads.
@@ -90,6 +95,9 @@ struct ObjectStorage {
     handle: tokio::runtime::Handle,
     /// Objects fetched while [`keeping_reads`], until read once more.
     kept: Mutex<Kept>,
+    /// Fetches of the next task's chunks ([`ObjectStorage::prefetch`]), until a thread that
+    /// reads them takes them.
+    prefetched: Mutex<HashMap<String, Fetch>>,
 }
 
 /// Objects the planner's rate probe fetched, kept for the run's first read of each (so that
@@ -140,6 +148,45 @@ impl ObjectStorage {
 
 type Fetch = tokio::task::JoinHandle<std::result::Result<MaybeBytes, StorageError>>;
 
+impl ObjectStorage {
+    /// Starts fetching `keys` for whichever thread reads them (the caller bounds how many);
+    /// keys kept or already being fetched are skipped. Returns the fetches started.
+    pub(crate) fn prefetch(&self, keys: impl IntoIterator<Item = String>) -> usize {
+        let mut prefetched = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
+        let mut started = 0;
+        for key in keys {
+            if self.is_kept(&key) || prefetched.contains_key(&key) {
+                continue;
+            }
+            let Ok(store_key) = StoreKey::new(key.clone()) else {
+                continue;
+            };
+            let store = self.store.clone();
+            let fetch = self
+                .handle
+                .spawn(async move { store.get(&store_key).await });
+            prefetched.insert(key, fetch);
+            started += 1;
+        }
+        started
+    }
+
+    /// The prefetch of `key`, given up by the prefetcher.
+    fn take_prefetched(&self, key: &str) -> Option<Fetch> {
+        let mut prefetched = self.prefetched.lock().unwrap_or_else(|e| e.into_inner());
+        prefetched.remove(key)
+    }
+}
+
+impl Drop for ObjectStorage {
+    fn drop(&mut self) {
+        let prefetched = self.prefetched.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (_, fetch) in prefetched.drain() {
+            fetch.abort();
+        }
+    }
+}
+
 /// A thread's reads ahead (see [`reads_ahead`]): the keys still to fetch, in the order they
 /// will be read, and the fetches in flight.
 struct Ahead {
@@ -173,13 +220,13 @@ pub(crate) fn reads_ahead<T>(keys: Vec<String>, f: impl FnOnce() -> T) -> T {
 }
 
 impl ObjectStorage {
-    /// The fetch of `key` if this thread reads ahead and `key` is on its list; tops the
-    /// window up first.
+    /// The fetch of `key` if this thread reads ahead and `key` is on its list (topping the
+    /// window up first), or if it was prefetched.
     fn fetched(&self, key: &StoreKey) -> Option<Fetch> {
-        AHEAD.with(|a| {
+        let name = key.as_str();
+        let ahead = AHEAD.with(|a| {
             let mut a = a.borrow_mut();
             let ahead = a.as_mut()?;
-            let name = key.as_str();
             if !ahead.pending.contains_key(name) && !ahead.keys.iter().any(|k| k == name) {
                 return None;
             }
@@ -187,22 +234,28 @@ impl ObjectStorage {
                 let Some(next) = ahead.keys.pop_front() else {
                     break;
                 };
-                // A kept object is read from memory: no fetch.
+                // A kept object is read from memory: no fetch. A prefetched one joins the
+                // window, which so holds what this thread has coming, prefetched or not.
                 if self.is_kept(&next) {
                     continue;
                 }
-                let Ok(store_key) = StoreKey::new(next.clone()) else {
-                    continue;
+                let fetch = match self.take_prefetched(&next) {
+                    Some(fetch) => fetch,
+                    None => {
+                        let Ok(store_key) = StoreKey::new(next.clone()) else {
+                            continue;
+                        };
+                        let store = self.store.clone();
+                        self.handle
+                            .spawn(async move { store.get(&store_key).await })
+                    }
                 };
-                let store = self.store.clone();
-                let fetch = self
-                    .handle
-                    .spawn(async move { store.get(&store_key).await });
                 ahead.pending.insert(next, fetch);
             }
             ahead.keys.retain(|k| k != name);
             ahead.pending.remove(name)
-        })
+        });
+        ahead.or_else(|| self.take_prefetched(name))
     }
 }
 
@@ -475,6 +528,7 @@ fn open_local(uri: &str, path: &Path) -> Result<OpenedStore> {
             direct_io: OnceLock::new(),
         }),
         local_root: Some(path.to_path_buf()),
+        objects: None,
         writable: true,
         listable: true,
     })

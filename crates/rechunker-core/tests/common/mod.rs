@@ -34,6 +34,7 @@ pub fn request(item_size: u64, source: ChunkGrid, target: ChunkGrid, budget: u64
         task_budget: budget,
         source_read_overhead: 0,
         target_write_overhead: 0,
+        source_prefetch: 0,
         min_io: 0,
         parallelism: 2,
         task_threads: 1,
