@@ -1375,8 +1375,17 @@ impl Bench {
         let latencies: &[u64] = if self.quick { &[0, 30] } else { &[0, 30, 100] };
         let mut at_zero = None;
         for &latency in latencies {
-            util::step(&format!("cloud: {latency} ms per request"));
-            let (ours, stats, cpu) = run(latency, None)?;
+            // The best of two: one run against moto on two shared cores varies by ~15%, as
+            // much as the latency costs.
+            util::step(&format!("cloud: {latency} ms per request (best of 2)"));
+            let first = run(latency, None)?;
+            let second = run(latency, None)?;
+            let (mut ours, stats, cpu) = if second.0.m.seconds < first.0.m.seconds {
+                second
+            } else {
+                first
+            };
+            ours.runs = 2;
             // Latency hidden: within 1.3x of 0 ms at 30 ms, within 2x at 100 ms.
             let allowed = if latency <= 30 { 1.3 } else { 2.0 };
             match at_zero {
@@ -1406,13 +1415,14 @@ impl Bench {
             }
             writeln!(
                 out,
-                "| {latency} ms | {} | {:.0} | {} | {} | {} | {:.1} s | {} |",
+                "| {latency} ms | {} | {:.0} | {} | {} | {} | {:.1} s | {}{} |",
                 format_seconds(m.seconds),
                 raw_bytes as f64 / m.seconds / 1e6,
                 format_bytes(m.peak_rss),
                 stats.requests,
                 format_bytes(stats.bytes_up + stats.bytes_down),
                 cpu,
+                runs_note(ours.runs),
                 ours.estimate_note()
             )?;
         }
