@@ -1485,7 +1485,7 @@ impl Bench {
             }
             Ok((m, proxy.stats(), moto.cpu_seconds() - cpu))
         };
-        let mut best: Option<(usize, util::Measured, rechunker_proxy::Stats, f64)> = None;
+        let mut best: Option<PeerRun> = None;
         for threads in [2usize, 8] {
             util::step(&format!(
                 "cloud: 30 ms, rechunker + dask ({threads} threads) via s3fs"
@@ -1496,12 +1496,7 @@ impl Bench {
                 "1GB",
                 threads,
             )?;
-            if best
-                .as_ref()
-                .is_none_or(|(_, b, _, _)| m.seconds < b.seconds)
-            {
-                best = Some((threads, m, stats, cpu));
-            }
+            keep_faster(&mut best, (threads, m, stats, cpu));
         }
         util::step("cloud: 30 ms, ours again beside the peer");
         let (Ours { m: ours, .. }, ours_stats, ours_cpu) = run(30, None)?;
@@ -1573,7 +1568,7 @@ impl Bench {
             estimate,
             runs: 1,
         };
-        let mut best: Option<(usize, util::Measured, rechunker_proxy::Stats, f64)> = None;
+        let mut best: Option<PeerRun> = None;
         for threads in [2usize, 8] {
             util::step(&format!(
                 "cloud: 30 ms to a local target, rechunker + dask ({threads} threads)"
@@ -1586,12 +1581,7 @@ impl Bench {
             let _ = std::fs::remove_dir_all(&dst);
             let _ = std::fs::remove_dir_all(&tmp);
             let (m, stats, cpu) = result?;
-            if best
-                .as_ref()
-                .is_none_or(|(_, b, _, _)| m.seconds < b.seconds)
-            {
-                best = Some((threads, m, stats, cpu));
-            }
+            keep_faster(&mut best, (threads, m, stats, cpu));
         }
         writeln!(out, "\nDownload and rechunk: the same source on S3 at 30 ms, target and scratch on the local disk, `--max-mem 256MiB` (several tasks: each runner fetches its next task's first chunks while the current one writes):\n")?;
         writeln!(
@@ -1621,6 +1611,16 @@ impl Bench {
         }
         self.failures.extend(misses);
         Ok(out)
+    }
+}
+
+/// A peer's run on S3: its thread count, figures, the store's counters and moto's CPU seconds.
+type PeerRun = (usize, util::Measured, rechunker_proxy::Stats, f64);
+
+/// Keeps `run` in `best` if it is the faster.
+fn keep_faster(best: &mut Option<PeerRun>, run: PeerRun) {
+    if best.as_ref().is_none_or(|b| run.1.seconds < b.1.seconds) {
+        *best = Some(run);
     }
 }
 
