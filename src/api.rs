@@ -391,6 +391,7 @@ impl Rechunk {
 
     /// Plans the run without touching the target or the scratch.
     pub fn plan(&self) -> Result<Plan> {
+        let started = Instant::now();
         let source = open_source(
             &self.src,
             self.concat_dim.as_deref(),
@@ -417,7 +418,8 @@ impl Rechunk {
             }),
             remote: self.remote_probe(&scratch_at),
         };
-        let plan = job::plan_dataset_measured(
+        let opening_seconds = started.elapsed().as_secs_f64();
+        let mut plan = job::plan_dataset_measured(
             source.dataset.as_ref(),
             target.as_ref(),
             &options,
@@ -441,6 +443,7 @@ impl Rechunk {
                 Err(_) => anyhow::Error::new(e),
             }
         })?;
+        plan.opening_seconds = opening_seconds;
         Ok(Plan {
             settings: self.clone(),
             source,
@@ -1017,7 +1020,7 @@ pub fn describe(plan: &DatasetPlan) -> String {
         format_bytes(plan.memory_reserve),
         plan.threads
     );
-    let mut total_seconds = 0.0;
+    let mut total_seconds = plan.opening_seconds;
     for a in &plan.arrays {
         let p = &a.plan;
         let meta = &a.target;
@@ -1122,20 +1125,32 @@ pub fn describe(plan: &DatasetPlan) -> String {
         }
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Opening only shows where it is worth a word: round trips to a distant store.
+    let opening = if plan.opening_seconds >= 0.05 {
+        format!(
+            " ({} of it opening the source and timing the stores)",
+            format_seconds(plan.opening_seconds)
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "  estimate: about {} on {cores} cores",
+        "  estimate: about {} on {cores} cores{opening}",
         format_seconds(total_seconds)
     );
     out
 }
 
-/// The plan's estimated wall seconds (the sum over its arrays), where it has one.
+/// The plan's estimated wall seconds (opening the source and timing the stores, then each
+/// array), where it has one.
 pub fn estimated_seconds(plan: &DatasetPlan) -> Option<f64> {
-    plan.arrays
+    let arrays: Option<f64> = plan
+        .arrays
         .iter()
         .map(|a| a.estimate.as_ref().map(|e| e.seconds))
-        .sum()
+        .sum();
+    arrays.map(|seconds| seconds + plan.opening_seconds)
 }
 
 #[cfg(test)]

@@ -329,6 +329,13 @@ fn plan_times_the_store_and_keeps_a_small_array_off_remote_scratch() {
     };
     cloud.proxy.set_latency(Duration::from_millis(100));
     let plan_100ms = plan();
+    // Opening the source and timing the store are round trips a run makes again: the plan
+    // counts them (at least the metadata read and the probe's three rounds, 100 ms each).
+    let opening = plan_100ms["opening_seconds"].as_f64().unwrap_or_default();
+    assert!(
+        (0.3..30.0).contains(&opening),
+        "opening took {opening} s at 100 ms per request"
+    );
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let default_window = rechunker_store::DEFAULT_IO_CONCURRENCY.div_ceil(cores) as u64;
     assert!(

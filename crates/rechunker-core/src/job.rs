@@ -144,6 +144,11 @@ pub struct DatasetPlan {
     pub threads: usize,
     pub arrays: Vec<ArrayPlan>,
     pub attrs: crate::meta::Attributes,
+    /// Wall seconds planning spent before the arrays: opening the source and timing the
+    /// object stores. A run does both again, so its estimate counts them; on a store 100 ms
+    /// away they are several round trips. 0 in plans written without it.
+    #[serde(default)]
+    pub opening_seconds: f64,
 }
 
 impl DatasetPlan {
@@ -593,6 +598,7 @@ pub fn plan_dataset_measured(
         threads: options.threads,
         arrays,
         attrs: meta.attrs.clone(),
+        opening_seconds: 0.0,
     })
 }
 

@@ -60,6 +60,7 @@ fn plan(chunks: &str) -> DatasetPlan {
         threads: 2,
         arrays: vec![],
         attrs: Default::default(),
+        opening_seconds: 0.0,
     }
 }
 
