@@ -330,8 +330,12 @@ impl Executor {
             }
         };
         // A source that prefetches gets each runner's next task as soon as the current one's
-        // reads are done, so that its first chunks arrive while the current task writes.
-        let prefetching = plan.input(stage) == Endpoint::Source && plan.source_prefetch > 0;
+        // reads are done, so that its first chunks arrive while the current task writes; only
+        // where the plan's task memory counted at least what the source will hold (a plan file
+        // from elsewhere may have counted less, or nothing).
+        let prefetching = plan.input(stage) == Endpoint::Source
+            && plan.source_prefetch > 0
+            && plan.source_prefetch >= job.source.prefetch_overhead();
         let runner = || {
             let mut claimed = claim();
             while let Some(task) = claimed.take() {
