@@ -98,10 +98,10 @@ impl Drop for Azurite {
     }
 }
 
-/// A raw source of random float32 values (`tas`, 200 x 192 x 192 in (1, 192, 192) chunks), and the
-/// same written to `az://data/in.zarr`.
+/// A raw source of random float32 values (`tas`, 400 x 192 x 192 in (1, 192, 192) chunks, 56 MiB),
+/// and the same written to `az://data/in.zarr`.
 fn source(azurite: &Azurite, dir: &std::path::Path) -> String {
-    let raw = write_tas(&dir.join("tas.raw"), &[200, 192, 192], &[1, 192, 192]);
+    let raw = write_tas(&dir.join("tas.raw"), &[400, 192, 192], &[1, 192, 192]);
     let out = azurite.rechunk(&[&raw, "az://data/in.zarr", "--chunks", "time=1", "-q"]);
     assert!(out.status.success(), "{}", stderr(&out));
     raw
@@ -113,16 +113,18 @@ fn az_to_az_through_az_scratch_in_two_stages_is_identical_and_leaves_no_scratch(
     let dir = tempfile::tempdir().unwrap();
     let raw = source(&azurite, dir.path());
     let source_blobs = azurite.listing("in.zarr/");
-    assert!(source_blobs.len() > 200, "{source_blobs:?}");
+    assert!(source_blobs.len() > 400, "{source_blobs:?}");
     let args = [
         "az://data/in.zarr",
         "az://data/out.zarr",
         "--chunks",
-        "time=200,lat=16,lon=16",
+        "time=400,lat=16,lon=16",
         "--scratch",
         "az://data/scratch",
         "--max-mem",
-        "96MiB",
+        // The process holds 85-100 MiB itself (more on a busy machine once): what is left
+        // for data is less than the array either way, and never below what a task needs.
+        "128MiB",
     ];
     let plan = azurite.rechunk(&[&["plan"], &args[..], &["--json"]].concat());
     assert!(plan.status.success(), "{}", stderr(&plan));
@@ -130,7 +132,7 @@ fn az_to_az_through_az_scratch_in_two_stages_is_identical_and_leaves_no_scratch(
     assert_eq!(
         plan["arrays"][0]["plan"]["stages"].as_array().map(Vec::len),
         Some(2),
-        "a 28 MiB array under --max-mem 96MiB should pass through the scratch: {}",
+        "a 56 MiB array under --max-mem 128MiB should pass through the scratch: {}",
         plan["arrays"][0]["estimate"]
     );
     let out = azurite.rechunk(&[&args[..], &["-q"]].concat());
